@@ -1,0 +1,53 @@
+"""`dailyq …` and `python -m bot …`: one command line for every way to run the bot."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+from pathlib import Path
+
+from bot.config import Settings
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="dailyq", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def with_common(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
+        p.add_argument("--db", type=Path, help="SQLite file (DAILYQ_DB)")
+        p.add_argument("--content", type=Path, help="directory of *.md banks, or one file (DAILYQ_CONTENT)")
+        return p
+
+    check = sub.add_parser("check", help="parse banks and report every problem as file:line")
+    check.add_argument("paths", nargs="*", type=Path, help="files or directories (default: DAILYQ_CONTENT)")
+    check.add_argument("--json", action="store_true", help="one JSON object: questions, warnings, errors")
+
+    console = with_common(sub.add_parser("console", help="chat with the bot in this terminal; no token needed"))
+    console.add_argument("--user", default="you", help="your name in the console chat")
+    console.add_argument("--chat", default="console", help="the console chat's id")
+    console.add_argument("--group", action="store_true", help="make the chat a group")
+    console.add_argument("--member", action="store_true", help="in a group: you are not an admin")
+
+    run = with_common(sub.add_parser("run", help="run every platform whose token is set"))
+    run.add_argument("--platform", action="append", choices=["telegram", "discord"], help="only these")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    settings = Settings.from_env().override(db=getattr(args, "db", None), content=getattr(args, "content", None))
+    if args.command == "check":
+        from bot.check import run_check
+
+        return run_check(args.paths or [settings.content], as_json=args.json)
+    if args.command == "console":
+        from bot.app import run_console
+
+        return asyncio.run(
+            run_console(settings, user=args.user, chat=args.chat, group=args.group, member=args.member)
+        )
+    if args.command == "run":
+        from bot.app import run_platforms
+
+        return asyncio.run(run_platforms(settings, platforms=args.platform))
+    raise AssertionError(args.command)

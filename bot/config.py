@@ -1,0 +1,73 @@
+"""The only reader of os.environ: one frozen Settings object; command-line flags override it."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+BUNDLED_CONTENT = Path(__file__).parent / "content"
+
+
+def _split(value: str) -> tuple[str, ...]:
+    return tuple(part.strip() for part in value.split(",") if part.strip())
+
+
+@dataclass(frozen=True)
+class Settings:
+    db: Path = Path("./data/dailyq.sqlite3")
+    content: Path = BUNDLED_CONTENT
+    timezone: str = "UTC"
+    post_time: str = "09:00"
+    lang: str = "en"
+    catch_up: str | None = None  # None: until the end of the chat's local day
+    owners: tuple[str, ...] = ()
+    log_level: str = "INFO"
+    log_format: str = "text"
+    http_port: int | None = None
+    telegram_token: str | None = field(default=None, repr=False)
+    telegram_api_url: str = "https://api.telegram.org/bot"
+    telegram_webhook_url: str | None = None
+    telegram_webhook_listen: str = "0.0.0.0:8443"
+    telegram_webhook_secret: str | None = field(default=None, repr=False)
+    discord_token: str | None = field(default=None, repr=False)
+    discord_api_url: str = "https://discord.com/api/v10"
+    discord_gateway_url: str | None = None
+    discord_guild_ids: tuple[int, ...] = ()
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if environ is None else environ
+        defaults = cls()
+
+        def get(name: str) -> str | None:
+            value = env.get(name, "").strip()
+            return value or None
+
+        port = get("DAILYQ_HTTP_PORT")
+        return cls(
+            db=Path(get("DAILYQ_DB") or defaults.db),
+            content=Path(get("DAILYQ_CONTENT") or defaults.content),
+            timezone=get("DAILYQ_TIMEZONE") or defaults.timezone,
+            post_time=get("DAILYQ_POST_TIME") or defaults.post_time,
+            lang=get("DAILYQ_LANG") or defaults.lang,
+            catch_up=get("DAILYQ_CATCH_UP"),
+            owners=_split(get("DAILYQ_OWNERS") or ""),
+            log_level=(get("DAILYQ_LOG_LEVEL") or defaults.log_level).upper(),
+            log_format=get("DAILYQ_LOG_FORMAT") or defaults.log_format,
+            http_port=int(port) if port else None,
+            telegram_token=get("TELEGRAM_BOT_TOKEN"),
+            telegram_api_url=get("TELEGRAM_API_URL") or defaults.telegram_api_url,
+            telegram_webhook_url=get("TELEGRAM_WEBHOOK_URL"),
+            telegram_webhook_listen=get("TELEGRAM_WEBHOOK_LISTEN") or defaults.telegram_webhook_listen,
+            telegram_webhook_secret=get("TELEGRAM_WEBHOOK_SECRET"),
+            discord_token=get("DISCORD_BOT_TOKEN"),
+            discord_api_url=get("DISCORD_API_URL") or defaults.discord_api_url,
+            discord_gateway_url=get("DISCORD_GATEWAY_URL"),
+            discord_guild_ids=tuple(int(g) for g in _split(get("DISCORD_GUILD_IDS") or "")),
+        )
+
+    def override(self, **flags: object) -> Settings:
+        """Apply command-line flags; a flag left as None keeps the environment's value."""
+        return replace(self, **{k: v for k, v in flags.items() if v is not None})
