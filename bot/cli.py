@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import sys
 from pathlib import Path
 
-from bot.config import Settings
+from bot.config import ConfigError, Settings
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -30,12 +31,24 @@ def _parser() -> argparse.ArgumentParser:
 
     run = with_common(sub.add_parser("run", help="run every platform whose token is set"))
     run.add_argument("--platform", action="append", choices=["telegram", "discord"], help="only these")
+
+    with_common(sub.add_parser("reload", help="make the running bot re-read its bank (SIGHUP)"))
+    backup = with_common(sub.add_parser("backup", help="copy the database safely, also while the bot runs"))
+    # A string, not a Path: a trailing slash means "a new file in this directory".
+    backup.add_argument("dest", help="a file, or a directory (ending in /) for a dated file")
+    restore = with_common(sub.add_parser("restore", help="replace the database with a backup (bot stopped)"))
+    restore.add_argument("source", type=Path, help="the backup file")
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    settings = Settings.from_env().override(db=getattr(args, "db", None), content=getattr(args, "content", None))
+    try:
+        env = Settings.from_env()
+    except ConfigError as error:
+        print(f"dailyq: {error}", file=sys.stderr)
+        return 2
+    settings = env.override(db=getattr(args, "db", None), content=getattr(args, "content", None))
     if args.command == "check":
         from bot.check import run_check
 
@@ -50,4 +63,25 @@ def main(argv: list[str] | None = None) -> int:
         from bot.app import run_platforms
 
         return asyncio.run(run_platforms(settings, platforms=args.platform))
-    raise AssertionError(args.command)
+    if args.command == "reload":
+        from bot.app import signal_reload
+
+        return signal_reload(settings)
+    return asyncio.run(_backup_or_restore(args, settings))
+
+
+async def _backup_or_restore(args: argparse.Namespace, settings: Settings) -> int:
+    from bot.ops.backup import BackupError, backup, restore
+
+    try:
+        if args.command == "backup":
+            print(f"dailyq backup: wrote {await backup(settings.db, args.dest)}")
+        else:
+            kept = await restore(args.source, settings.db)
+            print(f"dailyq restore: {settings.db} restored from {args.source}")
+            if kept:
+                print(f"dailyq restore: the replaced database was kept as {kept}")
+    except BackupError as error:
+        print(f"dailyq {args.command}: {error}", file=sys.stderr)
+        return 1
+    return 0

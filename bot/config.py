@@ -10,8 +10,19 @@ from pathlib import Path
 BUNDLED_CONTENT = Path(__file__).parent / "content"
 
 
+class ConfigError(ValueError):
+    """A variable has a value dailyq cannot use; the message names the variable."""
+
+
 def _split(value: str) -> tuple[str, ...]:
     return tuple(part.strip() for part in value.split(",") if part.strip())
+
+
+def _integers(name: str, value: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(part) for part in _split(value))
+    except ValueError:
+        raise ConfigError(f"{name} must be whole numbers separated by commas, got {value!r}") from None
 
 
 @dataclass(frozen=True)
@@ -35,6 +46,7 @@ class Settings:
     discord_api_url: str = "https://discord.com/api/v10"
     discord_gateway_url: str | None = None
     discord_guild_ids: tuple[int, ...] = ()
+    discord_message_content: bool = False  # the privileged intent: read answers typed in threads
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -45,7 +57,7 @@ class Settings:
             value = env.get(name, "").strip()
             return value or None
 
-        port = get("DAILYQ_HTTP_PORT")
+        port = _integers("DAILYQ_HTTP_PORT", get("DAILYQ_HTTP_PORT") or "")
         return cls(
             db=Path(get("DAILYQ_DB") or defaults.db),
             content=Path(get("DAILYQ_CONTENT") or defaults.content),
@@ -56,7 +68,7 @@ class Settings:
             owners=_split(get("DAILYQ_OWNERS") or ""),
             log_level=(get("DAILYQ_LOG_LEVEL") or defaults.log_level).upper(),
             log_format=get("DAILYQ_LOG_FORMAT") or defaults.log_format,
-            http_port=int(port) if port else None,
+            http_port=port[0] if port else None,
             telegram_token=get("TELEGRAM_BOT_TOKEN"),
             telegram_api_url=get("TELEGRAM_API_URL") or defaults.telegram_api_url,
             telegram_webhook_url=get("TELEGRAM_WEBHOOK_URL"),
@@ -65,7 +77,8 @@ class Settings:
             discord_token=get("DISCORD_BOT_TOKEN"),
             discord_api_url=get("DISCORD_API_URL") or defaults.discord_api_url,
             discord_gateway_url=get("DISCORD_GATEWAY_URL"),
-            discord_guild_ids=tuple(int(g) for g in _split(get("DISCORD_GUILD_IDS") or "")),
+            discord_guild_ids=_integers("DISCORD_GUILD_IDS", get("DISCORD_GUILD_IDS") or ""),
+            discord_message_content=(get("DISCORD_MESSAGE_CONTENT") or "0").lower() in ("1", "true", "yes", "on"),
         )
 
     def override(self, **flags: object) -> Settings:

@@ -7,11 +7,17 @@ Times are stored as ISO-8601 UTC strings (`...+00:00`), which sort correctly as 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+import json
+from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
 from pathlib import Path
+from typing import Any
 
 import aiosqlite
+
+from bot.core.model import ChatRef
 
 # Append-only: a migration, once released, is never edited; the next change is a new entry.
 # Entry N brings the database from user_version N to N+1, in the same transaction as the bump.
@@ -27,7 +33,8 @@ MIGRATIONS: list[str] = [
         subscribed INTEGER NOT NULL DEFAULT 0,
         schedule_from TEXT,                   -- UTC; only instants after it are due (subscribe / settings change)
         cycle INTEGER NOT NULL DEFAULT 0,     -- the chat's current pass through the bank
-        created_at TEXT NOT NULL
+        created_at TEXT NOT NULL,
+        platform_lang TEXT                    -- language the platform reported for whoever set it up
     );
     CREATE INDEX chats_subscribed ON chats(subscribed) WHERE subscribed = 1;
 
@@ -60,6 +67,21 @@ MIGRATIONS: list[str] = [
     CREATE INDEX posts_chat ON posts(chat_key, id);
     CREATE INDEX posts_message ON posts(chat_key, message_id);
     CREATE INDEX posts_reveal_due ON posts(reveal_due_at) WHERE revealed_at IS NULL;
+    CREATE INDEX posts_user ON posts(user_key, question_id) WHERE user_key IS NOT NULL;
+    CREATE INDEX posts_daily ON posts(chat_key, kind, id);
+    CREATE INDEX posts_cycle ON posts(chat_key, kind, cycle, question_id);
+
+    -- The question each user is on in each chat: their last /quiz there, or a group's question
+    -- they chose to answer privately. Answers without a reply-to go here (or to the daily post).
+    CREATE TABLE open_questions (
+        user_key TEXT NOT NULL,
+        chat_key TEXT NOT NULL REFERENCES chats(key) ON UPDATE CASCADE ON DELETE CASCADE,
+        post_id INTEGER NOT NULL REFERENCES posts(id) ON DELETE CASCADE,
+        filter TEXT NOT NULL DEFAULT '',      -- the /quiz filter, reused by /skip
+        opened_at TEXT NOT NULL,
+        PRIMARY KEY (user_key, chat_key)
+    );
+    CREATE INDEX open_questions_post ON open_questions(post_id);
 
     -- Answers, kept in full. A newer answer to the same post supersedes the older (history kept).
     CREATE TABLE attempts (
@@ -79,6 +101,9 @@ MIGRATIONS: list[str] = [
     CREATE INDEX attempts_user ON attempts(user_key, local_date);
     CREATE INDEX attempts_post ON attempts(post_id, user_key);
     CREATE INDEX attempts_chat ON attempts(chat_key, created_at);
+    -- Covering indexes for /stats, /quiz (what a user has seen) and /top (all time).
+    CREATE INDEX attempts_user_question ON attempts(user_key, question_id, current, grade);
+    CREATE INDEX attempts_chat_user ON attempts(chat_key, current, user_key, grade);
 
     -- Spaced repetition: one fsrs card per user and question.
     CREATE TABLE reviews (
@@ -87,6 +112,8 @@ MIGRATIONS: list[str] = [
         card TEXT NOT NULL,                   -- fsrs Card as JSON
         due_at TEXT NOT NULL,
         updated_at TEXT NOT NULL,
+        post_id INTEGER,                      -- the post whose grade produced `card`
+        previous_card TEXT,                   -- `card` before that grade: a re-grade starts again from it
         PRIMARY KEY (user_key, question_id)
     );
     CREATE INDEX reviews_due ON reviews(user_key, due_at);
@@ -154,6 +181,471 @@ class Store:
                 for statement in _statements(MIGRATIONS[number]):
                     await db.execute(statement)
                 await db.execute(f"PRAGMA user_version = {number + 1}")
+
+    # --- reads ----------------------------------------------------------------------------
+
+    # execute_fetchall is one trip to the database thread; execute + fetch + close would be three.
+
+    async def _one(self, sql: str, *params: Any) -> aiosqlite.Row | None:
+        rows = await self.db.execute_fetchall(sql, params)
+        return next(iter(rows), None)
+
+    async def _all(self, sql: str, *params: Any) -> Iterable[aiosqlite.Row]:
+        return await self.db.execute_fetchall(sql, params)
+
+    async def chat(self, key: str) -> ChatRow | None:
+        row = await self._one(
+            "SELECT key, is_group, settings, subscribed, schedule_from, platform_lang FROM chats WHERE key = ?",
+            key,
+        )
+        if row is None:
+            return None
+        return ChatRow(
+            key=row["key"],
+            is_group=bool(row["is_group"]),
+            settings=json.loads(row["settings"]),
+            subscribed=bool(row["subscribed"]),
+            schedule_from=from_iso(row["schedule_from"]),
+            platform_lang=row["platform_lang"],
+        )
+
+    async def post(self, post_id: int) -> Post | None:
+        row = await self._one(f"SELECT {_POST_COLUMNS} FROM posts p WHERE id = ?", post_id)
+        return Post.from_row(row) if row else None
+
+    async def post_by_message(self, chat_keys: tuple[str, ...], message_id: str) -> Post | None:
+        """The question sent as `message_id` in one of `chat_keys` (a thread and its parent channel)."""
+        marks = ",".join("?" * len(chat_keys))
+        row = await self._one(
+            f"SELECT {_POST_COLUMNS} FROM posts p WHERE chat_key IN ({marks}) AND message_id = ? "
+            "ORDER BY id DESC LIMIT 1",
+            *chat_keys,
+            message_id,
+        )
+        return Post.from_row(row) if row else None
+
+    async def open_question(self, user_key: str, chat_key: str) -> OpenQuestion | None:
+        row = await self._one(
+            f"SELECT {_POST_COLUMNS}, o.filter, o.opened_at FROM open_questions o "
+            "JOIN posts p ON p.id = o.post_id WHERE o.user_key = ? AND o.chat_key = ?",
+            user_key,
+            chat_key,
+        )
+        if row is None:
+            return None
+        return OpenQuestion(Post.from_row(row), row["filter"], datetime.fromisoformat(row["opened_at"]))
+
+    async def latest_daily(self, chat_key: str) -> Post | None:
+        row = await self._one(
+            f"SELECT {_POST_COLUMNS} FROM posts p WHERE chat_key = ? AND kind = 'daily' AND status = 'sent' "
+            "ORDER BY id DESC LIMIT 1",
+            chat_key,
+        )
+        return Post.from_row(row) if row else None
+
+    async def daily_cycle(self, chat_key: str) -> tuple[int, set[str], str | None]:
+        """The chat's current cycle through the bank, the questions posted in it, and the last one posted."""
+        last = await self._one(
+            "SELECT cycle, question_id FROM posts WHERE chat_key = ? AND kind = 'daily' ORDER BY id DESC LIMIT 1",
+            chat_key,
+        )
+        if last is None:
+            return 0, set(), None
+        cycle = last["cycle"]  # cycles only grow, so the latest post is in the current one
+        rows = await self._all(
+            "SELECT question_id FROM posts WHERE chat_key = ? AND kind = 'daily' AND cycle = ?",
+            chat_key,
+            cycle,
+        )
+        return cycle, {r[0] for r in rows}, last["question_id"]
+
+    async def seen_questions(self, user_key: str, among: Sequence[str] | None = None) -> set[str]:
+        """Questions the user was quizzed on or answered, anywhere (only those `among`, if given)."""
+        among_clause = f"AND question_id IN ({','.join('?' * len(among))})" if among is not None else ""
+        extra = list(among or ())
+        rows = await self._all(
+            f"SELECT question_id FROM posts WHERE user_key = ? {among_clause} "
+            f"UNION SELECT question_id FROM attempts WHERE user_key = ? {among_clause}",
+            user_key,
+            *extra,
+            user_key,
+            *extra,
+        )
+        return {r[0] for r in rows}
+
+    async def due_reviews(self, user_key: str, now: datetime, limit: int) -> list[str]:
+        rows = await self._all(
+            "SELECT question_id FROM reviews WHERE user_key = ? AND due_at <= ? ORDER BY due_at LIMIT ?",
+            user_key,
+            iso(now),
+            limit,
+        )
+        return [r[0] for r in rows]
+
+    async def answerers(self, post_id: int) -> list[str]:
+        """Names of the users with an answer to the post, first answer first."""
+        rows = await self._all(
+            "SELECT COALESCE(u.name, a.user_key) FROM attempts a LEFT JOIN users u ON u.key = a.user_key "
+            "WHERE a.post_id = ? AND a.current = 1 ORDER BY a.id",
+            post_id,
+        )
+        return [r[0] for r in rows]
+
+    async def attempt(self, post_id: int, user_key: str) -> Attempt | None:
+        row = await self._one(
+            "SELECT id, post_id, question_id, grade FROM attempts "
+            "WHERE post_id = ? AND user_key = ? AND current = 1",
+            post_id,
+            user_key,
+        )
+        return Attempt(row["id"], row["post_id"], row["question_id"], row["grade"]) if row else None
+
+    async def review(self, user_key: str, question_id: str) -> Review | None:
+        row = await self._one(
+            "SELECT card, post_id, previous_card FROM reviews WHERE user_key = ? AND question_id = ?",
+            user_key,
+            question_id,
+        )
+        return Review(row["card"], row["post_id"], row["previous_card"]) if row else None
+
+    async def user_stats(self, user_key: str, now: datetime) -> UserStats:
+        """The user's answers, grades, answer days and due reviews, across chats, in one row.
+
+        SQLite concatenates the ids and days itself (group_concat), so a user with a thousand
+        answers costs one row, not a thousand.
+        """
+        row = await self._one(
+            "SELECT (SELECT group_concat(question_id, char(10)) FROM attempts WHERE user_key = ?1 AND current = 1),"
+            " (SELECT COUNT(grade) FROM attempts WHERE user_key = ?1 AND current = 1),"
+            " (SELECT group_concat(DISTINCT local_date) FROM attempts WHERE user_key = ?1),"
+            " (SELECT COUNT(*) FROM reviews WHERE user_key = ?1 AND due_at <= ?2)",
+            user_key,
+            iso(now),
+        )
+        assert row is not None
+        answered, graded, days, due = row
+        return UserStats(
+            answered=answered.split("\n") if answered else [],
+            graded=graded,
+            days=sorted((date.fromisoformat(day) for day in days.split(",")), reverse=True) if days else [],
+            due=due,
+        )
+
+    async def leaderboard(self, chat_key: str, since: datetime | None, limit: int) -> list[Standing]:
+        """Who answered most in the chat (since `since`), ties broken by grades given."""
+        since_clause = "AND created_at >= ?" if since else ""
+        params: list[Any] = [chat_key] + ([iso(since)] if since else []) + [limit]
+        rows = await self._all(
+            "SELECT s.user_key, COALESCE(u.name, s.user_key), s.answers, s.grades FROM ("
+            "  SELECT user_key, COUNT(*) AS answers, COUNT(grade) AS grades FROM attempts"
+            f"  WHERE chat_key = ? AND current = 1 {since_clause}"
+            "  GROUP BY user_key ORDER BY answers DESC, grades DESC, user_key LIMIT ?"
+            ") s LEFT JOIN users u ON u.key = s.user_key ORDER BY s.answers DESC, s.grades DESC, s.user_key",
+            *params,
+        )
+        return [Standing(r[0], r[1], r[2], r[3]) for r in rows]
+
+    async def user_data_counts(self, user_key: str) -> tuple[int, int]:
+        """(answers including superseded ones, review cards) kept for the user."""
+        row = await self._one(
+            "SELECT (SELECT COUNT(*) FROM attempts WHERE user_key = ?1), "
+            "(SELECT COUNT(*) FROM reviews WHERE user_key = ?1)",
+            user_key,
+        )
+        return row[0], row[1]
+
+    # --- writes: one transaction each ----------------------------------------------------
+
+    async def save_chat(
+        self,
+        chat: ChatRef,
+        is_group: bool,
+        settings: dict,
+        now: datetime,
+        *,
+        subscribed: bool | None = None,
+        reschedule: bool = False,
+        platform_lang: str | None = None,
+    ) -> None:
+        """Store the chat's settings; `reschedule` makes only instants after `now` due."""
+        async with self.transaction() as db:
+            await _ensure_chat(db, chat, is_group, now)
+            await db.execute(
+                "UPDATE chats SET settings = ?, subscribed = COALESCE(?, subscribed), "
+                "schedule_from = CASE WHEN ? THEN ? ELSE schedule_from END, "
+                "platform_lang = COALESCE(?, platform_lang) WHERE key = ?",
+                (
+                    json.dumps(settings, ensure_ascii=False),
+                    None if subscribed is None else int(subscribed),
+                    int(reschedule),
+                    iso(now),
+                    platform_lang,
+                    chat.key,
+                ),
+            )
+
+    async def unsubscribe(self, chat_key: str) -> bool:
+        """Stop the chat's daily posts; False when it was not subscribed."""
+        async with self.transaction() as db:
+            cursor = await db.execute(
+                "UPDATE chats SET subscribed = 0 WHERE key = ? AND subscribed = 1", (chat_key,)
+            )
+            return cursor.rowcount > 0
+
+    async def add_quiz(
+        self,
+        chat: ChatRef,
+        is_group: bool,
+        user_key: str,
+        user_name: str,
+        question_id: str,
+        quiz_filter: str,
+        now: datetime,
+    ) -> int:
+        """A /quiz post for the user, which becomes the question they are on in this chat."""
+        async with self.transaction() as db:
+            await _ensure_chat(db, chat, is_group, now)
+            await _ensure_user(db, user_key, user_name, now)
+            cursor = await db.execute(
+                "INSERT INTO posts (chat_key, question_id, kind, user_key, status, created_at, sent_at) "
+                "VALUES (?, ?, 'quiz', ?, 'sent', ?, ?)",
+                (chat.key, question_id, user_key, iso(now), iso(now)),
+            )
+            post_id = cursor.lastrowid
+            assert post_id is not None
+            await _set_open(db, user_key, chat.key, post_id, quiz_filter, now)
+            return post_id
+
+    async def open_post(
+        self, chat: ChatRef, is_group: bool, user_key: str, user_name: str, post_id: int, now: datetime
+    ) -> None:
+        """Make `post_id` (a group's question) the one the user answers in this (private) chat."""
+        async with self.transaction() as db:
+            await _ensure_chat(db, chat, is_group, now)
+            await _ensure_user(db, user_key, user_name, now)
+            await _set_open(db, user_key, chat.key, post_id, "", now)
+
+    async def set_message_id(self, post_id: int, message_id: str) -> None:
+        async with self.transaction() as db:
+            await db.execute("UPDATE posts SET message_id = ? WHERE id = ?", (message_id, post_id))
+
+    async def add_attempt(
+        self,
+        post: Post,
+        user_key: str,
+        user_name: str,
+        text: str,
+        hidden: bool,
+        local_date: str,
+        now: datetime,
+    ) -> bool:
+        """Store an answer to the post; True when it supersedes the user's earlier answer to it."""
+        async with self.transaction() as db:
+            await _ensure_user(db, user_key, user_name, now)
+            cursor = await db.execute(
+                "UPDATE attempts SET current = 0 WHERE post_id = ? AND user_key = ? AND current = 1",
+                (post.id, user_key),
+            )
+            replaced = cursor.rowcount > 0
+            await db.execute(
+                "INSERT INTO attempts (post_id, user_key, chat_key, question_id, text, hidden, local_date, "
+                "created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (post.id, user_key, post.chat_key, post.question_id, text, int(hidden), local_date, iso(now)),
+            )
+            return replaced
+
+    async def grade(
+        self,
+        attempt: Attempt,
+        user_key: str,
+        grade: str,
+        previous_card: str | None,
+        card: str,
+        due: datetime,
+        now: datetime,
+    ) -> None:
+        """Record the attempt's grade and the review card it produced from `previous_card`."""
+        async with self.transaction() as db:
+            await db.execute(
+                "UPDATE attempts SET grade = ?, graded_at = ? WHERE id = ?", (grade, iso(now), attempt.id)
+            )
+            await db.execute(
+                "INSERT INTO reviews (user_key, question_id, card, due_at, updated_at, post_id, previous_card) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (user_key, question_id) DO UPDATE SET "
+                "card = excluded.card, due_at = excluded.due_at, updated_at = excluded.updated_at, "
+                "post_id = excluded.post_id, previous_card = excluded.previous_card",
+                (user_key, attempt.question_id, card, iso(due), iso(now), attempt.post_id, previous_card),
+            )
+
+    async def mark_revealed(self, post_id: int, now: datetime) -> None:
+        async with self.transaction() as db:
+            await db.execute(
+                "UPDATE posts SET revealed_at = ? WHERE id = ? AND revealed_at IS NULL", (iso(now), post_id)
+            )
+
+    async def forget_user(self, user_key: str) -> None:
+        """Delete the user's answers, grades, reviews and name everywhere; their quizzes become anonymous."""
+        async with self.transaction() as db:
+            for sql in (
+                "DELETE FROM attempts WHERE user_key = ?",
+                "DELETE FROM reviews WHERE user_key = ?",
+                "DELETE FROM open_questions WHERE user_key = ?",
+                "UPDATE posts SET user_key = NULL WHERE user_key = ?",
+                "DELETE FROM users WHERE key = ?",
+            ):
+                await db.execute(sql, (user_key,))
+
+    async def move_chat(self, old_key: str, new_chat: ChatRef) -> None:
+        """Give the chat a new key (a Telegram group upgraded to a supergroup), keeping its state.
+
+        When the new key already exists (someone used the bot there first), the old chat's
+        schedule wins and its history moves over, except daily posts for days the new one has.
+        """
+        new_key = new_chat.key
+        if new_key == old_key:
+            return
+        async with self.transaction() as db:
+            await db.execute("UPDATE attempts SET chat_key = ? WHERE chat_key = ?", (new_key, old_key))
+            async with db.execute("SELECT 1 FROM chats WHERE key = ?", (new_key,)) as cursor:
+                exists = await cursor.fetchone() is not None
+            if not exists:
+                await db.execute(
+                    "UPDATE chats SET key = ?, platform = ?, chat_id = ?, thread_id = ? WHERE key = ?",
+                    (new_key, new_chat.platform, new_chat.chat_id, new_chat.thread_id, old_key),
+                )
+                return
+            await db.execute(
+                "UPDATE chats SET (settings, subscribed, schedule_from, cycle, platform_lang) = "
+                "(SELECT settings, subscribed, schedule_from, cycle, platform_lang FROM chats WHERE key = ?) "
+                "WHERE key = ?",
+                (old_key, new_key),
+            )
+            await db.execute("UPDATE OR IGNORE posts SET chat_key = ? WHERE chat_key = ?", (new_key, old_key))
+            await db.execute(
+                "UPDATE OR IGNORE open_questions SET chat_key = ? WHERE chat_key = ?", (new_key, old_key)
+            )
+            await db.execute("DELETE FROM chats WHERE key = ?", (old_key,))
+
+
+_POST_COLUMNS = (
+    "p.id, p.chat_key, p.question_id, p.kind, p.user_key, p.local_date, p.message_id, p.cycle, "
+    "p.created_at, p.reveal_due_at, p.revealed_at"
+)
+
+
+def iso(instant: datetime) -> str:
+    """The stored form of an instant: ISO-8601 UTC to the second, which sorts as text."""
+    return instant.astimezone(UTC).isoformat(timespec="seconds")
+
+
+def from_iso(text: str | None) -> datetime | None:
+    return datetime.fromisoformat(text).astimezone(UTC) if text else None
+
+
+@dataclass(frozen=True)
+class ChatRow:
+    key: str
+    is_group: bool
+    settings: dict
+    subscribed: bool
+    schedule_from: datetime | None
+    platform_lang: str | None
+
+
+@dataclass(frozen=True)
+class Post:
+    id: int
+    chat_key: str
+    question_id: str
+    kind: str  # 'daily' or 'quiz'
+    user_key: str | None
+    local_date: str | None
+    message_id: str | None
+    cycle: int
+    created_at: datetime
+    reveal_due_at: datetime | None
+    revealed_at: datetime | None
+
+    @classmethod
+    def from_row(cls, row: aiosqlite.Row) -> Post:
+        return cls(
+            id=row["id"],
+            chat_key=row["chat_key"],
+            question_id=row["question_id"],
+            kind=row["kind"],
+            user_key=row["user_key"],
+            local_date=row["local_date"],
+            message_id=row["message_id"],
+            cycle=row["cycle"],
+            created_at=datetime.fromisoformat(row["created_at"]).astimezone(UTC),
+            reveal_due_at=from_iso(row["reveal_due_at"]),
+            revealed_at=from_iso(row["revealed_at"]),
+        )
+
+
+@dataclass(frozen=True)
+class OpenQuestion:
+    post: Post
+    filter: str  # the /quiz filter that chose it
+    opened_at: datetime
+
+
+@dataclass(frozen=True)
+class Attempt:
+    id: int
+    post_id: int
+    question_id: str
+    grade: str | None
+
+
+@dataclass(frozen=True)
+class Review:
+    card: str
+    post_id: int | None  # the post whose grade produced the card
+    previous_card: str | None
+
+
+@dataclass(frozen=True)
+class UserStats:
+    answered: list[str]  # the question of each answer (current ones: one per question post)
+    graded: int
+    days: list[date]  # local days with an answer, newest first
+    due: int  # reviews due now
+
+
+@dataclass(frozen=True)
+class Standing:
+    user_key: str
+    name: str
+    answers: int
+    grades: int
+
+
+async def _ensure_chat(db: aiosqlite.Connection, chat: ChatRef, is_group: bool, now: datetime) -> None:
+    await db.execute(
+        "INSERT INTO chats (key, platform, chat_id, thread_id, is_group, created_at) VALUES (?, ?, ?, ?, ?, ?) "
+        "ON CONFLICT (key) DO NOTHING",
+        (chat.key, chat.platform, chat.chat_id, chat.thread_id, int(is_group), iso(now)),
+    )
+
+
+async def _ensure_user(db: aiosqlite.Connection, user_key: str, name: str, now: datetime) -> None:
+    await db.execute(
+        "INSERT INTO users (key, name, created_at) VALUES (?, ?, ?) "
+        "ON CONFLICT (key) DO UPDATE SET name = excluded.name WHERE name != excluded.name",
+        (user_key, name, iso(now)),
+    )
+
+
+async def _set_open(
+    db: aiosqlite.Connection, user_key: str, chat_key: str, post_id: int, quiz_filter: str, now: datetime
+) -> None:
+    await db.execute(
+        "INSERT INTO open_questions (user_key, chat_key, post_id, filter, opened_at) VALUES (?, ?, ?, ?, ?) "
+        "ON CONFLICT (user_key, chat_key) DO UPDATE SET post_id = excluded.post_id, "
+        "filter = excluded.filter, opened_at = excluded.opened_at",
+        (user_key, chat_key, post_id, quiz_filter, iso(now)),
+    )
 
 
 def _statements(script: str) -> list[str]:

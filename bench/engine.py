@@ -1,0 +1,240 @@
+"""The engine under load: 1,000 users in 50 groups and their private chats, on a 10,000-question bank
+with 1,000,000 answers already in the database, doing quiz → answer → reveal → grade cycles.
+
+    python bench/engine.py [--users 1000] [--groups 50] [--attempts 1000000] [--cycles 3]
+
+Commands run one after another through Core.handle, exactly as an adapter calls it, so the times
+are the core's own cost per command (SQLite included). Prints commands per second, the median and
+p99 per command, and one line per goal at the end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import random
+import statistics
+import sys
+import tempfile
+import time
+from collections import defaultdict
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.synthetic import synthetic_bank  # noqa: E402
+from bot.config import Settings  # noqa: E402
+from bot.core import srs  # noqa: E402
+from bot.core.bank import Bank  # noqa: E402
+from bot.core.clock import FakeClock  # noqa: E402
+from bot.core.model import ChatRef, Incoming  # noqa: E402
+from bot.core.quiz import Core  # noqa: E402
+from bot.core.store import Store, iso  # noqa: E402
+
+NOW = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
+HISTORY_DAYS = 730
+SEED = 20260302
+
+
+def group_of(user: int, groups: int) -> str:
+    return f"bench:g{user % groups}"
+
+
+async def preload(
+    store: Store, bank: Bank, users: int, groups: int, attempts: int, rng: random.Random
+) -> int:
+    """Two years of history: daily posts answered in the groups (60% of the attempts), quizzes
+    answered in private (a third of them answered twice, the first answer superseded), half of the
+    answers graded with a review card; bulk-inserted in one transaction. Returns the attempts written."""
+    ids = [q.id for q in bank.questions]
+    first_day = (NOW - timedelta(days=HISTORY_DAYS)).date()
+    days = [(first_day + timedelta(days=d)).isoformat() for d in range(HISTORY_DAYS)]
+    minutes = [f"T{m // 60:02d}:{m % 60:02d}:00+00:00" for m in range(24 * 60)]
+    texts = ["x" * n for n in range(20, 121)]
+    card = srs.new_card_json(NOW)
+    due_dates = [iso(NOW + timedelta(days=d)) for d in range(-30, 61)]
+    posts: list[tuple] = []
+    attempt_rows: list[tuple] = []
+    reviews: dict[tuple[str, str], tuple] = {}
+
+    def answer(
+        post_id: int, user_key: str, chat_key: str, question_id: str, day: int, minute: int, current: int
+    ) -> None:
+        at = days[day] + minutes[minute]
+        graded = current and rng.random() < 0.5
+        attempt_rows.append((
+            post_id, user_key, chat_key, question_id, rng.choice(texts), 1, current, days[day], at,
+            "good" if graded else None, at if graded else None,
+        ))  # fmt: skip
+        if graded:
+            reviews[(user_key, question_id)] = (
+                user_key,
+                question_id,
+                card,
+                rng.choice(due_dates),
+                at,
+                post_id,
+            )
+
+    members: dict[int, list[str]] = defaultdict(list)
+    for user in range(users):
+        members[user % groups].append(f"bench:u{user}")
+    answer_rate = min(1.0, attempts * 0.6 / (HISTORY_DAYS * users))
+    for day in range(HISTORY_DAYS):
+        posted = days[day] + minutes[9 * 60]
+        for g in range(groups):
+            post_id, chat_key, question_id = len(posts) + 1, f"bench:g{g}", rng.choice(ids)
+            posts.append((post_id, chat_key, question_id, "daily", None, days[day], "sent", f"m{post_id}",
+                          posted, days[day] + minutes[17 * 60], posted))  # fmt: skip
+            for user_key in members[g]:
+                if rng.random() < answer_rate:
+                    answer(post_id, user_key, chat_key, question_id, day, 9 * 60 + int(rng.random() * 600), 1)
+    per_user = (attempts - len(attempt_rows)) // users
+    for user in range(users):
+        user_key, chat_key = f"bench:u{user}", f"bench:p{user}"
+        written = 0
+        while written < per_user:
+            post_id, question_id = len(posts) + 1, rng.choice(ids)
+            day, minute = int(rng.random() * HISTORY_DAYS), int(rng.random() * 1430)
+            posts.append((post_id, chat_key, question_id, "quiz", user_key, None, "sent", f"m{post_id}",
+                          days[day] + minutes[minute], None, None))  # fmt: skip
+            if written + 2 <= per_user and rng.random() < 1 / 3:
+                answer(post_id, user_key, chat_key, question_id, day, minute, 0)
+                written += 1
+            answer(post_id, user_key, chat_key, question_id, day, minute + 5, 1)
+            written += 1
+
+    chats = [(f"bench:g{g}", "bench", f"g{g}", 1) for g in range(groups)]
+    chats += [(f"bench:p{u}", "bench", f"p{u}", 0) for u in range(users)]
+    # A big page cache while the indexes are built, then back to the default for the measurements.
+    (default_cache,) = await (await store.db.execute("PRAGMA cache_size")).fetchone()
+    await store.db.execute("PRAGMA cache_size = -1000000")
+    async with store.transaction() as db:
+        await db.executemany(
+            "INSERT INTO chats (key, platform, chat_id, is_group, created_at) VALUES (?, ?, ?, ?, ?)",
+            [(*chat, days[0]) for chat in chats],
+        )
+        await db.executemany(
+            "INSERT INTO users (key, name, created_at) VALUES (?, ?, ?)",
+            [(f"bench:u{u}", f"user {u}", days[0]) for u in range(users)],
+        )
+        await db.executemany(
+            "INSERT INTO posts (id, chat_key, question_id, kind, user_key, local_date, status, message_id,"
+            " created_at, reveal_due_at, sent_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            posts,
+        )
+        await db.executemany(
+            "INSERT INTO attempts (post_id, user_key, chat_key, question_id, text, hidden, current, local_date,"
+            " created_at, grade, graded_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            attempt_rows,
+        )
+        await db.executemany(
+            "INSERT INTO reviews (user_key, question_id, card, due_at, updated_at, post_id) VALUES (?, ?, ?, ?, ?, ?)",
+            list(reviews.values()),
+        )
+    await store.db.execute(f"PRAGMA cache_size = {default_cache}")
+    return len(attempt_rows)
+
+
+class Bench:
+    def __init__(self, core: Core, clock: FakeClock, groups: int) -> None:
+        self.core = core
+        self.clock = clock
+        self.groups = groups
+        self.times: dict[str, list[float]] = defaultdict(list)  # wall clock, ms
+        # CPU time of the whole process (the SQLite thread included): what a busy machine adds to
+        # the wall clock by making us wait for a core is left out.
+        self.cpu_times: dict[str, list[float]] = defaultdict(list)
+
+    async def run(self, user: int, chat: ChatRef, is_group: bool, text: str) -> list:
+        incoming = Incoming(
+            platform="bench", chat=chat, user_id=f"u{user}", user_name=f"user {user}", text=text,
+            is_group=is_group, hidden=True, lang="zh-hans",
+        )  # fmt: skip
+        self.clock.advance(timedelta(milliseconds=250))
+        started, cpu_started = time.perf_counter(), time.process_time()
+        replies = await self.core.handle(incoming)
+        name = text.split()[0]
+        self.times[name].append((time.perf_counter() - started) * 1000)
+        self.cpu_times[name].append((time.process_time() - cpu_started) * 1000)
+        return replies
+
+    async def cycle(self, user: int, rng: random.Random) -> None:
+        in_group = rng.random() < 0.5
+        chat = ChatRef.from_key(group_of(user, self.groups) if in_group else f"bench:p{user}")
+        [question] = await self.run(user, chat, in_group, "/quiz")
+        post_id = question.post_id
+        await self.run(user, chat, in_group, "/answer ||" + "答案 answer " * rng.randint(5, 40) + "||")
+        await self.run(user, chat, in_group, f"/reveal {post_id}")
+        await self.run(user, chat, in_group, f"/grade {rng.choice(srs.GRADES)} {post_id}")
+
+
+def percentile(values: list[float], fraction: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--users", type=int, default=1000)
+    parser.add_argument("--groups", type=int, default=50)
+    parser.add_argument("--questions", type=int, default=10_000)
+    parser.add_argument("--attempts", type=int, default=1_000_000)
+    parser.add_argument("--cycles", type=int, default=2, help="quiz→answer→reveal→grade cycles per user")
+    args = parser.parse_args()
+    rng = random.Random(SEED)
+
+    began = time.perf_counter()
+    bank = synthetic_bank(args.questions, SEED)
+    print(f"bank: {len(bank)} questions in {time.perf_counter() - began:.1f} s")
+    with tempfile.TemporaryDirectory() as directory:
+        store = await Store.open(Path(directory) / "bench.sqlite3")
+        try:
+            began = time.perf_counter()
+            written = await preload(store, bank, args.users, args.groups, args.attempts, rng)
+            print(f"preload: {written:,} attempts in {time.perf_counter() - began:.1f} s")
+
+            clock = FakeClock(NOW)
+            core = Core(store, bank, Settings(), clock, rng=random.Random(SEED))
+            bench = Bench(core, clock, args.groups)
+            began = time.perf_counter()
+            for _ in range(args.cycles):
+                for user in rng.sample(range(args.users), args.users):
+                    await bench.cycle(user, rng)
+                    if rng.random() < 0.5:
+                        await bench.run(user, ChatRef.from_key(f"bench:p{user}"), False, "/stats")
+                    if rng.random() < 0.5:
+                        group = ChatRef.from_key(group_of(user, args.groups))
+                        await bench.run(user, group, True, "/top")
+            elapsed = time.perf_counter() - began
+
+            choice_ms = []
+            for g in range(args.groups):
+                started = time.perf_counter()
+                await core.choose_daily_question(f"bench:g{g}")
+                choice_ms.append((time.perf_counter() - started) * 1000)
+        finally:
+            await store.close()
+
+    everything = [ms for times in bench.times.values() for ms in times]
+    print(f"\n{len(everything):,} commands in {elapsed:.1f} s: {len(everything) / elapsed:,.0f} commands/s")
+    print(f"{'command':<10} {'count':>7} {'median ms':>10} {'p99 ms':>8} {'cpu median':>11} {'cpu p99':>8}")
+    for name, times in sorted(bench.times.items()):
+        cpu = bench.cpu_times[name]
+        print(
+            f"{name:<10} {len(times):>7} {statistics.median(times):>10.2f} {percentile(times, 0.99):>8.2f}"
+            f" {statistics.median(cpu):>11.2f} {percentile(cpu, 0.99):>8.2f}"
+        )
+    all_cpu = [ms for times in bench.cpu_times.values() for ms in times]
+    print(f"all commands: cpu median {statistics.median(all_cpu):.2f} ms")
+    print(f"daily choice over {len(bank):,} questions: median {statistics.median(choice_ms):.2f} ms")
+    print()
+    print(f"commands_per_second: {len(everything) / elapsed:.0f}")
+    print(f"command_median_ms: {statistics.median(everything):.2f} (goal: < 2)")
+    print(f"stats_p99_ms: {percentile(bench.times['/stats'], 0.99):.2f} (goal: < 10)")
+    print(f"top_p99_ms: {percentile(bench.times['/top'], 0.99):.2f} (goal: < 10)")
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

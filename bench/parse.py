@@ -1,0 +1,77 @@
+"""How much the bank parser costs on top of the markdown-it parse it is built on.
+
+    python -m bench.parse [--questions 10000] [--seed 1] [--repeat 3] [--bundled-repeat 10]
+
+Times `load()` on the bundled content and `parse_text()` on a synthetic bank, and a bare
+`markdown_parser().parse()` (markdown-it-py with the bank's configuration) of the same text in
+the same run; each figure is the best of several interleaved runs (more for the small bundled
+bank, whose sub-second times are noisier). The goal line reports the worse of the two ratios.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from bench.synthetic import synthetic_bank_markdown
+from bot.config import BUNDLED_CONTENT
+from bot.core.bank import load, markdown_parser, parse_text
+
+RATIO_GOAL = 2.0
+
+
+def best_times(runs: dict[str, Callable[[], object]], repeat: int) -> dict[str, float]:
+    """The best wall time of each run; rounds interleave the runs so drift hits all alike."""
+    best = dict.fromkeys(runs, float("inf"))
+    for _ in range(repeat):
+        for name, run in runs.items():
+            gc.collect()
+            start = time.perf_counter()
+            run()
+            best[name] = min(best[name], time.perf_counter() - start)
+    return best
+
+
+def report(label: str, times: dict[str, float]) -> float:
+    ratio = times["dailyq"] / times["markdown-it"]
+    print(label)
+    print(f"  dailyq parser          {times['dailyq']:8.3f} s")
+    print(f"  markdown-it parse()    {times['markdown-it']:8.3f} s")
+    print(f"  ratio                  {ratio:8.2f}")
+    return ratio
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--questions", type=int, default=10_000)
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--repeat", type=int, default=3, help="runs of the synthetic bank")
+    parser.add_argument("--bundled-repeat", type=int, default=10, help="runs of the bundled content")
+    args = parser.parse_args()
+    md = markdown_parser()
+
+    files = [Path(name) for name in load(BUNDLED_CONTENT).files]
+    texts = [(BUNDLED_CONTENT / f).read_text(encoding="utf-8-sig") for f in files]
+    bundled = best_times(
+        {"dailyq": lambda: load(BUNDLED_CONTENT), "markdown-it": lambda: [md.parse(t) for t in texts]},
+        args.bundled_repeat,
+    )
+    size = sum(len(t.encode()) for t in texts) / 1e6
+    bundled_ratio = report(f"bundled content: {len(files)} files, {size:.2f} MB", bundled)
+
+    text = synthetic_bank_markdown(args.questions, args.seed)
+    synthetic = best_times(
+        {"dailyq": lambda: parse_text(text, Path("synthetic.md")), "markdown-it": lambda: md.parse(text)},
+        args.repeat,
+    )
+    label = f"synthetic bank: {args.questions:,} questions, {len(text.encode()) / 1e6:.1f} MB"
+    synthetic_ratio = report(label, synthetic)
+
+    print(f"parse_ratio_vs_markdown_it: {max(bundled_ratio, synthetic_ratio):.2f} (goal: ≤ {RATIO_GOAL})")
+
+
+if __name__ == "__main__":
+    main()

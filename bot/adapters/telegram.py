@@ -1,0 +1,587 @@
+"""Telegram on python-telegram-bot 22: Update → Incoming, Reply → Bot API calls. Translation only.
+
+Every behaviour lives in the core; this module only knows Telegram:
+
+- Input is a message's text (commands with their `@botname` stripped) or a button's callback data.
+  In groups the bot passes on commands and replies to its own messages (all that a bot in privacy
+  mode sees anyway); a reply carries the replied message id, which is how an answer finds its
+  question. An answer is hidden when spoiler entities (or typed `||…||`) cover every visible
+  character. A forum topic is part of the chat's address (`ChatRef.thread_id`).
+- Output is Telegram HTML from `bot.core.render`, split into messages by the renderer; buttons go
+  on the last one, a question's images before it, a private reply from a group to the user's
+  private chat.
+- Errors of `send` become the kinds of `bot.adapters.base`. A bot removed from a chat is not told
+  to the core when it happens (those updates are not even requested): the next send gets
+  Forbidden, and the scheduler unsubscribes the chat.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import hmac
+import logging
+import re
+import ssl
+import time
+import warnings
+from collections.abc import Awaitable, Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
+from datetime import timedelta
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import certifi
+from aiohttp import web
+from telegram import (
+    Bot,
+    BotCommand,
+    CallbackQuery,
+    ChatMember,
+    InlineKeyboardButton,
+    InlineKeyboardMarkup,
+    LinkPreviewOptions,
+    Message,
+    MessageEntity,
+    ReplyParameters,
+    Update,
+)
+from telegram import Chat as TgChat
+from telegram.constants import ChatType, ParseMode
+from telegram.error import (
+    BadRequest,
+    ChatMigrated,
+    Forbidden,
+    InvalidToken,
+    NetworkError,
+    RetryAfter,
+    TelegramError,
+)
+from telegram.ext import (
+    AIORateLimiter,
+    Application,
+    ApplicationBuilder,
+    BaseRateLimiter,
+    CallbackQueryHandler,
+    ContextTypes,
+    MessageHandler,
+    filters,
+)
+from telegram.request import HTTPXRequest
+from telegram.warnings import PTBDeprecationWarning
+
+from bot.adapters.base import ChatGone, ChatMoved, Core, PlatformError, TransientError
+from bot.core import messages
+from bot.core.model import Button, ChatRef, Incoming, Reply, SentRef
+from bot.core.quiz import COMMANDS
+from bot.core.render import to_telegram_html
+
+log = logging.getLogger(__name__)
+
+PLATFORM = "telegram"
+DEFAULT_BASE_URL = "https://api.telegram.org/bot"
+# What the bot asks Telegram for; my_chat_member (the bot removed from a chat) is left out on
+# purpose: the next send's Forbidden tells the scheduler, which unsubscribes the chat.
+ALLOWED_UPDATES = ("message", "callback_query")
+ADMIN_STATUSES = frozenset({ChatMember.OWNER, ChatMember.ADMINISTRATOR})
+CALLBACK_DATA_BYTES = 64
+COMMAND_DESCRIPTION_LIMIT = 256
+CONCURRENT_UPDATES = 64  # one chat waiting on its group rate limit must not hold up the others
+RATE_LIMIT_RETRIES = 3
+SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
+# Bad Request descriptions that mean the chat (or the forum topic a subscription lives in) is gone.
+GONE_DESCRIPTIONS = ("chat not found", "message thread not found", "topic_deleted")
+COMMAND = re.compile(r"/([^\s@]+)(?:@(\S+))?")  # /name@bot_username
+START_PAYLOAD = re.compile(r"/start ([A-Za-z0-9_-]{1,64})")
+TYPED_SPOILER = re.compile(r"\|\|.+?\|\|", re.DOTALL)
+NO_PREVIEW = LinkPreviewOptions(is_disabled=True)
+
+
+@dataclass(frozen=True)
+class RequestTimeouts:
+    """Seconds per Bot API request (python-telegram-bot's defaults are 5 s for most)."""
+
+    connect: float = 10.0
+    read: float = 10.0
+    write: float = 10.0
+    media_write: float = 30.0
+    pool: float = 5.0
+
+
+@functools.cache
+def _tls() -> ssl.SSLContext:
+    """One TLS context for every HTTP client: loading the CA bundle takes a good part of a second."""
+    return ssl.create_default_context(cafile=certifi.where())
+
+
+def _http_client(timeouts: RequestTimeouts, pool_size: int) -> HTTPXRequest:
+    return HTTPXRequest(
+        connection_pool_size=pool_size,
+        connect_timeout=timeouts.connect,
+        read_timeout=timeouts.read,
+        write_timeout=timeouts.write,
+        media_write_timeout=timeouts.media_write,
+        pool_timeout=timeouts.pool,
+        httpx_kwargs={"verify": _tls()},
+    )
+
+
+async def _yes() -> bool:
+    return True
+
+
+class _RedactTokens(logging.Filter):
+    """Replaces bot tokens in log records: python-telegram-bot logs its API URL, token included."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.tokens: set[str] = set()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if any(token in message for token in self.tokens):
+            for token in self.tokens:
+                message = message.replace(token, "<token>")
+            record.msg, record.args = message, ()
+        return True
+
+
+_REDACT_TOKENS = _RedactTokens()
+
+
+def _keep_out_of_logs(token: str) -> None:
+    _REDACT_TOKENS.tokens.add(token)
+    # A filter acts only on its own logger's records, so it goes where the URL is logged.
+    for name in ("telegram.Bot", "telegram.ext.ExtBot"):
+        logging.getLogger(name).addFilter(_REDACT_TOKENS)
+    # httpx logs every request URL at INFO.
+    for name in ("httpx", "httpcore"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+
+
+class TelegramAdapter:
+    platform = PLATFORM
+
+    def __init__(
+        self,
+        token: str,
+        *,
+        base_url: str = DEFAULT_BASE_URL,
+        webhook_url: str | None = None,
+        webhook_listen: str | None = None,
+        webhook_secret: str | None = None,
+        request_timeouts: RequestTimeouts = RequestTimeouts(),
+        rate_limiter: BaseRateLimiter | bool = True,
+        poll_timeout: float = 10.0,
+        admin_cache_seconds: float = 60.0,
+    ) -> None:
+        _keep_out_of_logs(token)
+        self._base_url = base_url
+        self._webhook_url = webhook_url
+        self._webhook_listen = webhook_listen or "0.0.0.0:8443"
+        self._webhook_secret = webhook_secret
+        self._poll_timeout = poll_timeout
+        self._admin_cache_seconds = admin_cache_seconds
+        self._admin_cache: dict[tuple[int, int], tuple[float, bool]] = {}
+        self._core: Core | None = None
+        self._init_lock = asyncio.Lock()
+        self._app = self._build(token, request_timeouts, rate_limiter)
+        self._app.add_handler(MessageHandler(filters.UpdateType.MESSAGE & filters.TEXT, self._on_message))
+        self._app.add_handler(CallbackQueryHandler(self._on_button))
+
+    def _build(
+        self, token: str, timeouts: RequestTimeouts, rate_limiter: BaseRateLimiter | bool
+    ) -> Application:
+        builder = (
+            ApplicationBuilder()
+            .token(token)
+            .base_url(self._base_url)
+            .request(_http_client(timeouts, pool_size=256))
+            .get_updates_request(_http_client(timeouts, pool_size=1))  # adds its long-poll timeout
+            .concurrent_updates(CONCURRENT_UPDATES)
+            .job_queue(None)  # the schedule lives in the core (bot.core.scheduler)
+        )
+        if rate_limiter is True:
+            builder = builder.rate_limiter(AIORateLimiter(max_retries=RATE_LIMIT_RETRIES))
+        elif rate_limiter:
+            builder = builder.rate_limiter(rate_limiter)
+        if self._webhook_url:
+            builder = builder.updater(None)  # updates arrive at our own aiohttp webhook server
+        return builder.build()
+
+    @property
+    def bot(self) -> Bot:
+        return self._app.bot
+
+    # ---- running --------------------------------------------------------------------------------
+
+    async def run(self, core: Core) -> None:
+        """Poll (or serve the webhook) and answer until cancelled; then stop cleanly."""
+        self._core = core
+        webhook: web.AppRunner | None = None
+        try:
+            await self._initialize()
+            await self._register_commands()
+            await self._app.start()
+            if self._webhook_url:
+                webhook = await self._serve_webhook()
+            else:
+                assert self._app.updater is not None
+                await self._app.updater.start_polling(
+                    timeout=self._poll_timeout, allowed_updates=ALLOWED_UPDATES
+                )
+            log.info("telegram: running as @%s (%s)", self.bot.username, "webhook" if webhook else "polling")
+            await asyncio.Event().wait()
+        finally:
+            if webhook:
+                await webhook.cleanup()
+            if self._app.updater and self._app.updater.running:
+                await self._app.updater.stop()
+            if self._app.running:
+                await self._app.stop()
+            await self._app.shutdown()
+
+    async def _initialize(self) -> None:
+        """Connect and learn the bot's username (getMe); `send` may come before `run` does it."""
+        async with self._init_lock:
+            try:
+                await self._app.initialize()
+            except InvalidToken:  # its message quotes the token
+                raise PlatformError("telegram: the Bot API refused TELEGRAM_BOT_TOKEN") from None
+            except NetworkError as error:
+                raise TransientError(f"telegram: {self._base_url} is unreachable ({error})") from None
+
+    async def _register_commands(self) -> None:
+        """The client's command menu, in English and (for Chinese-speaking users) in Chinese."""
+        for lang in ("en", "zh"):
+            commands = [
+                BotCommand(command.name, messages.t(lang, command.help_key)[:COMMAND_DESCRIPTION_LIMIT])
+                for command in COMMANDS
+            ]
+            try:
+                await self.bot.set_my_commands(commands, language_code=None if lang == "en" else lang)
+            except TelegramError as error:
+                log.warning("telegram: setMyCommands (%s) failed: %s", lang, error)
+
+    async def _serve_webhook(self) -> web.AppRunner:
+        """Our own aiohttp server for webhook mode (aiohttp is a dependency; PTB's needs tornado)."""
+        assert self._webhook_url is not None
+        host, _, port = self._webhook_listen.rpartition(":")
+        server = web.Application()
+        server.router.add_post(urlsplit(self._webhook_url).path or "/", self._on_webhook)
+        runner = web.AppRunner(server, access_log=None)  # the path may embed a secret
+        await runner.setup()
+        try:
+            await web.TCPSite(runner, host.strip("[]") or "0.0.0.0", int(port)).start()
+            await self.bot.set_webhook(
+                self._webhook_url, secret_token=self._webhook_secret, allowed_updates=ALLOWED_UPDATES
+            )
+        except BaseException:
+            await runner.cleanup()
+            raise
+        return runner
+
+    async def _on_webhook(self, request: web.Request) -> web.Response:
+        given = request.headers.get(SECRET_HEADER, "")
+        if self._webhook_secret and not hmac.compare_digest(given, self._webhook_secret):
+            return web.Response(status=403)
+        try:
+            update = Update.de_json(await request.json(), self.bot)
+        except Exception:
+            log.warning("telegram: the webhook got a body that is not an update", exc_info=True)
+            return web.Response(status=400)
+        await self._app.update_queue.put(update)
+        return web.Response()
+
+    # ---- Update → Incoming ----------------------------------------------------------------------
+
+    def incoming_from(self, update: Update) -> Incoming | None:
+        """The core's view of an update, or None when it is not for the bot."""
+        if update.callback_query:
+            return self._from_button(update.callback_query)
+        if update.message:
+            return self._from_message(update.message)
+        return None
+
+    def _from_message(self, message: Message) -> Incoming | None:
+        user, text = message.from_user, message.text
+        if user is None or text is None:
+            return None
+        replied = self._replied_bot_message(message)
+        command = COMMAND.match(text) if _starts_with_command(message) else None
+        if command:
+            if command[2] and command[2].casefold() != (self.bot.username or "").casefold():
+                return None  # for another bot
+            body = text[command.end() :]
+            text = f"/{command[1]}{body}"
+        elif message.chat.type != ChatType.PRIVATE and replied is None:
+            return None  # group chatter (seen only with privacy mode off)
+        else:
+            body = text
+        return Incoming(
+            platform=PLATFORM,
+            chat=_chat_ref(message),
+            user_id=str(user.id),
+            user_name=user.full_name,
+            text=text,
+            is_group=_is_group(message.chat),
+            is_admin=self._admin_check(message.chat, user.id, message.sender_chat),
+            reply_to=str(replied.message_id) if replied else None,
+            hidden=_is_hidden(message, body),
+            lang=user.language_code,
+            message_id=str(message.message_id),
+        )
+
+    def _from_button(self, query: CallbackQuery) -> Incoming | None:
+        message = query.message
+        if message is None or not query.data:
+            return None  # a button under an inline-mode message: not ours
+        return Incoming(
+            platform=PLATFORM,
+            chat=_chat_ref(message)
+            if isinstance(message, Message)
+            else ChatRef(PLATFORM, str(message.chat.id)),
+            user_id=str(query.from_user.id),
+            user_name=query.from_user.full_name,
+            text=query.data,
+            is_group=_is_group(message.chat),
+            is_admin=self._admin_check(message.chat, query.from_user.id, None),
+            lang=query.from_user.language_code,
+        )
+
+    def _replied_bot_message(self, message: Message) -> Message | None:
+        replied = message.reply_to_message
+        if replied is None or replied.from_user is None or replied.from_user.id != self.bot.id:
+            return None  # not a reply, or to someone else, or (in a topic) to the topic's creation
+        return replied
+
+    def _admin_check(
+        self, chat: TgChat, user_id: int, sender_chat: TgChat | None
+    ) -> Callable[[], Awaitable[bool]]:
+        # A private chat is its user's own; an anonymous admin posts as the group itself.
+        if chat.type == ChatType.PRIVATE or (sender_chat is not None and sender_chat.id == chat.id):
+            return _yes
+
+        async def is_admin() -> bool:
+            return await self._is_admin(chat.id, user_id)
+
+        return is_admin
+
+    async def _is_admin(self, chat_id: int, user_id: int) -> bool:
+        """getChatMember, remembered for a minute: a command checks it, a button press may again."""
+        cached = self._admin_cache.get((chat_id, user_id))
+        if cached and time.monotonic() - cached[0] < self._admin_cache_seconds:
+            return cached[1]
+        try:
+            member = await self.bot.get_chat_member(chat_id, user_id)
+        except TelegramError as error:
+            log.warning(
+                "telegram: getChatMember in %s failed (%s); treating the user as a member", chat_id, error
+            )
+            return False
+        answer = member.status in ADMIN_STATUSES
+        self._admin_cache[(chat_id, user_id)] = (time.monotonic(), answer)
+        return answer
+
+    # ---- handling -------------------------------------------------------------------------------
+
+    async def _on_message(self, update: Update, _context: ContextTypes.DEFAULT_TYPE) -> None:
+        incoming, replies = await self._handle(update)
+        if incoming:
+            await self._respond(incoming, replies)
+
+    async def _on_button(self, update: Update, _context: ContextTypes.DEFAULT_TYPE) -> None:
+        incoming, replies = await self._handle(update)
+        query = update.callback_query
+        assert query is not None
+        # Answered before the replies go out: those may wait on a group's rate limit, and the
+        # client shows a spinner until the answer. Stale and failed presses are answered too.
+        try:
+            await query.answer()
+        except TelegramError as error:
+            log.warning("telegram: answering a button press failed: %s", error)
+        if incoming:
+            await self._respond(incoming, replies)
+
+    async def _handle(self, update: Update) -> tuple[Incoming | None, list[Reply]]:
+        assert self._core is not None
+        try:
+            incoming = self.incoming_from(update)
+            if incoming is None:
+                return None, []
+            return incoming, await self._core.handle(incoming)
+        except Exception:
+            log.exception("telegram: update %s failed", update.update_id)
+            return None, []
+
+    async def _respond(self, incoming: Incoming, replies: Sequence[Reply]) -> None:
+        """Send each reply; a failure is logged and never stops the others or the bot."""
+        assert self._core is not None
+        for reply in replies:
+            try:
+                if reply.private and incoming.is_group:
+                    ref = await self._send_privately(incoming, reply)
+                else:
+                    ref = await self._post(reply.chat or incoming.chat, reply)
+                if ref and reply.post_id is not None:
+                    await self._core.sent(reply, ref)
+            except Exception as error:
+                log.warning("telegram: a reply to %s failed: %r", incoming.chat.key, error)
+
+    async def _send_privately(self, incoming: Incoming, reply: Reply) -> SentRef | None:
+        """To the user's private chat; if they never started the bot, say so in the group."""
+        try:
+            return await self._post(ChatRef(PLATFORM, incoming.user_id), replace(reply, reply_to=None))
+        except Forbidden:
+            lang = incoming.lang or "en"
+            start = Button(messages.t(lang, "button_open_private"), url=f"https://t.me/{self.bot.username}")
+            notice = Reply(
+                messages.t(lang, "private_blocked"),
+                buttons=((start,),),
+                reply_to=incoming.message_id,
+            )
+            await self._post(incoming.chat, notice)
+            return None
+
+    # ---- Reply → Telegram -----------------------------------------------------------------------
+
+    async def send(self, chat: ChatRef, reply: Reply) -> SentRef:
+        """A message the core sends unprompted (a daily post, a reveal), errors as PlatformError kinds."""
+        with _platform_errors(chat):
+            await self._initialize()
+            return await self._post(chat, reply)
+
+    async def _post(self, chat: ChatRef, reply: Reply) -> SentRef:
+        chat_id = int(chat.chat_id)
+        thread = int(chat.thread_id) if chat.thread_id else None
+        if reply.kind == "question" and reply.question:
+            await self._send_images(chat_id, thread, reply.question.images)
+        chunks = to_telegram_html(reply.text)
+        first: Message | None = None
+        for number, chunk in enumerate(chunks, start=1):
+            sent = await self.bot.send_message(
+                chat_id,
+                chunk,
+                parse_mode=ParseMode.HTML,
+                message_thread_id=thread,
+                reply_parameters=_reply_parameters(reply.reply_to) if first is None else None,
+                reply_markup=self._keyboard(reply.buttons) if number == len(chunks) else None,
+                link_preview_options=NO_PREVIEW,
+            )
+            first = first or sent
+        if first is None:
+            raise ValueError("a reply with no text to send")
+        return SentRef(chat, str(first.message_id))
+
+    def _keyboard(self, rows: tuple[tuple[Button, ...], ...]) -> InlineKeyboardMarkup | None:
+        keyboard = [[self._inline_button(button) for button in row] for row in rows if row]
+        return InlineKeyboardMarkup(keyboard) if keyboard else None
+
+    def _inline_button(self, button: Button) -> InlineKeyboardButton:
+        if button.url:
+            return InlineKeyboardButton(button.label, url=button.url)
+        # `/start <parameter>` is what a deep link makes the user send to the bot's private chat.
+        start = START_PAYLOAD.fullmatch(button.payload)
+        if start:
+            return InlineKeyboardButton(
+                button.label, url=f"https://t.me/{self.bot.username}?start={start[1]}"
+            )
+        return InlineKeyboardButton(button.label, callback_data=_callback_data(button.payload))
+
+    async def _send_images(self, chat_id: int, thread: int | None, images: Sequence[str]) -> None:
+        for image in images:
+            try:
+                photo = await asyncio.to_thread(Path(image).read_bytes)
+            except OSError as error:  # removed since the bank was loaded
+                log.warning("telegram: image %s not sent: %s", image, error)
+                continue
+            try:
+                # Behind a spoiler: an image may belong to the answer.
+                await self.bot.send_photo(
+                    chat_id, photo, filename=Path(image).name, message_thread_id=thread, has_spoiler=True
+                )
+            except BadRequest as error:
+                if _means_gone(error):
+                    raise
+                log.warning("telegram: image %s not sent: %s", image, error)
+
+
+def _starts_with_command(message: Message) -> bool:
+    return any(e.type == MessageEntity.BOT_COMMAND and e.offset == 0 for e in message.entities)
+
+
+def _is_group(chat: TgChat) -> bool:
+    return chat.type in (ChatType.GROUP, ChatType.SUPERGROUP)
+
+
+def _chat_ref(message: Message) -> ChatRef:
+    """A forum topic's messages belong to the topic; everything else to the chat."""
+    thread = message.message_thread_id if message.chat.is_forum and message.is_topic_message else None
+    return ChatRef(PLATFORM, str(message.chat.id), str(thread) if thread else None)
+
+
+def _visible_count(text: str) -> int:
+    return sum(not char.isspace() for char in text)
+
+
+def _is_hidden(message: Message, body: str) -> bool:
+    """Every visible character of `body` is inside a spoiler (entities, or typed `||…||`)."""
+    visible = _visible_count(body)
+    if not visible:
+        return False
+    if not TYPED_SPOILER.sub("", body).strip():
+        return True
+    try:
+        spoilers = message.parse_entities([MessageEntity.SPOILER]).values()
+    except UnicodeDecodeError:  # entity offsets that split a character: not a client's doing
+        return False
+    return sum(_visible_count(part) for part in spoilers) >= visible
+
+
+def _reply_parameters(message_id: str | None) -> ReplyParameters | None:
+    if not message_id:
+        return None
+    return ReplyParameters(int(message_id), allow_sending_without_reply=True)
+
+
+def _callback_data(payload: str) -> str:
+    data = payload.encode()
+    if len(data) > CALLBACK_DATA_BYTES:
+        # Payloads are short by design; cut at a character boundary rather than have Telegram
+        # refuse the whole message.
+        log.error("telegram: button payload over %d bytes cut: %r", CALLBACK_DATA_BYTES, payload)
+    return data[:CALLBACK_DATA_BYTES].decode(errors="ignore")
+
+
+def _means_gone(error: BadRequest) -> bool:
+    description = error.message.lower()
+    return any(phrase in description for phrase in GONE_DESCRIPTIONS)
+
+
+def _retry_seconds(error: RetryAfter) -> float:
+    with warnings.catch_warnings():  # the int form is deprecated; timedelta comes with PTB_TIMEDELTA
+        warnings.simplefilter("ignore", PTBDeprecationWarning)
+        value = error.retry_after
+    return value.total_seconds() if isinstance(value, timedelta) else float(value)
+
+
+@contextmanager
+def _platform_errors(chat: ChatRef) -> Iterator[None]:
+    """python-telegram-bot's errors as the kinds the scheduler acts on."""
+    try:
+        yield
+    except ChatMigrated as error:
+        raise ChatMoved(ChatRef(PLATFORM, str(error.new_chat_id), chat.thread_id)) from error
+    except RetryAfter as error:
+        raise TransientError(f"telegram: {error}", retry_after=_retry_seconds(error)) from error
+    except Forbidden as error:
+        raise ChatGone(f"telegram: {error}") from error
+    except BadRequest as error:  # before NetworkError: BadRequest is one
+        if _means_gone(error):
+            raise ChatGone(f"telegram: {error}") from error
+        raise PlatformError(f"telegram: {error}") from error
+    except InvalidToken as error:
+        raise PlatformError("telegram: the Bot API refused TELEGRAM_BOT_TOKEN") from error
+    except TelegramError as error:  # timeouts, 5xx, connection errors, responses that are not JSON
+        raise TransientError(f"telegram: {error}") from error

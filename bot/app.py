@@ -1,0 +1,403 @@
+"""The process: one bank, one database, one core and one scheduler, shared by the chosen adapters."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import sqlite3
+import sys
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import TYPE_CHECKING
+
+from bot.adapters.base import Adapter, ChatGone, ChatMoved, Core, PlatformError, TransientError
+from bot.config import Settings
+from bot.core.bank import LoadResult, load
+from bot.core.clock import Clock, SystemClock
+from bot.core.model import ChatRef, Incoming, Reply, SentRef
+from bot.core.quiz import COMMANDS_BY_NAME, split_command
+from bot.core.quiz import Core as QuizCore
+from bot.core.schedule import parse_duration
+from bot.core.scheduler import Scheduler
+from bot.core.store import Store
+from bot.ops.backup import BackupError, DatabaseInUse, hold_instance_lock
+from bot.ops.health import Health, Metrics, database_check, serve
+from bot.ops.logs import secrets_from, setup_logging
+
+if TYPE_CHECKING:
+    from aiohttp import web
+
+log = logging.getLogger("dailyq")
+
+NO_TOKEN = (
+    "dailyq run: no platform to run. Set TELEGRAM_BOT_TOKEN (a bot from @BotFather) and/or "
+    "DISCORD_BOT_TOKEN (a Discord application's bot token) in the environment or in .env.\n"
+    "To try the bot without any token: dailyq console"
+)
+# Seconds the platforms get to finish answering and disconnect after SIGTERM. The scheduler's
+# own drain (bot.core.scheduler.SHUTDOWN_WAIT) comes before it; Docker waits 30 s in all.
+SHUTDOWN_LIMIT = 10.0
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+RESTART_BACKOFF = (5.0, 300.0)  # first and longest wait before a platform is tried again
+
+
+class StartupError(Exception):
+    """Something the user must fix before the bot can start; the message says what."""
+
+
+def catch_up_grace(settings: Settings) -> timedelta | None:
+    if settings.catch_up is None:
+        return None
+    try:
+        return parse_duration(settings.catch_up)
+    except ValueError as error:
+        raise StartupError(f"DAILYQ_CATCH_UP: {error}") from None
+
+
+def load_bank(settings: Settings) -> LoadResult:
+    loaded = load(settings.content)
+    for problem in loaded.errors:
+        log.error("bank: %s:%s: %s", problem.file, problem.line, problem.message)
+    log.info("bank: %d questions from %s", len(loaded.bank), settings.content)
+    return loaded
+
+
+async def reload_bank(core: QuizCore, settings: Settings) -> LoadResult:
+    """Re-parse the bank; keep the last good one when the new one has errors or no questions."""
+    loaded = await asyncio.to_thread(load_bank, settings)
+    if loaded.errors or not loaded.bank.questions:
+        log.error("reload: kept the previous bank (%d errors, %d questions)", len(loaded.errors), len(loaded.bank))
+    else:
+        core.set_bank(loaded.bank)
+        log.info("reload: now %d questions", len(loaded.bank))
+    return loaded
+
+
+@dataclass
+class Running:
+    store: Store
+    core: QuizCore
+    scheduler: Scheduler
+
+
+@asynccontextmanager
+async def running(
+    settings: Settings, adapters: dict[str, Adapter], clock: Clock | None = None
+) -> AsyncIterator[Running]:
+    """Open the bank and the database, start the scheduler; undo it all on the way out."""
+    clock = clock or SystemClock()
+    grace = catch_up_grace(settings)
+    loaded = load_bank(settings)
+    if not loaded.bank.questions:
+        raise StartupError(f"no questions could be loaded from {settings.content}; see: dailyq check")
+    try:
+        store = await Store.open(settings.db)
+    except (sqlite3.Error, OSError) as error:
+        raise StartupError(f"cannot open the database {settings.db}: {error}") from None
+    try:
+        core = QuizCore(store, loaded.bank, settings, clock)
+        scheduler = Scheduler(store, core, adapters, clock, grace=grace)
+        scheduler.start()
+        try:
+            yield Running(store, core, scheduler)
+        finally:
+            await scheduler.shutdown()
+    finally:
+        await store.close()
+
+
+async def run_console(settings: Settings, *, user: str, chat: str, group: bool, member: bool) -> int:
+    from bot.adapters.console import ConsoleAdapter
+
+    adapter = ConsoleAdapter(sys.stdin, sys.stdout, user=user, chat=chat, group=group, member=member)
+    try:
+        with hold_instance_lock(settings.db):
+            async with running(settings, {adapter.platform: adapter}) as app:
+                # The console holds the database's lock too, so `dailyq reload` signals it.
+                with reloading_on_sighup(app.core, settings):
+                    await adapter.run(app.core)
+    except (StartupError, BackupError) as error:
+        print(f"dailyq: {error}", file=sys.stderr)
+        return 2
+    return 0
+
+
+@contextmanager
+def reloading_on_sighup(core: QuizCore, settings: Settings) -> Iterator[None]:
+    """While inside, SIGHUP (what `dailyq reload` sends) re-reads the bank."""
+    loop = asyncio.get_running_loop()
+    reloads: set[asyncio.Task[LoadResult]] = set()  # the loop keeps only weak references to tasks
+
+    def finished(task: asyncio.Task[LoadResult]) -> None:
+        reloads.discard(task)
+        if not task.cancelled() and (error := task.exception()) is not None:
+            log.error("reload failed; the bank is unchanged", exc_info=error)
+
+    def on_hangup() -> None:
+        task = loop.create_task(reload_bank(core, settings))
+        reloads.add(task)
+        task.add_done_callback(finished)
+
+    loop.add_signal_handler(signal.SIGHUP, on_hangup)
+    try:
+        yield
+    finally:
+        loop.remove_signal_handler(signal.SIGHUP)
+
+
+# ---- dailyq run -----------------------------------------------------------------------------------
+
+TOKEN_VARIABLES = {"telegram": "TELEGRAM_BOT_TOKEN", "discord": "DISCORD_BOT_TOKEN"}
+
+
+def platform_adapters(settings: Settings, wanted: list[str] | None) -> dict[str, Adapter]:
+    """An adapter for every platform whose token is set (and that --platform names, if given)."""
+    tokens = {"telegram": settings.telegram_token, "discord": settings.discord_token}
+    for name in wanted or ():
+        if not tokens[name]:
+            raise StartupError(f"--platform {name} needs {TOKEN_VARIABLES[name]}, which is not set")
+    adapters: dict[str, Adapter] = {}
+    if settings.telegram_token and (not wanted or "telegram" in wanted):
+        from bot.adapters.telegram import TelegramAdapter
+
+        adapters["telegram"] = TelegramAdapter(
+            settings.telegram_token,
+            base_url=settings.telegram_api_url,
+            webhook_url=settings.telegram_webhook_url,
+            webhook_listen=settings.telegram_webhook_listen,
+            webhook_secret=settings.telegram_webhook_secret,
+        )
+    if settings.discord_token and (not wanted or "discord" in wanted):
+        from bot.adapters.discord import DiscordAdapter
+
+        adapters["discord"] = DiscordAdapter(
+            settings.discord_token,
+            api_url=settings.discord_api_url,
+            gateway_url=settings.discord_gateway_url,
+            guild_ids=settings.discord_guild_ids,
+            message_content=settings.discord_message_content,
+        )
+    return adapters
+
+
+@dataclass
+class MeasuredAdapter:
+    """Counts and times what the scheduler sends through a platform, for /metrics."""
+
+    inner: Adapter
+    metrics: Metrics
+
+    @property
+    def platform(self) -> str:
+        return self.inner.platform
+
+    async def run(self, core: Core) -> None:
+        await self.inner.run(core)
+
+    async def send(self, chat: ChatRef, reply: Reply) -> SentRef:
+        started = time.perf_counter()
+        try:
+            ref = await self.inner.send(chat, reply)
+        except PlatformError as error:
+            kind = {ChatGone: "gone", ChatMoved: "moved", TransientError: "transient"}.get(type(error), "platform")
+            self.metrics.errors.labels(kind=kind).inc()
+            raise
+        self.metrics.send_seconds.labels(platform=self.platform).observe(time.perf_counter() - started)
+        if reply.kind == "question":
+            self.metrics.posts_sent.labels(platform=self.platform).inc()
+        return ref
+
+
+@dataclass
+class MeasuredCore:
+    """What adapters call: counts commands and answers for /metrics, then asks the real core."""
+
+    inner: QuizCore
+    metrics: Metrics
+
+    async def handle(self, incoming: Incoming) -> list[Reply]:
+        text = incoming.text.strip()
+        if text.startswith("/"):
+            name = split_command(text)[0]
+            # Only the command table's names: anyone can type /anything, and every label is a series.
+            command = name if name in COMMANDS_BY_NAME else "unknown"
+        else:
+            command = "text"
+        self.metrics.commands.labels(command=command).inc()
+        if command in ("answer", "text"):
+            self.metrics.answers.labels(platform=incoming.platform).inc()
+        try:
+            return await self.inner.handle(incoming)
+        except Exception:
+            self.metrics.errors.labels(kind="handler").inc()
+            raise
+
+    async def sent(self, reply: Reply, ref: SentRef) -> None:
+        if reply.kind == "question":
+            self.metrics.posts_sent.labels(platform=ref.chat.platform).inc()
+        await self.inner.sent(reply, ref)
+
+
+@dataclass
+class PlatformSupervisor:
+    """Keeps one platform running: a refused token or an unreachable API is logged in one line and
+    tried again with a growing wait, never a stack trace loop and never a stop of the others."""
+
+    adapter: Adapter
+    core: Core
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
+    connected: bool = field(default=False, init=False)
+
+    async def run(self) -> None:
+        """Run the adapter until cancelled; whenever it stops, start it again after a wait."""
+        name = self.adapter.platform
+        wait = RESTART_BACKOFF[0]
+        while True:
+            failure: BaseException | None = None  # an unforeseen one, logged with its traceback
+            self.connected = True
+            started = time.monotonic()
+            try:
+                await self.adapter.run(self.core)
+                problem = f"{name}: stopped taking input"
+            except PlatformError as error:
+                problem = str(error) if str(error).startswith(f"{name}:") else f"{name}: {error}"
+            except Exception as error:  # a bug or an unforeseen library error: keep the others going
+                problem, failure = f"{name} stopped unexpectedly ({error!r})", error
+            finally:
+                self.connected = False
+            if time.monotonic() - started > RESTART_BACKOFF[1]:
+                wait = RESTART_BACKOFF[0]  # it ran for a while: this is a new failure, not the same one
+            log.error("%s; trying again in %.0f s", problem, wait, exc_info=failure)
+            await self.sleep(wait)
+            wait = min(wait * 2, RESTART_BACKOFF[1])
+
+
+async def run_platforms(settings: Settings, platforms: list[str] | None = None) -> int:
+    try:
+        setup_logging(settings.log_level, settings.log_format, secrets_from(settings))
+    except ValueError as error:
+        print(f"dailyq: {error}", file=sys.stderr)
+        return 2
+    try:
+        adapters = platform_adapters(settings, platforms)
+        if not adapters:
+            print(NO_TOKEN, file=sys.stderr)
+            return 2
+        metrics = Metrics()
+        measured = {name: MeasuredAdapter(adapter, metrics) for name, adapter in adapters.items()}
+        with hold_instance_lock(settings.db):
+            async with running(settings, dict(measured)) as app:
+                return await _serve(settings, app, adapters, metrics)
+    except (StartupError, BackupError) as error:
+        log.error("%s", error)
+        print(f"dailyq: {error}", file=sys.stderr)
+        return 2
+
+
+async def _serve(settings: Settings, app: Running, adapters: dict[str, Adapter], metrics: Metrics) -> int:
+    core = MeasuredCore(app.core, metrics)
+    supervisors = {name: PlatformSupervisor(adapter, core) for name, adapter in adapters.items()}
+    http = await _serve_http(settings.http_port, app_health(app, supervisors), metrics)
+    stop = asyncio.Event()
+    try:
+        with stopping_on_signals(stop), reloading_on_sighup(app.core, settings):
+            tasks = [asyncio.create_task(s.run(), name=f"platform:{n}") for n, s in supervisors.items()]
+            try:
+                await stop.wait()
+                # The daily posts in flight go out first, while the platforms can still deliver
+                # them; only then does input stop and do the platforms disconnect.
+                await app.scheduler.shutdown()
+            finally:
+                await _stop_platforms(tasks)
+    finally:
+        if http:
+            await http.cleanup()
+    return 0
+
+
+@contextmanager
+def stopping_on_signals(stop: asyncio.Event) -> Iterator[None]:
+    """While inside, SIGTERM or SIGINT sets `stop`; a second one exits at once."""
+    loop = asyncio.get_running_loop()
+
+    def on_stop_signal(number: int) -> None:
+        if stop.is_set():  # a second signal: the user wants out now
+            log.warning("second %s: exiting at once", signal.Signals(number).name)
+            os._exit(1)
+        log.info("%s: shutting down", signal.Signals(number).name)
+        stop.set()
+
+    for number in STOP_SIGNALS:
+        loop.add_signal_handler(number, on_stop_signal, number)
+    try:
+        yield
+    finally:
+        for number in STOP_SIGNALS:
+            loop.remove_signal_handler(number)
+
+
+async def _stop_platforms(tasks: list[asyncio.Task[None]]) -> None:
+    for task in tasks:
+        task.cancel()
+    if tasks:
+        _, late = await asyncio.wait(tasks, timeout=SHUTDOWN_LIMIT)
+        for task in late:
+            log.warning("%s did not stop within %.0f s", task.get_name(), SHUTDOWN_LIMIT)
+
+
+async def _serve_http(port: int | None, health: Health, metrics: Metrics) -> web.AppRunner | None:
+    if not port:
+        return None
+    try:
+        return await serve(health, metrics, "0.0.0.0", port)
+    except OSError as error:
+        raise StartupError(f"DAILYQ_HTTP_PORT={port}: cannot listen ({error.strerror or error})") from None
+
+
+def app_health(app: Running, supervisors: dict[str, PlatformSupervisor]) -> Health:
+    """What /healthz asks: the database answers, the scheduler sweeps, every platform runs."""
+    health = Health()
+    health.add_check("db", database_check(app.store))
+    health.add_check("scheduler", _scheduler_check(app.scheduler))
+    for name, supervisor in supervisors.items():
+        health.add_check(f"platform:{name}", _connected_check(supervisor))
+    return health
+
+
+def _scheduler_check(scheduler: Scheduler) -> Callable[[], Awaitable[bool]]:
+    async def scheduler_alive() -> bool:
+        return scheduler.running
+
+    return scheduler_alive
+
+
+def _connected_check(supervisor: PlatformSupervisor) -> Callable[[], Awaitable[bool]]:
+    async def platform_connected() -> bool:
+        return supervisor.connected
+
+    return platform_connected
+
+
+def signal_reload(settings: Settings) -> int:
+    """`dailyq reload`: ask the running bot on this database to re-read its bank (SIGHUP)."""
+    try:
+        with hold_instance_lock(settings.db):
+            print(f"dailyq reload: no dailyq is running on {settings.db}", file=sys.stderr)
+            return 1
+    except DatabaseInUse as running_bot:
+        pid = running_bot.pid
+    try:
+        if pid is None:
+            raise OSError("its lock file names no process")
+        os.kill(pid, signal.SIGHUP)
+    except OSError as error:
+        print(f"dailyq reload: could not signal pid {pid}: {error}", file=sys.stderr)
+        return 1
+    # The bot re-reads its own DAILYQ_CONTENT, which may differ from this command's.
+    print(f"dailyq reload: asked pid {pid} to re-read its bank; its log says how that went")
+    return 0

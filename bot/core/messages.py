@@ -1,0 +1,323 @@
+"""Every sentence the bot says, in English and Simplified Chinese: `t(lang, key, **values)`.
+
+Messages are markdown. Values that come from users or from the bank's metadata are escaped by the
+caller (render.escape) before they are passed in; placeholders are `str.format` fields.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from zoneinfo import ZoneInfo
+
+LANGUAGES: tuple[str, ...] = ("en", "zh")
+
+CATALOG: dict[str, dict[str, str]] = {
+    "en": {
+        # --- commands' one-line help (the command table's help keys) and options
+        "help_start": "welcome and how it works",
+        "help_help": "every command, one line each",
+        "help_quiz": "a question now: your due reviews first, then new ones",
+        "help_answer": "answer the open question (or the question you reply to)",
+        "help_reveal": "the summary, a Full answer button, who answered, and grade buttons",
+        "help_full": "the full reference answer of a question",
+        "help_grade": "grade your answer (again, hard, good or easy) for spaced repetition",
+        "help_skip": "another question now (in private, or on your own quiz)",
+        "help_stats": "your answers, grades, streaks, due reviews and tags",
+        "help_top": "this chat's leaderboard, this week and all time",
+        "help_tags": "tags and companies with their question counts",
+        "help_subscribe": "a daily question in this chat (admins in groups)",
+        "help_unsubscribe": "stop the daily questions (admins in groups)",
+        "help_settings": "show the settings, or change one (admins in groups)",
+        "help_forgetme": "delete your answers, grades and reviews everywhere",
+        "option_filter": "a tag, a company, or words of the title",
+        "option_text": "your answer",
+        "option_id": "the question's number (on its buttons)",
+        "option_grade": "again, hard, good or easy",
+        "option_time": "HH:MM, e.g. 09:30",
+        "option_zone": "an IANA time zone, e.g. Europe/Berlin",
+        "option_key": "time, zone, days, reveal, tags, answers, lang, role or paused",
+        "option_value": "the new value",
+        "option_confirm": "yes, to confirm",
+        "help_header": "**Commands**",
+        # --- general
+        "welcome": (
+            "**Welcome to {bot}!** One interview question a day: answer it, reveal the reference "
+            "answer, grade yourself, and spaced repetition brings it back when it is due.\n\n"
+            "• /quiz: a question now\n"
+            "• Answer by replying to the question (in groups hide it: `||your answer||`) or with "
+            "/answer followed by your answer\n"
+            "• /reveal: the summary, the full answer and the grade buttons\n"
+            "• /subscribe: a daily question in this chat\n"
+            "• /stats, /top, /tags, /settings, /help: the rest"
+        ),
+        "unknown_command": "Unknown command {command}. Try /help for the list.",
+        "admins_only": "Only the chat's admins can use {command} here.",
+        "private_hint": "Send /quiz for a question, or /help for everything I can do.",
+        "question_gone": "That question is no longer in the bank.",
+        "bad_post_id": "A question's number is a whole number, like the one on its buttons.",
+        "no_such_post": "I have no question with that number.",
+        # --- questions and answers
+        "question_heading": "❓ **{title}**",
+        "hint_private": "Type your answer, then /reveal.",
+        "hint_group_spoiler": "Reply to this message with your answer hidden as a spoiler (`||your answer||`).",
+        "hint_group_private": "Answer privately: press Answer privately, or send me /answer in a private chat.",
+        "button_reveal": "Reveal",
+        "button_skip": "Skip",
+        "button_answer_privately": "Answer privately",
+        "answer_here": "Send your answer here; it counts for the group's question.",
+        "no_match": "No question matches “{filter}”. Try a tag such as: {tags}. /tags lists them all.",
+        "skip_where": "/skip works in a private chat or on your own /quiz.",
+        "answer_usage": "Write your answer after the command: /answer your answer. Or reply to the question.",
+        "nothing_to_answer": "There is no open question here. Send /quiz for one.",
+        "answer_saved": "Got your answer to “{title}” ({chars} characters). /reveal when you are ready.",
+        "answer_updated": "Replaced your earlier answer to “{title}” ({chars} characters); the old one is kept in your history.",
+        "spoiler_reminder": "Tip: hide answers in groups so others can think first: `||your answer||`.",
+        "private_reminder": "Tip: this group answers privately; send me your answer in a private chat.",
+        # --- reveal and grading
+        "nothing_to_reveal": "There is no question to reveal here. Send /quiz for one.",
+        "reveal_not_yet": "The answer is revealed {when}. Until then only admins can reveal it.",
+        "reveal_heading": "💡 **{title}**",
+        "reveal_more": "Full answer: press the button below.",
+        "answered_by": "Answered by: {names}",
+        "answered_by_nobody": "Nobody has answered yet.",
+        "button_full": "Full answer",
+        "full_answer_heading": "📖 **{title}**",
+        "grade_again": "Again",
+        "grade_hard": "Hard",
+        "grade_good": "Good",
+        "grade_easy": "Easy",
+        "grade_usage": "Grade with /grade again, /grade hard, /grade good or /grade easy (then the question's number, if needed).",
+        "nothing_to_grade": "There is no question to grade here.",
+        "grade_not_answered": "{name}, you have not answered this question, so there is nothing to grade. Answer it first.",
+        "grade_superseded": "You graded this question again later; that later grade is the one that counts.",
+        "graded": "Graded: {grade}. Next review: {next}.",
+        # --- stats, top, tags
+        "stats_heading": "📊 **{name}**",
+        "stats_counts": "Answered: {answered} · graded: {graded}",
+        "stats_streak": "Days in a row: {current} (best: {best})",
+        "stats_due": "Reviews due now: {due}",
+        "stats_tags": "By tag: {tags}",
+        "top_week": "🏆 **This week**",
+        "top_all": "🏆 **All time**",
+        "top_line": "{rank}. {name}: answered {answers}, graded {grades}",
+        "top_empty": "No answers yet.",
+        "tags_heading": "🏷 **{tags} tags** in {questions} questions",
+        "tags_none": "The bank has no tags.",
+        "companies_heading": "🏢 **{companies} companies**",
+        # --- subscription and settings
+        "subscribe_usage": "Use /subscribe, /subscribe 09:30 or /subscribe 09:30 Europe/Berlin.",
+        "subscribed": "Subscribed: a question at {time} ({zone}), days: {days}. The first one comes {first}.",
+        "unsubscribed": "Unsubscribed: no more daily questions here. /subscribe starts them again.",
+        "not_subscribed": "This chat is not subscribed. /subscribe starts daily questions.",
+        "settings_heading": "⚙️ **Settings**",
+        "settings_how": "Change one with /settings key value, e.g. /settings time 18:30.",
+        "status_subscribed": "Subscribed; the next question comes {when}.",
+        "status_paused": "Subscribed, but paused: /settings paused off resumes.",
+        "status_not_subscribed": "Not subscribed: /subscribe starts daily questions.",
+        "next_post": "The next question comes {when}.",
+        "unknown_setting": "There is no setting “{key}”. The settings are: {keys}.",
+        "setting_needs_value": "Give {key} a value, e.g. /settings {key} {example}",
+        "setting_saved": "Saved: {key} is now {value}.",
+        "unknown_tags": "No question has the tag or company “{tags}”. Some tags: {known}.",
+        "bad_time": "“{value}” is not a time: use HH:MM on a 24-hour clock, e.g. 09:30 or 18:00.",
+        "bad_zone": "“{value}” is not a time zone: use an IANA name, e.g. Europe/Berlin, America/New_York or Asia/Shanghai.",
+        "bad_days": "“{value}” is not a list of days: use e.g. daily, mon-fri, mon,wed,fri or weekends.",
+        "bad_reveal": "“{value}” is not a reveal rule: use a delay (4h, 90m), a time (18:00), or next.",
+        "bad_tags": "“{value}” is not a list of tags: use e.g. rag,llm (none clears it).",
+        "bad_answers": "“{value}” is not an answer mode: use spoiler or private.",
+        "bad_lang": "“{value}” is not a language I speak: use en or zh (auto follows the platform).",
+        "bad_role": "“{value}” is not a role name: use e.g. Study (none clears it).",
+        "bad_paused": "“{value}” is not on or off: use /settings paused on (or off).",
+        "example_time": "18:30",
+        "example_zone": "Europe/Berlin",
+        "example_days": "mon-fri",
+        "example_reveal": "4h",
+        "example_tags": "rag,llm",
+        "example_answers": "spoiler",
+        "example_lang": "zh",
+        "example_role": "Study",
+        "example_paused": "on",
+        "unset_tags": "all questions",
+        "unset_lang": "automatic",
+        "unset_role": "none",
+        # --- forgetme
+        "forget_confirm": (
+            "This deletes, in every chat and for good, your answers ({answers}, with their grades) and "
+            "your review cards ({reviews}). Press the button to confirm."
+        ),
+        "button_forget": "Yes, delete my data",
+        "forget_not_yours": "That button belongs to someone else. Send /forgetme yourself.",
+        "forgotten": "Done: your answers, grades and reviews are deleted everywhere.",
+        # --- dates
+        "weekdays": "Mon Tue Wed Thu Fri Sat Sun",
+        "months": "Jan Feb Mar Apr May Jun Jul Aug Sep Oct Nov Dec",
+        "date": "{weekday} {day} {month}",
+        "date_year": "{weekday} {day} {month} {year}",
+        "day_today": "today ({date})",
+        "day_tomorrow": "tomorrow ({date})",
+        "day_later": "{date} (in {days} days)",
+        "day_at": "{day} at {time}",
+    },
+    "zh": {
+        "help_start": "欢迎语和用法",
+        "help_help": "所有命令，每条一行",
+        "help_quiz": "马上来一道题：先复习到期的，再出新题",
+        "help_answer": "回答当前的题（或你回复的那道题）",
+        "help_reveal": "要点总结、「完整答案」按钮、答题的人和评分按钮",
+        "help_full": "一道题的完整参考答案",
+        "help_grade": "给自己的回答评分（again、hard、good 或 easy），用于间隔重复",
+        "help_skip": "马上换一道题（私聊中，或在你自己的 /quiz 上）",
+        "help_stats": "你的回答数、评分、连续天数、待复习和标签",
+        "help_top": "本群排行榜：本周和总榜",
+        "help_tags": "标签和公司，以及各自的题数",
+        "help_subscribe": "在本聊天每天推送一道题（群里仅管理员）",
+        "help_unsubscribe": "停止每日推送（群里仅管理员）",
+        "help_settings": "查看设置，或修改一项（群里仅管理员）",
+        "help_forgetme": "删除你在所有聊天中的回答、评分和复习记录",
+        "option_filter": "标签、公司或题目中的词",
+        "option_text": "你的回答",
+        "option_id": "题目编号（见按钮）",
+        "option_grade": "again、hard、good 或 easy",
+        "option_time": "HH:MM，例如 09:30",
+        "option_zone": "IANA 时区，例如 Asia/Shanghai",
+        "option_key": "time、zone、days、reveal、tags、answers、lang、role 或 paused",
+        "option_value": "新的值",
+        "option_confirm": "输入 yes 确认",
+        "help_header": "**命令**",
+        "welcome": (
+            "**欢迎使用 {bot}！** 每天一道面试题：作答、查看参考答案、给自己评分，"
+            "间隔重复会在该复习时再次出题。\n\n"
+            "• /quiz：马上来一道题\n"
+            "• 回复题目消息即可作答（群里请用剧透隐藏：`||你的回答||`），或用 /answer 加上你的回答\n"
+            "• /reveal：要点总结、完整答案和评分按钮\n"
+            "• /subscribe：在本聊天每天推送一道题\n"
+            "• /stats、/top、/tags、/settings、/help：其他功能"
+        ),
+        "unknown_command": "未知命令 {command}。发送 /help 查看命令列表。",
+        "admins_only": "这里只有管理员可以使用 {command}。",
+        "private_hint": "发送 /quiz 获取一道题，或发送 /help 查看全部功能。",
+        "question_gone": "这道题已不在题库中。",
+        "bad_post_id": "题目编号是一个整数，见题目按钮上的编号。",
+        "no_such_post": "没有这个编号的题目。",
+        "question_heading": "❓ **{title}**",
+        "hint_private": "直接输入你的回答，然后发送 /reveal。",
+        "hint_group_spoiler": "回复这条消息作答，并用剧透隐藏回答（`||你的回答||`）。",
+        "hint_group_private": "请私下作答：点「私下作答」，或在私聊中给我发送 /answer。",
+        "button_reveal": "查看答案",
+        "button_skip": "跳过",
+        "button_answer_privately": "私下作答",
+        "answer_here": "在这里发送你的回答，它会记到群里的这道题上。",
+        "no_match": "没有题目匹配「{filter}」。可以试试这些标签：{tags}。/tags 列出全部。",
+        "skip_where": "/skip 只能在私聊中使用，或用在你自己的 /quiz 上。",
+        "answer_usage": "请在命令后写上回答：/answer 你的回答。也可以直接回复题目消息。",
+        "nothing_to_answer": "这里没有待回答的题目。发送 /quiz 获取一道。",
+        "answer_saved": "已收到你对「{title}」的回答（{chars} 个字符）。准备好了就发送 /reveal。",
+        "answer_updated": "已更新你对「{title}」的回答（{chars} 个字符），旧回答保留在历史中。",
+        "spoiler_reminder": "小提示：在群里请隐藏回答，让其他人先思考：`||你的回答||`。",
+        "private_reminder": "小提示：本群采用私下作答，请在私聊中把回答发给我。",
+        "nothing_to_reveal": "这里没有可以查看答案的题目。发送 /quiz 获取一道。",
+        "reveal_not_yet": "答案将于{when}公布。在此之前只有管理员可以提前公布。",
+        "reveal_heading": "💡 **{title}**",
+        "reveal_more": "完整答案：请点下方按钮。",
+        "answered_by": "作答的人：{names}",
+        "answered_by_nobody": "还没有人作答。",
+        "button_full": "完整答案",
+        "full_answer_heading": "📖 **{title}**",
+        "grade_again": "重来",
+        "grade_hard": "困难",
+        "grade_good": "良好",
+        "grade_easy": "简单",
+        "grade_usage": "评分请用 /grade again、/grade hard、/grade good 或 /grade easy（需要时再加题目编号）。",
+        "nothing_to_grade": "这里没有可以评分的题目。",
+        "grade_not_answered": "{name}，你还没有回答这道题，无法评分。请先作答。",
+        "grade_superseded": "你之后又给这道题评过分，以后来的评分为准。",
+        "graded": "评分：{grade}。下次复习：{next}。",
+        "stats_heading": "📊 **{name}**",
+        "stats_counts": "已回答：{answered} · 已评分：{graded}",
+        "stats_streak": "连续天数：{current} 天（最长：{best} 天）",
+        "stats_due": "现在待复习：{due}",
+        "stats_tags": "按标签：{tags}",
+        "top_week": "🏆 **本周**",
+        "top_all": "🏆 **总榜**",
+        "top_line": "{rank}. {name}：{answers} 个回答，{grades} 个评分",
+        "top_empty": "还没有人作答。",
+        "tags_heading": "🏷 **{tags} 个标签**，共 {questions} 道题",
+        "tags_none": "题库中没有标签。",
+        "companies_heading": "🏢 **{companies} 家公司**",
+        "subscribe_usage": "用法：/subscribe、/subscribe 09:30 或 /subscribe 09:30 Asia/Shanghai。",
+        "subscribed": "已订阅：每天 {time}（{zone}）推送一道题，日期：{days}。第一道题将于{first}推送。",
+        "unsubscribed": "已退订：这里不再推送每日一题。发送 /subscribe 可重新开始。",
+        "not_subscribed": "本聊天没有订阅。发送 /subscribe 开始每日一题。",
+        "settings_heading": "⚙️ **设置**",
+        "settings_how": "修改方式：/settings 键 值，例如 /settings time 18:30。",
+        "status_subscribed": "已订阅；下一道题将于{when}推送。",
+        "status_paused": "已订阅，但已暂停：发送 /settings paused off 恢复。",
+        "status_not_subscribed": "未订阅：发送 /subscribe 开始每日一题。",
+        "next_post": "下一道题将于{when}推送。",
+        "unknown_setting": "没有「{key}」这个设置。可用的设置有：{keys}。",
+        "setting_needs_value": "请给 {key} 一个值，例如 /settings {key} {example}",
+        "setting_saved": "已保存：{key} 现在是 {value}。",
+        "unknown_tags": "没有题目带有标签或公司「{tags}」。一些标签：{known}。",
+        "bad_time": "「{value}」不是有效的时间：请用 24 小时制 HH:MM，例如 09:30 或 18:00。",
+        "bad_zone": "「{value}」不是有效的时区：请用 IANA 名称，例如 Asia/Shanghai、Europe/Berlin 或 America/New_York。",
+        "bad_days": "「{value}」不是有效的日期列表：例如 daily、mon-fri、mon,wed,fri 或 weekends。",
+        "bad_reveal": "「{value}」不是有效的公布规则：请用延时（4h、90m）、时间（18:00）或 next。",
+        "bad_tags": "「{value}」不是有效的标签列表：例如 rag,llm（none 表示清除）。",
+        "bad_answers": "「{value}」不是有效的作答方式：请用 spoiler 或 private。",
+        "bad_lang": "「{value}」不是我支持的语言：请用 en 或 zh（auto 跟随平台）。",
+        "bad_role": "「{value}」不是有效的角色名：例如 Study（none 表示清除）。",
+        "bad_paused": "「{value}」不是 on 或 off：请用 /settings paused on（或 off）。",
+        "example_time": "18:30",
+        "example_zone": "Asia/Shanghai",
+        "example_days": "mon-fri",
+        "example_reveal": "4h",
+        "example_tags": "rag,llm",
+        "example_answers": "spoiler",
+        "example_lang": "en",
+        "example_role": "Study",
+        "example_paused": "on",
+        "unset_tags": "全部题目",
+        "unset_lang": "自动",
+        "unset_role": "无",
+        "forget_confirm": (
+            "这将永久删除你在所有聊天中的 {answers} 个回答（及其评分）和 {reviews} 张复习卡片。请点按钮确认。"
+        ),
+        "button_forget": "确认删除我的数据",
+        "forget_not_yours": "这个按钮属于别人。请自己发送 /forgetme。",
+        "forgotten": "完成：你在所有聊天中的回答、评分和复习记录都已删除。",
+        "weekdays": "周一 周二 周三 周四 周五 周六 周日",
+        "months": "1月 2月 3月 4月 5月 6月 7月 8月 9月 10月 11月 12月",
+        "date": "{month}{day}日 {weekday}",
+        "date_year": "{year}年{month}{day}日 {weekday}",
+        "day_today": "今天（{date}）",
+        "day_tomorrow": "明天（{date}）",
+        "day_later": "{date}（{days} 天后）",
+        "day_at": "{day} {time}",
+    },
+}
+
+
+def t(lang: str, key: str, /, **values: object) -> str:
+    """The message `key` in `lang` (English for a language we lack), with `values` filled in."""
+    return CATALOG.get(lang, CATALOG["en"])[key].format(**values)
+
+
+def format_day(lang: str, day: date, today: date) -> str:
+    """A date in words relative to `today`: "tomorrow (Tue 3 Mar)", "Fri 6 Mar (in 4 days)"."""
+    weekday = t(lang, "weekdays").split()[day.weekday()]
+    month = t(lang, "months").split()[day.month - 1]
+    key = "date" if day.year == today.year else "date_year"
+    text = t(lang, key, weekday=weekday, day=day.day, month=month, year=day.year)
+    days = (day - today).days
+    if days == 0:
+        return t(lang, "day_today", date=text)
+    if days == 1:
+        return t(lang, "day_tomorrow", date=text)
+    return t(lang, "day_later", date=text, days=days) if days > 1 else text
+
+
+def format_when(lang: str, instant: datetime, zone: ZoneInfo, now: datetime) -> str:
+    """An instant as the chat reads it: "tomorrow (Tue 3 Mar) at 09:30", in the chat's zone."""
+    local = instant.astimezone(zone)
+    day = format_day(lang, local.date(), now.astimezone(zone).date())
+    return t(lang, "day_at", day=day, time=f"{local.hour:02d}:{local.minute:02d}")

@@ -1,0 +1,802 @@
+"""Markdown → Telegram HTML, Discord markdown or console text: the one place that formats and escapes.
+
+The input is the bank's markdown (CommonMark, GFM tables and strikethrough, inline HTML, TeX math
+between `$…$`, `$$…$$`, `\\(…\\)` and `\\[…\\]`) plus `||…||` for a hidden (spoiler) part.
+
+Three layers, each written once:
+- a walker turns markdown-it's syntax tree into a flat list of events: open a `Frame` (bold, link,
+  list item, preformatted block…), a `Leaf` of text or inline code, `CLOSE`, a line `BREAK`, and
+  `BOUNDARY` between top-level blocks;
+- a `_Target` per platform says what a frame's markup, a leaf's escaping and a line's prefix
+  (quote marks, list indentation) look like there;
+- a `_Writer` lays the events out into messages no longer than a limit: whole blocks where they
+  fit, else cut at the last line break, else inside a line; frames open at a cut are closed at the
+  end of one message and reopened at the start of the next.
+"""
+
+from __future__ import annotations
+
+import html
+import posixpath
+import re
+import unicodedata
+from dataclasses import dataclass
+from enum import Enum
+from functools import cache
+from typing import Literal
+
+from markdown_it import MarkdownIt
+from markdown_it.rules_block import StateBlock
+from markdown_it.rules_inline import StateInline
+from markdown_it.rules_inline.state_inline import Delimiter
+from markdown_it.tree import SyntaxTreeNode
+
+TELEGRAM_LIMIT = 4096  # visible UTF-16 code units of one message
+DISCORD_LIMIT = 2000  # characters of one message; embed descriptions take 4096
+# Telegram counts visible text only; markup (long link targets, many `&amp;`) is capped separately
+# so a request never balloons.
+TELEGRAM_RAW_PER_VISIBLE = 4
+MAX_LINK_URL = 2048  # a longer target is shown as text: it could not be split across messages
+HORIZONTAL_RULE = "─" * 10
+IMAGE_MARK = "🖼 "
+
+FrameKind = Literal["b", "i", "s", "spoiler", "link", "heading", "quote", "item", "pre"]
+
+
+@dataclass(frozen=True)
+class Frame:
+    """Something that wraps the events up to its `CLOSE`."""
+
+    kind: FrameKind
+    arg: str = ""  # link: the URL; item: its marker ("• ", "3. "); pre: the language
+
+
+@dataclass(frozen=True)
+class Leaf:
+    text: str  # never contains a newline: lines are separated by BREAK
+    code: bool = False  # an inline code span
+
+
+class Mark(Enum):
+    CLOSE = "close"
+    BREAK = "break"
+    BOUNDARY = "boundary"
+
+
+CLOSE, BREAK, BOUNDARY = Mark.CLOSE, Mark.BREAK, Mark.BOUNDARY
+Event = Frame | Leaf | Mark
+
+
+# ---------------------------------------------------------------- public API
+
+
+def escape(text: str) -> str:
+    """Markdown that renders as exactly `text` (up to whitespace), on every target.
+
+    The result is one paragraph, so it can sit inside a sentence or inside `||…||`: line breaks
+    stay line breaks, empty lines and leading indentation become no-break spaces.
+    """
+    lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+    return "\n".join(_escape_line(line) for line in lines)
+
+
+def to_telegram_html(md: str, limit: int = TELEGRAM_LIMIT) -> list[str]:
+    """Messages for `parse_mode=HTML`, each at most `limit` visible UTF-16 code units."""
+    return _layout(md, _Telegram(), limit, limit * TELEGRAM_RAW_PER_VISIBLE)
+
+
+def to_discord(md: str, limit: int = DISCORD_LIMIT) -> list[str]:
+    """Discord messages (or embed descriptions with `limit=4096`), each at most `limit` long."""
+    return _layout(md, _Discord(), limit, None)
+
+
+def to_plain(md: str) -> str:
+    """Console text: no markup left but list bullets, hidden parts shown as `||…||`."""
+    whole = _layout(md, _Plain(), None, None)  # without a limit: one chunk, or none for no text
+    return whole[0] if whole else ""
+
+
+def utf16_len(text: str) -> int:
+    return len(text) if text.isascii() else len(text.encode("utf-16-le")) // 2
+
+
+# ---------------------------------------------------------------- escaping
+
+_ALWAYS_ESCAPED = re.compile(r"([\\`*_~|<>#+\-=$&])")
+_LIST_NUMBER = re.compile(r"^(\d+)([.)])")
+_LEADING_SPACE = re.compile(r"^[ \t]+")
+
+
+def _escape_line(line: str) -> str:
+    # A no-break space is text to markdown, so indentation cannot start a code block and an
+    # empty line cannot end the paragraph.
+    line = _LEADING_SPACE.sub(lambda m: "\u00a0" * len(m[0].expandtabs(4)), line) or "\u00a0"
+    line = _ALWAYS_ESCAPED.sub(r"\\\1", line)
+    # `\[` would open display math, so `[` (links, images, references) becomes a character reference.
+    line = line.replace("[", "&#91;")
+    return _LIST_NUMBER.sub(r"\1\\\2", line)
+
+
+# ---------------------------------------------------------------- parser: markdown-it + math + ||spoilers||
+
+
+@cache
+def _parser() -> MarkdownIt:
+    md = MarkdownIt("commonmark", {"html": True}).enable(["table", "strikethrough"])
+    md.block.ruler.before(
+        "fence", "math_block", _math_block, {"alt": ["paragraph", "reference", "blockquote", "list"]}
+    )
+    md.inline.ruler.before("escape", "math_inline", _math_inline)  # `\(` is math, not an escaped `(`
+    md.inline.ruler.before("emphasis", "spoiler", _spoiler_delimiters)
+    md.inline.ruler2.before("emphasis", "spoiler", _spoiler_pairs)
+    md.inline.add_terminator_char("|")
+    return md
+
+
+_MATH_DELIMITERS = (("$$", "$$"), ("\\[", "\\]"))
+# Pandoc's rule for single dollars: no space just inside, no digit just after (so "$5 and $6" is
+# money). Bounded so a text full of lone dollars stays linear.
+_MATH_INLINE = re.compile(
+    r"\$\$(?:.{1,2000}?)\$\$|\$(?=\S)(?:.{0,2000}?\S)?\$(?!\d)|\\\((?:.{1,2000}?)\\\)|\\\[(?:.{1,2000}?)\\\]",
+    re.DOTALL,
+)
+
+
+def _math_inline(state: StateInline, silent: bool) -> bool:
+    if state.src[state.pos] not in "$\\":
+        return False
+    match = _MATH_INLINE.match(state.src, state.pos, state.posMax)
+    if not match:
+        return False
+    if not silent:
+        state.push("math_inline", "", 0).content = match[0]
+    state.pos = match.end()
+    return True
+
+
+def _math_block(state: StateBlock, start: int, end: int, silent: bool) -> bool:
+    """`$$` or `\\[` starting a line, up to a line ending with `$$` or `\\]` (no blank line between)."""
+    if state.is_code_block(start):
+        return False
+    first = state.src[state.bMarks[start] + state.tShift[start] : state.eMarks[start]].rstrip()
+    delimiters = next(((o, c) for o, c in _MATH_DELIMITERS if first.startswith(o)), None)
+    if delimiters is None:
+        return False
+    opener, closer = delimiters
+    last = start
+    if not (len(first) >= len(opener) + len(closer) and first.endswith(closer)):
+        last = start + 1
+        while True:
+            if last >= end or state.isEmpty(last) or state.sCount[last] < state.blkIndent:
+                return False
+            line = state.src[state.bMarks[last] + state.tShift[last] : state.eMarks[last]].rstrip()
+            if line.endswith(closer):
+                break
+            last += 1
+    if silent:
+        return True
+    source = state.getLines(start, last + 1, state.sCount[start], False).strip()
+    token = state.push("math_block", "math", 0)
+    token.content = source[len(opener) : -len(closer)].strip("\n")
+    token.map = [start, last + 1]
+    state.line = last + 1
+    return True
+
+
+_PIPE = ord("|")
+
+
+def _spoiler_delimiters(state: StateInline, silent: bool) -> bool:
+    """Each `||` becomes a delimiter that may open or close, as `~~` does for strikethrough.
+
+    Unlike emphasis there are no flanking rules: `|| spaced ||` hides like on Discord.
+    """
+    if silent or not state.src.startswith("||", state.pos):
+        return False
+    end = state.pos
+    while end < state.posMax and state.src[end] == "|":
+        end += 1
+    run = end - state.pos
+    if run % 2:
+        state.push("text", "", 0).content = "|"
+    for _ in range(run // 2):
+        state.push("text", "", 0).content = "||"
+        state.delimiters.append(
+            Delimiter(marker=_PIPE, length=0, token=len(state.tokens) - 1, end=-1, open=True, close=True)
+        )
+    state.pos = end
+    return True
+
+
+def _spoiler_pairs(state: StateInline) -> None:
+    nested = [meta["delimiters"] for meta in state.tokens_meta if meta and "delimiters" in meta]
+    for delimiters in [state.delimiters, *nested]:
+        for opener in delimiters:
+            if opener.marker != _PIPE or opener.end < 0:
+                continue
+            closer = delimiters[opener.end]
+            if closer.token == opener.token + 1:
+                continue  # `||||` hides nothing: leave it as text
+            for index, kind, nesting in (
+                (opener.token, "spoiler_open", 1),
+                (closer.token, "spoiler_close", -1),
+            ):
+                token = state.tokens[index]
+                token.type, token.nesting = kind, nesting
+                token.tag, token.markup, token.content = "span", "||", ""
+
+
+# ---------------------------------------------------------------- walker: syntax tree → events
+
+_INLINE_FRAMES: dict[str, FrameKind] = {"strong": "b", "em": "i", "s": "s", "spoiler": "spoiler"}
+_LINKABLE = re.compile(r"(?:https?|tg)://\S+", re.IGNORECASE)
+_BR = re.compile(r"<br\s*/?>", re.IGNORECASE)
+_TAG = re.compile(r"<[^>]*>")
+
+
+def _events(md: str) -> list[Event]:
+    out: list[Event] = []
+    for index, node in enumerate(SyntaxTreeNode(_parser().parse(md)).children):
+        if index:
+            out.append(BOUNDARY)
+        _block(node, out)
+    return out
+
+
+def _blocks(nodes: list[SyntaxTreeNode], out: list[Event], tight: bool) -> None:
+    for index, node in enumerate(nodes):
+        if index:
+            out.extend((BREAK,) if tight else (BREAK, BREAK))
+        _block(node, out)
+
+
+def _block(node: SyntaxTreeNode, out: list[Event]) -> None:
+    kind = node.type
+    if kind == "paragraph":
+        _inline(node.children[0].children, out)
+    elif kind == "heading":
+        out.append(Frame("heading"))
+        _inline(node.children[0].children, out)
+        out.append(CLOSE)
+    elif kind in ("bullet_list", "ordered_list"):
+        tight = any(child.hidden for item in node.children for child in item.children)
+        for index, item in enumerate(node.children):
+            if index:
+                out.extend((BREAK,) if tight else (BREAK, BREAK))
+            marker = f"{item.info}{item.markup} " if kind == "ordered_list" else "• "
+            # The marker goes before the frame: the item's indentation is for its later lines.
+            out += [Leaf(marker), Frame("item", marker)]
+            _blocks(item.children, out, tight)
+            out.append(CLOSE)
+    elif kind == "blockquote":
+        out.append(Frame("quote"))
+        _blocks(node.children, out, tight=False)
+        out.append(CLOSE)
+    elif kind in ("fence", "code_block"):
+        _preformatted(
+            node.content.removesuffix("\n"), node.info.split(maxsplit=1)[0] if node.info else "", out
+        )
+    elif kind == "math_block":
+        _preformatted(node.content, "tex", out)
+    elif kind == "table":
+        _preformatted("\n".join(_table_lines(node)), "", out)
+    elif kind == "hr":
+        out.append(Leaf(HORIZONTAL_RULE))
+    elif kind == "html_block":
+        text = html.unescape(_TAG.sub("", _BR.sub("\n", node.content))).strip()
+        _lines(text, out)
+
+
+def _preformatted(text: str, language: str, out: list[Event]) -> None:
+    out.append(Frame("pre", language))
+    _lines(text, out)
+    out.append(CLOSE)
+
+
+def _lines(text: str, out: list[Event]) -> None:
+    for index, line in enumerate(text.split("\n")):
+        if index:
+            out.append(BREAK)
+        if line:
+            out.append(Leaf(line))
+
+
+def _inline(nodes: list[SyntaxTreeNode], out: list[Event]) -> None:
+    for node in nodes:
+        kind = node.type
+        if kind in ("text", "math_inline"):
+            # After a <br> the source's own line break or space is not wanted.
+            out.append(Leaf(node.content.lstrip(" ") if out and out[-1] is BREAK else node.content))
+        elif kind in ("softbreak", "hardbreak"):
+            out.append(BREAK)
+        elif kind == "code_inline":
+            out.append(Leaf(node.content, code=True))
+        elif kind in _INLINE_FRAMES:
+            out.append(Frame(_INLINE_FRAMES[kind]))
+            _inline(node.children, out)
+            out.append(CLOSE)
+        elif kind == "link" and node.markup == "autolink":
+            _inline(node.children, out)  # a bare URL: every platform links it by itself
+        elif kind == "link":
+            _link(str(node.attrs.get("href", "")), node.children, out)
+        elif kind == "image":
+            source = str(node.attrs.get("src", ""))
+            alt = _flat_text(node.children) or posixpath.basename(source)
+            _link(source, [], out, label=IMAGE_MARK + alt)
+        elif kind == "html_inline" and _BR.fullmatch(node.content):
+            out.append(BREAK)
+        # other inline HTML (<sup>, <mark>…): the tags go, the text between them stays
+
+
+def _link(url: str, children: list[SyntaxTreeNode], out: list[Event], label: str = "") -> None:
+    content: list[Event] = [Leaf(label)] if label else []
+    _inline(children, content)
+    text_is_url = [event for event in content if event != Leaf(url)] == []
+    if _LINKABLE.fullmatch(url) and len(url) <= MAX_LINK_URL and not text_is_url:
+        out += [Frame("link", url), *content, CLOSE]
+    else:
+        out += content
+
+
+def _flat_text(nodes: list[SyntaxTreeNode]) -> str:
+    """Inline content as text: spoilers as `||…||`, line breaks as newlines (tables, alt texts)."""
+    events: list[Event] = []
+    _inline(nodes, events)
+    parts: list[str] = []
+    stack: list[Frame] = []
+    for event in events:
+        if isinstance(event, Leaf):
+            parts.append(event.text)
+        elif event is BREAK:
+            parts.append("\n")
+        elif isinstance(event, Frame):
+            stack.append(event)
+            parts.append("||" if event.kind == "spoiler" else "")
+        elif event is CLOSE:
+            parts.append("||" if stack.pop().kind == "spoiler" else "")
+    return "".join(parts).strip()
+
+
+def _table_lines(table: SyntaxTreeNode) -> list[str]:
+    rows: list[list[list[str]]] = []  # row → cell → lines
+    aligns: list[str] = []
+    header_rows = 0
+    for section in table.children:
+        for row in section.children:
+            rows.append(
+                [
+                    _flat_text(cell.children[0].children if cell.children else []).split("\n")
+                    for cell in row.children
+                ]
+            )
+            if not aligns:
+                aligns = [
+                    str(cell.attrs.get("style", "")).removeprefix("text-align:") for cell in row.children
+                ]
+        if section.type == "thead":
+            header_rows = len(rows)
+    columns = max(len(row) for row in rows)
+    widths = [
+        max((_width(line) for row in rows if col < len(row) for line in row[col]), default=0)
+        for col in range(columns)
+    ]
+    lines: list[str] = []
+    for number, row in enumerate(rows):
+        for depth in range(max(len(cell) for cell in row)):
+            cells = [
+                _pad(
+                    row[col][depth] if col < len(row) and depth < len(row[col]) else "",
+                    widths[col],
+                    aligns[col] if col < len(aligns) else "",
+                )
+                for col in range(columns)
+            ]
+            lines.append(" | ".join(cells).rstrip())
+        if number + 1 == header_rows:
+            lines.append("-+-".join("-" * width for width in widths))
+    return lines
+
+
+def _width(text: str) -> int:
+    """Terminal columns: East Asian wide and fullwidth characters take two, combining marks none."""
+    return sum(
+        0 if unicodedata.combining(char) else 2 if unicodedata.east_asian_width(char) in "WF" else 1
+        for char in text
+    )
+
+
+def _pad(text: str, width: int, align: str) -> str:
+    room = width - _width(text)
+    if align == "right":
+        return " " * room + text
+    if align == "center":
+        return " " * (room // 2) + text + " " * (room - room // 2)
+    return text + " " * room
+
+
+# ---------------------------------------------------------------- targets
+
+
+class _Target:
+    """How one platform shows each frame, leaf and line prefix."""
+
+    markup_is_visible = True  # does markup count towards the limit (Discord, plain) or not (Telegram)
+
+    def wrap(self, frame: Frame, outer: tuple[Frame, ...]) -> tuple[str, str]:
+        """The markup before and after a frame's content, given the frames around it."""
+        raise NotImplementedError
+
+    def leaf(self, leaf: Leaf, stack: tuple[Frame, ...], line_start: bool) -> tuple[str, str]:
+        """The markup for a leaf and the text a reader sees of it."""
+        raise NotImplementedError
+
+    def prefix(self, stack: tuple[Frame, ...]) -> str:
+        """What starts every line inside these frames."""
+        raise NotImplementedError
+
+
+def _kinds(stack: tuple[Frame, ...]) -> set[str]:
+    return {frame.kind for frame in stack}
+
+
+def _indent(stack: tuple[Frame, ...]) -> str:
+    return "".join(" " * len(frame.arg) for frame in stack if frame.kind == "item")
+
+
+def _language(frame: Frame) -> str:
+    return re.sub(r"[^\w+#.-]", "", frame.arg)
+
+
+class _Telegram(_Target):
+    markup_is_visible = False
+    TAGS = {"b": "b", "heading": "b", "i": "i", "s": "s", "spoiler": "tg-spoiler", "quote": "blockquote"}
+
+    def wrap(self, frame: Frame, outer: tuple[Frame, ...]) -> tuple[str, str]:
+        if frame.kind == "item":
+            return "", ""
+        if frame.kind == "link":
+            return f'<a href="{html.escape(frame.arg, quote=True)}">', "</a>"
+        if frame.kind == "pre":
+            language = _language(frame)
+            if language:
+                return f'<pre><code class="language-{language}">', "</code></pre>"
+            return "<pre>", "</pre>"
+        tag = self.TAGS[frame.kind]
+        return f"<{tag}>", f"</{tag}>"
+
+    def leaf(self, leaf: Leaf, stack: tuple[Frame, ...], line_start: bool) -> tuple[str, str]:
+        text = html.escape(leaf.text, quote=False)
+        # Telegram lets no link contain code (and nothing goes inside pre): there it is plain text.
+        if leaf.code and not _kinds(stack) & {"link", "pre"}:
+            text = f"<code>{text}</code>"
+        return text, leaf.text
+
+    def prefix(self, stack: tuple[Frame, ...]) -> str:
+        return "" if "pre" in _kinds(stack) else _indent(stack)
+
+
+class _Discord(_Target):
+    MARKS = {"b": "**", "heading": "**", "i": "*", "s": "~~", "spoiler": "||"}
+    SPECIAL = re.compile(r"([\\*_~`|<>\[\]])")
+    LINE_START = re.compile(r"^(\s*)(?:([#+\-])|(\d+)([.)]))")
+    URL = re.compile(r"https?://[^\s<>|]+")
+    MENTION = re.compile(r"@(everyone|here)")
+
+    def wrap(self, frame: Frame, outer: tuple[Frame, ...]) -> tuple[str, str]:
+        if frame.kind in ("item", "quote"):
+            return "", ""  # these are line prefixes
+        if frame.kind == "link":
+            return "[", f"]({re.sub(r'[()<> ]', lambda m: f'%{ord(m[0]):02X}', frame.arg)})"
+        if frame.kind == "pre":
+            return f"```{_language(frame)}\n", "\n" + self.prefix((*outer, frame)) + "```"
+        mark = self.MARKS[frame.kind]
+        return mark, mark
+
+    def leaf(self, leaf: Leaf, stack: tuple[Frame, ...], line_start: bool) -> tuple[str, str]:
+        kinds = _kinds(stack)
+        if "pre" in kinds:
+            text = leaf.text.replace("```", "`\u200b``")
+        elif leaf.code:
+            body = leaf.text.replace("||", "|\u200b|") if "spoiler" in kinds else leaf.text
+            ticks = "`" * (max(map(len, re.findall("`+", body)), default=0) + 1)
+            pad = " " if body.startswith("`") or body.endswith("`") else ""
+            text = f"{ticks}{pad}{body}{pad}{ticks}"
+        else:
+            text = self._escape(leaf.text, line_start)
+        return text, text
+
+    def _escape(self, text: str, line_start: bool) -> str:
+        # URLs stay as typed so Discord still links them.
+        pieces = self.URL.split(text)
+        urls = self.URL.findall(text)
+        escaped = [self.SPECIAL.sub(r"\\\1", piece) for piece in pieces]
+        out = "".join(part for pair in zip(escaped, [*urls, ""], strict=True) for part in pair)
+        if line_start:
+            out = self.LINE_START.sub(lambda m: f"{m[1]}\\{m[2]}" if m[2] else f"{m[1]}{m[3]}\\{m[4]}", out)
+        return self.MENTION.sub("@\u200b\\1", out)
+
+    def prefix(self, stack: tuple[Frame, ...]) -> str:
+        quote = "> " if "quote" in _kinds(stack) else ""  # Discord quotes do not nest
+        return quote + ("" if "pre" in _kinds(stack) else _indent(stack))
+
+
+class _Plain(_Target):
+    def wrap(self, frame: Frame, outer: tuple[Frame, ...]) -> tuple[str, str]:
+        if frame.kind == "spoiler":
+            return "||", "||"
+        if frame.kind == "link":
+            return "", f" ({frame.arg})"
+        return "", ""
+
+    def leaf(self, leaf: Leaf, stack: tuple[Frame, ...], line_start: bool) -> tuple[str, str]:
+        return leaf.text, leaf.text
+
+    def prefix(self, stack: tuple[Frame, ...]) -> str:
+        pieces = {"quote": "│ ", "pre": "  "}
+        return "".join(
+            " " * len(frame.arg) if frame.kind == "item" else pieces.get(frame.kind, "") for frame in stack
+        )
+
+
+# ---------------------------------------------------------------- writer: events → messages
+
+
+@dataclass(frozen=True)
+class _Open:
+    """A frame being written, with its markup and the markup that closes it and all around it."""
+
+    frame: Frame
+    opener: str
+    closer: str
+    closing_shown: int  # of this closer and every outer one
+    closing_raw: int
+
+
+@dataclass(frozen=True)
+class _State:
+    stack: tuple[_Open, ...] = ()
+    frames: tuple[Frame, ...] = ()
+    line_start: bool = True  # nothing yet on this line, not even its prefix
+
+    def at(self, line_start: bool) -> _State:
+        return _State(self.stack, self.frames, line_start)
+
+    def pushed(self, entry: _Open) -> _State:
+        return _State((*self.stack, entry), (*self.frames, entry.frame), self.line_start)
+
+    def popped(self, line_start: bool) -> _State:
+        return _State(self.stack[:-1], self.frames[:-1], line_start)
+
+
+@dataclass(frozen=True)
+class _Piece:
+    markup: str
+    shown: int  # UTF-16 units a reader sees of it
+    raw: int  # UTF-16 units of the markup
+
+
+@dataclass(frozen=True)
+class _Block:
+    """A top-level block rendered on its own; it renders the same way after a blank line."""
+
+    events: list[Event]
+    pieces: list[_Piece]
+    shown: int
+    raw: int
+    has_text: bool
+
+
+@dataclass(frozen=True)
+class _CutPoint:
+    """The writer just before a line break: where a message can be cut."""
+
+    parts: int
+    shown: int
+    raw: int
+    state: _State
+    has_text: bool
+    event: int  # index of the break in the events being streamed
+
+
+def _layout(md: str, target: _Target, limit: int | None, raw_limit: int | None) -> list[str]:
+    writer = _Writer(target, limit, raw_limit)
+    groups: list[list[Event]] = [[]]
+    for event in _events(md):
+        if event is BOUNDARY:
+            groups.append([])
+        else:
+            groups[-1].append(event)
+    blocks = [writer.measure(group) for group in groups]
+    for index, block in enumerate(blocks):
+        # A heading goes with the block after it.
+        heading = block.events[:1] == [Frame("heading")]
+        writer.block(block, blocks[index + 1] if heading and index + 1 < len(blocks) else None)
+    return writer.finish()
+
+
+def _has_text(event: Event) -> bool:
+    return isinstance(event, Leaf) and not event.text.isspace() and event.text != ""
+
+
+class _Writer:
+    def __init__(self, target: _Target, limit: int | None, raw_limit: int | None) -> None:
+        self.target = target
+        self.limit = limit
+        self.raw_limit = raw_limit
+        self.separator = [self._piece("\n", "\n")] * 2
+        self.chunks: list[str] = []
+        self._start(())
+
+    # ---- the message being written
+
+    def _start(self, reopen: tuple[_Open, ...]) -> None:
+        self.parts: list[str] = []
+        self.shown = 0
+        self.raw = 0
+        self.state = _State()
+        self.cut: _CutPoint | None = None
+        self.has_text = False
+        for entry in reopen:
+            self._commit(*self._open(entry.frame, self.state, entry))
+        self.content_start = len(self.parts)
+
+    def _commit(self, pieces: list[_Piece], state: _State) -> None:
+        for piece in pieces:
+            self.parts.append(piece.markup)
+            self.shown += piece.shown
+            self.raw += piece.raw
+        self.state = state
+
+    def _fits(self, shown: int, raw: int, state: _State) -> bool:
+        """Whether `shown` and `raw` more, and then closing every frame of `state`, stay in the limits."""
+        if state.stack:
+            shown += state.stack[-1].closing_shown
+            raw += state.stack[-1].closing_raw
+        return (self.limit is None or self.shown + shown <= self.limit) and (
+            self.raw_limit is None or self.raw + raw <= self.raw_limit
+        )
+
+    def _fits_pieces(self, pieces: list[_Piece], state: _State) -> bool:
+        return self._fits(sum(piece.shown for piece in pieces), sum(piece.raw for piece in pieces), state)
+
+    def _flush(self) -> None:
+        if self.has_text:
+            self.chunks.append(
+                "".join(self.parts) + "".join(entry.closer for entry in reversed(self.state.stack))
+            )
+        self._start(self.state.stack)
+
+    # ---- rendering
+
+    def _piece(self, markup: str, seen: str) -> _Piece:
+        return _Piece(markup, utf16_len(seen), utf16_len(markup))
+
+    def _markup(self, markup: str) -> _Piece:
+        return self._piece(markup, markup if self.target.markup_is_visible else "")
+
+    def _render(self, event: Event, state: _State) -> tuple[list[_Piece], _State]:
+        if event is BREAK:
+            return self.separator[:1], state.at(True)
+        if event is CLOSE:
+            closer = state.stack[-1].closer
+            return [self._markup(closer)], state.popped(state.line_start and not closer)
+        if isinstance(event, Frame):
+            return self._open(event, state)
+        assert isinstance(event, Leaf)
+        pieces = self._line_prefix(state, state.frames)
+        pieces.append(self._piece(*self.target.leaf(event, state.frames, state.line_start)))
+        return pieces, state.at(False)
+
+    def _open(self, frame: Frame, state: _State, known: _Open | None = None) -> tuple[list[_Piece], _State]:
+        if known is None:
+            opener, closer = self.target.wrap(frame, state.frames)
+            if opener and any(entry.opener == opener for entry in state.stack):
+                opener = closer = ""  # already bold, already quoted…: nesting adds nothing
+            closing = self._markup(closer)
+            outer_shown, outer_raw = (
+                (state.stack[-1].closing_shown, state.stack[-1].closing_raw) if state.stack else (0, 0)
+            )
+            known = _Open(frame, opener, closer, outer_shown + closing.shown, outer_raw + closing.raw)
+        inner = state.pushed(known)
+        if not known.opener:
+            return [], inner
+        pieces = self._line_prefix(state, inner.frames)
+        pieces.append(self._markup(known.opener))
+        return pieces, inner.at(known.opener.endswith("\n"))
+
+    def _line_prefix(self, state: _State, frames: tuple[Frame, ...]) -> list[_Piece]:
+        prefix = self.target.prefix(frames) if state.line_start else ""
+        return [self._piece(prefix, prefix)] if prefix else []
+
+    def measure(self, events: list[Event]) -> _Block:
+        pieces: list[_Piece] = []
+        state = _State()
+        for event in events:
+            more, state = self._render(event, state)
+            pieces += more
+        shown, raw = sum(piece.shown for piece in pieces), sum(piece.raw for piece in pieces)
+        return _Block(events, pieces, shown, raw, any(map(_has_text, events)))
+
+    # ---- layout
+
+    def block(self, block: _Block, following: _Block | None) -> None:
+        """Whole blocks while they fit; a block too large for any message is streamed and cut."""
+        if self.has_text:
+            shown, raw = 2 + block.shown, 2 + block.raw
+            if following:
+                shown, raw = shown + 2 + following.shown, raw + 2 + following.raw
+            if self._fits(shown, raw, self.state):
+                self._commit([*self.separator, *block.pieces], _State())
+                return
+            self._flush()
+        if self._fits(block.shown, block.raw, self.state):
+            self._commit(block.pieces, _State())
+            self.has_text = self.has_text or block.has_text
+        else:
+            self._stream(block.events)
+
+    def _stream(self, events: list[Event]) -> None:
+        events = list(events)
+        self.cut = None
+        index = 0
+        while index < len(events):
+            event = events[index]
+            if event is BREAK and len(self.parts) == self.content_start:
+                index += 1  # a message does not start with an empty line
+                continue
+            pieces, state = self._render(event, self.state)
+            if self._fits_pieces(pieces, state):
+                if event is BREAK:
+                    self.cut = _CutPoint(
+                        len(self.parts), self.shown, self.raw, self.state, self.has_text, index
+                    )
+                self._commit(pieces, state)
+                self.has_text = self.has_text or _has_text(event)
+                index += 1
+            elif self.cut is not None:
+                mark = self.cut
+                del self.parts[mark.parts :]
+                self.shown, self.raw, self.state, self.has_text = (
+                    mark.shown,
+                    mark.raw,
+                    mark.state,
+                    mark.has_text,
+                )
+                self._flush()
+                index = mark.event + 1
+            elif isinstance(event, Leaf) and (split := self._split(event)):
+                head, rest = split
+                self._commit(*self._render(head, self.state))
+                self.has_text = True
+                self._flush()
+                events[index] = rest
+            elif len(self.parts) > self.content_start:
+                self._flush()
+            else:  # cannot be split and does not fit an empty message: send it over the limit
+                self._commit(pieces, state)
+                self.has_text = True
+                index += 1
+
+    def _split(self, leaf: Leaf) -> tuple[Leaf, Leaf] | None:
+        """The longest head of `leaf` that fits, preferring to cut at a space (which is dropped)."""
+
+        def fits(length: int) -> bool:
+            return self._fits_pieces(*self._render(Leaf(leaf.text[:length], leaf.code), self.state))
+
+        low, high = 0, len(leaf.text) - 1
+        while low < high:
+            middle = (low + high + 1) // 2
+            if fits(middle):
+                low = middle
+            else:
+                high = middle - 1
+        if low == 0:
+            return None
+        space = leaf.text.rfind(" ", low // 2, low)
+        if space > 0:
+            return Leaf(leaf.text[:space], leaf.code), Leaf(leaf.text[space + 1 :], leaf.code)
+        return Leaf(leaf.text[:low], leaf.code), Leaf(leaf.text[low:], leaf.code)
+
+    def finish(self) -> list[str]:
+        self._flush()
+        return self.chunks

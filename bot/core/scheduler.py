@@ -1,0 +1,446 @@
+"""The daily loop: every minute, claim, send and reveal each chat's daily question that is due.
+
+The database is the source of truth; nothing the loop knows lives only in memory:
+
+- A daily post is claimed before it is sent: a `posts` row (kind 'daily', status 'pending') on the
+  unique key (chat, local date), so a second claim for the same chat and day is impossible, across
+  restarts and processes. After the platform accepts the message the row becomes 'sent' with the
+  platform's message id. A message can be duplicated only if the process dies after the platform
+  accepted it and before that write (one awaited UPDATE; see tests/test_scheduler.py).
+- A claim still 'pending' after `CLAIM_LEASE` was left by a crash (or by retries that ran out) and
+  is taken over, with a compare-and-swap, by the next sweep of any process, while in grace.
+  Younger ones may still be in flight elsewhere and are left alone. For a pending post the
+  claim's time is `created_at`; for a pending reveal it is `revealed_at` (the reveal's start).
+- A reveal is claimed the same way (`reveal_status` NULL → 'pending' → 'sent').
+
+Missed posts and reveals are sent late while inside the grace window (default: the rest of the
+chat's local day) and skipped, with a log line, after it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import sqlite3
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from typing import Protocol
+
+import aiosqlite
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from apscheduler.schedulers.base import STATE_RUNNING
+from apscheduler.triggers.interval import IntervalTrigger
+
+from bot.adapters.base import Adapter, ChatGone, ChatMoved, TransientError
+from bot.config import Settings
+from bot.core.clock import Clock
+from bot.core.model import ChatRef, Question, Reply, SentRef
+from bot.core.schedule import (
+    ChatSettings,
+    due_post,
+    end_of_grace,
+    post_instant,
+    reveal_instant,
+)
+from bot.core.store import Store, iso
+
+log = logging.getLogger(__name__)
+
+SWEEP_INTERVAL = timedelta(minutes=1)
+# Longer than one sweep can spend on a claim (its retries stop at half of it), so a claim this
+# old is not in flight anywhere any more.
+CLAIM_LEASE = timedelta(minutes=5)
+FIRST_BACKOFF = 1.0  # seconds; doubled after each transient error
+MAX_BACKOFF = 60.0
+WRITE_ATTEMPTS = 6  # while another process holds the database
+WRITE_BACKOFF = 0.05  # seconds, doubled per attempt
+SHUTDOWN_WAIT = 30.0  # seconds an in-flight sweep gets to finish at shutdown
+
+
+class DailyCore(Protocol):
+    """What the scheduler needs from the engine (bot.core.quiz.Core)."""
+
+    settings: Settings  # the defaults under each chat's stored settings
+
+    async def choose_daily_question(self, chat_key: str) -> tuple[Question, int]: ...
+
+    async def daily_post_reply(self, post_id: int) -> Reply: ...
+
+    async def reveal_replies(self, post_id: int) -> list[Reply]: ...
+
+    async def move_chat(self, old_key: str, new_chat: ChatRef) -> None: ...
+
+    async def unsubscribe(self, chat_key: str) -> None: ...
+
+
+Sleep = Callable[[float], Awaitable[None]]
+
+
+class _ChatGoneError(Exception):
+    """The chat is gone and has been unsubscribed; nothing more is sent to it."""
+
+
+class _GaveUpError(Exception):
+    """Transient errors outlasted the attempts; the claim stays pending for a later sweep."""
+
+
+@dataclass
+class _ChatWork:
+    """One chat's share of a sweep, done in this order: due reveals, crashed claims, today's post."""
+
+    key: str
+    settings: ChatSettings
+    due: tuple[date, datetime] | None = None  # today's post, not claimed yet
+    schedule_from: datetime | None = None
+    last_daily: date | None = None  # the latest local date the chat has a daily post for
+    claims: list[aiosqlite.Row] = field(default_factory=list)
+    reveals: list[aiosqlite.Row] = field(default_factory=list)
+    former_keys: set[str] = field(default_factory=set)  # keys the chat had before a move
+
+    def address(self, reply: Reply) -> ChatRef:
+        """Where a reply goes: the thread or chat it names, else (or if that chat moved) this chat."""
+        if reply.chat is None or reply.chat.key in self.former_keys:
+            return ChatRef.from_key(self.key)
+        return reply.chat
+
+
+CHAT_FAILED = "chat %s: the daily schedule failed for this chat; the next sweep tries again"
+
+
+@contextmanager
+def _logged_and_skipped(chat_key: str) -> Iterator[None]:
+    """One chat's bad row (say, unreadable settings) is logged and skipped; the others go on."""
+    try:
+        yield
+    except Exception:
+        log.exception(CHAT_FAILED, chat_key)
+
+
+class Scheduler:
+    def __init__(
+        self,
+        store: Store,
+        core: DailyCore,
+        adapters: dict[str, Adapter],
+        clock: Clock,
+        *,
+        grace: timedelta | None = None,
+        concurrency: int = 32,
+        max_attempts: int = 5,
+        sleep: Sleep = asyncio.sleep,
+    ) -> None:
+        self.store = store
+        self.core = core
+        self.adapters = adapters
+        self.clock = clock
+        self.grace = grace  # None: until the end of the post's local day
+        self.max_attempts = max_attempts
+        self._sleep = sleep
+        self._slots = asyncio.Semaphore(concurrency)
+        self._sweeping = asyncio.Lock()
+        self._sweep_task: asyncio.Task[None] | None = None
+        self._apscheduler: AsyncIOScheduler | None = None
+
+    # --- running -------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Sweep now and then at every whole minute (call from inside the running event loop)."""
+        now = datetime.now(UTC)
+        self._apscheduler = AsyncIOScheduler(timezone=UTC)
+        self._apscheduler.add_job(
+            self._scheduled_sweep,
+            IntervalTrigger(
+                seconds=SWEEP_INTERVAL.total_seconds(), start_date=now.replace(second=0, microsecond=0)
+            ),
+            id="dailyq-sweep",
+            next_run_time=now,
+            coalesce=True,
+            max_instances=1,
+            misfire_grace_time=None,  # a late sweep is still worth running
+        )
+        self._apscheduler.start()
+
+    @property
+    def running(self) -> bool:
+        """Sweeping every minute (for /healthz): started, and neither paused nor shut down."""
+        return self._apscheduler is not None and self._apscheduler.state == STATE_RUNNING
+
+    async def shutdown(self) -> None:
+        """Stop sweeping; a sweep in flight gets SHUTDOWN_WAIT seconds to finish, then is cancelled."""
+        if self._apscheduler is None:
+            return
+        self._apscheduler.pause()
+        sweep = self._sweep_task
+        if sweep is not None and not sweep.done():
+            finished, _ = await asyncio.wait({sweep}, timeout=SHUTDOWN_WAIT)
+            if not finished:
+                log.warning("the sweep in flight did not finish within %.0f s; cancelled", SHUTDOWN_WAIT)
+                sweep.cancel()
+                await asyncio.gather(sweep, return_exceptions=True)
+        self._apscheduler.shutdown(wait=False)
+        self._apscheduler = None
+
+    async def _scheduled_sweep(self) -> None:
+        try:
+            await self.sweep()
+        except Exception:
+            log.exception("sweep failed")
+
+    async def sweep(self) -> None:
+        """Send every post and reveal due now, one chat isolated from another. Safe to call any time."""
+        async with self._sweeping:
+            self._sweep_task = asyncio.current_task()
+            now = self.clock.now()
+            work = await self._work(now)
+            async with asyncio.TaskGroup() as group:
+                for chat in work:
+                    group.create_task(self._chat(chat, now))
+
+    async def _work(self, now: datetime) -> list[_ChatWork]:
+        """What is due now, chat by chat, from three queries; chats with nothing due cost no more."""
+        by_chat: dict[str, _ChatWork] = {}
+
+        def chat(row: aiosqlite.Row) -> _ChatWork | None:
+            key = row["chat_key"]
+            if key not in by_chat:
+                if ChatRef.from_key(key).platform not in self.adapters:
+                    return None
+                settings = ChatSettings.from_json(json.loads(row["settings"]), self.core.settings)
+                by_chat[key] = _ChatWork(key, settings)
+            return by_chat[key]
+
+        for row in await self._rows(
+            "SELECT c.key AS chat_key, c.settings, c.schedule_from, c.created_at,"
+            " (SELECT MAX(p.local_date) FROM posts p WHERE p.chat_key = c.key AND p.kind = 'daily') AS last_daily"
+            " FROM chats c WHERE c.subscribed = 1"
+        ):
+            with _logged_and_skipped(row["chat_key"]):
+                work = chat(row)
+                if work is None or work.settings.paused:
+                    continue
+                work.schedule_from = datetime.fromisoformat(row["schedule_from"] or row["created_at"])
+                work.last_daily = date.fromisoformat(row["last_daily"]) if row["last_daily"] else None
+                due = due_post(work.settings, work.schedule_from, now, self.grace)
+                if due is not None and (work.last_daily is None or due[0] > work.last_daily):
+                    work.due = due
+        stale = iso(now - CLAIM_LEASE)
+        for row in await self._rows(
+            "SELECT p.id, p.chat_key, p.local_date, p.created_at, c.settings"
+            " FROM posts p JOIN chats c ON c.key = p.chat_key"
+            " WHERE p.kind = 'daily' AND p.status = 'pending' AND p.created_at < ?",
+            stale,
+        ):
+            with _logged_and_skipped(row["chat_key"]):
+                if work := chat(row):
+                    work.claims.append(row)
+        for row in await self._rows(
+            "SELECT p.id, p.chat_key, p.reveal_due_at, p.revealed_at, c.settings"
+            " FROM posts p JOIN chats c ON c.key = p.chat_key"
+            " WHERE p.kind = 'daily' AND p.status = 'sent' AND p.reveal_due_at <= ?"
+            " AND ((p.revealed_at IS NULL AND p.reveal_status IS NULL)"
+            "      OR (p.reveal_status = 'pending' AND p.revealed_at < ?))"
+            " ORDER BY p.reveal_due_at",
+            iso(now),
+            stale,
+        ):
+            with _logged_and_skipped(row["chat_key"]):
+                if work := chat(row):
+                    work.reveals.append(row)
+        return [work for work in by_chat.values() if work.due or work.claims or work.reveals]
+
+    async def _rows(self, sql: str, *parameters: object) -> list[aiosqlite.Row]:
+        # One call on the database thread: no half-read cursor is left open between awaits, which
+        # would make another coroutine's BEGIN IMMEDIATE fail at once while a second process writes.
+        return list(await self.store.db.execute_fetchall(sql, parameters))
+
+    async def _chat(self, work: _ChatWork, now: datetime) -> None:
+        async with self._slots:
+            try:
+                for post in work.reveals:
+                    await self._reveal(work, post, now)
+                for claim in work.claims:
+                    await self._resume_claim(work, claim, now)
+                if work.due is not None:
+                    await self._claim_and_post(work, work.due[0], now)
+            except _ChatGoneError:
+                pass
+            except Exception:
+                log.exception(CHAT_FAILED, work.key)
+
+    # --- daily posts -------------------------------------------------------------------------
+
+    async def _claim_and_post(self, work: _ChatWork, local_date: date, now: datetime) -> None:
+        question, cycle = await self.core.choose_daily_question(work.key)
+        cursor = await self._write(
+            "INSERT INTO posts (chat_key, question_id, kind, local_date, status, cycle, created_at)"
+            " VALUES (?, ?, 'daily', ?, 'pending', ?, ?)"
+            " ON CONFLICT (chat_key, local_date) DO NOTHING",
+            work.key,
+            question.id,
+            local_date.isoformat(),
+            cycle,
+            iso(now),
+        )
+        if cursor.rowcount != 1:
+            return  # another process claimed it first
+        post_id = cursor.lastrowid
+        self._log_missed_days(work, local_date)
+        await self._send_post(work, post_id, now)
+
+    def _log_missed_days(self, work: _ChatWork, local_date: date) -> None:
+        """Log the scheduled days before `local_date` that got no post (down, or paused, past grace)."""
+        settings, zone = work.settings, work.settings.zone_info
+        assert work.schedule_from is not None
+        day = work.schedule_from.astimezone(zone).date()
+        if work.last_daily is not None:
+            day = max(day, work.last_daily + timedelta(days=1))
+        missed = []
+        while day < local_date:
+            if (
+                day.weekday() in settings.weekdays
+                and post_instant(day, settings.post_time, zone) > work.schedule_from
+            ):
+                missed.append(day)
+            day += timedelta(days=1)
+        if missed:
+            log.warning(
+                "chat %s: %d scheduled post(s) from %s to %s got none (down or paused past the grace window)",
+                work.key,
+                len(missed),
+                missed[0],
+                missed[-1],
+            )
+
+    async def _resume_claim(self, work: _ChatWork, claim: aiosqlite.Row, now: datetime) -> None:
+        settings = work.settings
+        local_date = date.fromisoformat(claim["local_date"])
+        instant = post_instant(local_date, settings.post_time, settings.zone_info)
+        if settings.paused or now >= end_of_grace(instant, settings.zone_info, self.grace):
+            await self._write(
+                "UPDATE posts SET status = 'failed' WHERE id = ? AND status = 'pending'", claim["id"]
+            )
+            log.warning(
+                "chat %s: the post for %s was claimed but never sent and is past the grace window "
+                "(or the chat is paused); marked failed",
+                work.key,
+                local_date,
+            )
+            return
+        cursor = await self._write(
+            "UPDATE posts SET created_at = ? WHERE id = ? AND status = 'pending' AND created_at = ?",
+            iso(now),
+            claim["id"],
+            claim["created_at"],
+        )
+        if cursor.rowcount == 1:
+            log.info("chat %s: sending the post for %s left pending by an earlier run", work.key, local_date)
+            await self._send_post(work, claim["id"], now)
+
+    async def _send_post(self, work: _ChatWork, post_id: int, claimed_at: datetime) -> None:
+        reply = await self.core.daily_post_reply(post_id)
+        try:
+            ref = await self._send(work, reply, claimed_at)
+        except _ChatGoneError:
+            await self._write("UPDATE posts SET status = 'failed' WHERE id = ?", post_id)
+            raise
+        except _GaveUpError:
+            return
+        # The duplicate window: the platform has the message; this write records it.
+        sent_at = self.clock.now()
+        reveal_at = reveal_instant(work.settings, sent_at.replace(second=0, microsecond=0))
+        await self._write(
+            "UPDATE posts SET status = 'sent', message_id = ?, sent_at = ?, reveal_due_at = ? WHERE id = ?",
+            ref.message_id,
+            iso(sent_at),
+            iso(reveal_at),
+            post_id,
+        )
+
+    # --- reveals -------------------------------------------------------------------------------
+
+    async def _reveal(self, work: _ChatWork, post: aiosqlite.Row, now: datetime) -> None:
+        due_at = datetime.fromisoformat(post["reveal_due_at"])
+        if now >= end_of_grace(due_at, work.settings.zone_info, self.grace):
+            await self._write("UPDATE posts SET reveal_status = 'skipped' WHERE id = ?", post["id"])
+            log.warning(
+                "chat %s: the reveal of post %s (due %s) is past the grace window; skipped",
+                work.key,
+                post["id"],
+                post["reveal_due_at"],
+            )
+            return
+        cursor = await self._write(
+            "UPDATE posts SET reveal_status = 'pending', revealed_at = ?"
+            " WHERE id = ? AND revealed_at IS ? AND (reveal_status IS NULL OR reveal_status = 'pending')",
+            iso(now),
+            post["id"],
+            post["revealed_at"],
+        )
+        if cursor.rowcount != 1:
+            return  # claimed by another process, or revealed by hand meanwhile
+        try:
+            for reply in await self.core.reveal_replies(post["id"]):
+                await self._send(work, reply, now)
+        except _ChatGoneError:
+            await self._write("UPDATE posts SET reveal_status = 'failed' WHERE id = ?", post["id"])
+            raise
+        except _GaveUpError:
+            return
+        await self._write("UPDATE posts SET reveal_status = 'sent' WHERE id = ?", post["id"])
+
+    # --- the platform ------------------------------------------------------------------------
+
+    async def _send(self, work: _ChatWork, reply: Reply, claimed_at: datetime) -> SentRef:
+        """Send one reply, following a move.
+
+        Transient errors are retried with exponential backoff, honouring the platform's
+        retry-after, until `max_attempts` or until half the claim's lease is used up.
+        """
+        give_up_at = claimed_at + CLAIM_LEASE / 2
+        backoff = FIRST_BACKOFF
+        for attempt in range(1, self.max_attempts + 1):
+            chat = work.address(reply)
+            try:
+                return await self.adapters[chat.platform].send(chat, reply)
+            except ChatGone as error:
+                log.warning("chat %s is gone (%s): unsubscribed", work.key, error)
+                await self.core.unsubscribe(work.key)
+                raise _ChatGoneError from error
+            except ChatMoved as moved:
+                log.info(
+                    "chat %s moved to %s: its subscription and progress follow", work.key, moved.new_chat.key
+                )
+                await self.core.move_chat(work.key, moved.new_chat)
+                work.former_keys.add(work.key)
+                work.key = moved.new_chat.key
+            except TransientError as error:
+                wait = min(max(backoff, error.retry_after or 0.0), MAX_BACKOFF)
+                if attempt == self.max_attempts or self.clock.now() + timedelta(seconds=wait) > give_up_at:
+                    log.warning(
+                        "chat %s: %s after %d attempts; a later sweep tries again", work.key, error, attempt
+                    )
+                    raise _GaveUpError from error
+                log.info("chat %s: %s; retrying in %.0f s", work.key, error, wait)
+                await self._sleep(wait)
+                backoff *= 2
+        log.warning(
+            "chat %s: still moving after %d attempts; a later sweep tries again", work.key, self.max_attempts
+        )
+        raise _GaveUpError
+
+    async def _write(self, sql: str, *parameters: object) -> aiosqlite.Cursor:
+        """One statement in its own transaction. While another process holds the database, the write
+        is retried rather than given up: a 'sent' that is not recorded would be sent again."""
+        attempt = 1
+        while True:
+            try:
+                async with self.store.transaction() as db:
+                    return await db.execute(sql, parameters)
+            except sqlite3.OperationalError as error:
+                if attempt == WRITE_ATTEMPTS or "locked" not in str(error):
+                    raise
+            await self._sleep(WRITE_BACKOFF * 2**attempt)
+            attempt += 1

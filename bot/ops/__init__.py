@@ -1,0 +1,1 @@
+"""Operations: logging with redaction, health and metrics over HTTP, SQLite backups and restores."""

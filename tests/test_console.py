@@ -1,0 +1,220 @@
+"""The console chat: lines in, plain text out, numbered buttons, the real core on a real SQLite file."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import os
+import subprocess
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+
+import aiosqlite
+import pytest
+
+from bot.adapters.console import ConsoleAdapter
+from bot.config import Settings
+from bot.core.bank import load
+from bot.core.clock import FakeClock
+from bot.core.messages import t
+from bot.core.model import Button, ChatRef, Incoming, Reply, SentRef
+from bot.core.quiz import Core
+from bot.core.render import escape
+from bot.core.store import Store
+
+ROOT = Path(__file__).resolve().parent.parent
+BANK = """\
+# Attention
+
+### Q. What do Q, K and V stand for?
+> **Company**: Acme ｜ **Round**: 一面 ｜ **Tags**: [Attention, Transformer]
+
+**Query**, **Key** and *Value*: the query asks, keys match, values answer.
+
+| part | 含义 |
+|---|---|
+| Q | 查询 |
+| K | 键 |
+
+<mark>Q asks, K matches, V answers.</mark>
+"""
+TITLE = "What do Q, K and V stand for?"
+
+
+@pytest.fixture
+def bank_file(tmp_path: Path) -> Path:
+    path = tmp_path / "bank.md"
+    path.write_text(BANK, encoding="utf-8")
+    return path
+
+
+@pytest.fixture
+async def store(tmp_path: Path):
+    store = await Store.open(tmp_path / "dailyq.sqlite3")
+    yield store
+    await store.close()
+
+
+@pytest.fixture
+def core(store: Store, bank_file: Path) -> Core:
+    loaded = load(bank_file)
+    assert not loaded.errors and len(loaded.bank.questions) == 1
+    return Core(
+        store, loaded.bank, Settings(lang="en"), FakeClock(datetime(2026, 3, 2, 8, tzinfo=UTC)), fuzz=False
+    )
+
+
+async def chat(core: object, lines: str, **options: object) -> str:
+    """Everything the console prints for `lines` typed by one user; returns when input ends."""
+    stdout = io.StringIO()
+    adapter = ConsoleAdapter(io.StringIO(lines), stdout, **options)  # type: ignore[arg-type]
+    await asyncio.wait_for(adapter.run(core), timeout=20)  # type: ignore[arg-type]
+    return stdout.getvalue()
+
+
+async def one_row(store: Store, sql: str) -> aiosqlite.Row:
+    async with store.db.execute(sql) as cursor:
+        row = await cursor.fetchone()
+    assert row is not None, sql
+    return row
+
+
+async def test_quiz_hidden_answer_reveal_buttons_and_stats(core: Core, store: Store) -> None:
+    out = await chat(core, "/start\n/quiz\n||queries and keys||\n/reveal\n1\n4\n/stats\n")
+
+    assert "/quiz" in out.split(TITLE)[0]  # the welcome came first
+    assert f"❓ {TITLE}\n" in out and "[1] Reveal  [2] Skip" in out
+    assert t("en", "answer_saved", title=TITLE, chars=len("||queries and keys||")) in out
+    assert "[1] Full answer\n[2] Again  [3] Hard  [4] Good  [5] Easy" in out
+    # "1" pressed Full answer: the answer as plain text, the table aligned for wide characters.
+    assert "Query, Key and Value: the query asks" in out and "**" not in out
+    assert "  part | 含义\n  -----+-----\n  Q    | 查询\n  K    | 键" in out
+    assert t("en", "stats_counts", answered=1, graded=1) in out  # "4" pressed Good
+
+    attempt = await one_row(store, "SELECT text, hidden, grade FROM attempts")
+    assert tuple(attempt) == ("||queries and keys||", 1, "good")
+    # The question was the 4th message (/start, welcome, /quiz, question): the core knows where it is.
+    post = await one_row(store, "SELECT chat_key, message_id FROM posts")
+    assert tuple(post) == ("console:console", "4")
+
+
+async def test_in_a_group_a_member_is_refused_and_an_admin_subscribes(core: Core, store: Store) -> None:
+    refused = await chat(core, "/subscribe 08:30 Europe/Berlin\n", chat="study", group=True, member=True)
+    assert t("en", "admins_only", command="/subscribe") in refused
+    accepted = await chat(core, "/subscribe 08:30 Europe/Berlin\n", chat="study", group=True)
+    assert t("en", "admins_only", command="/subscribe") not in accepted
+    row = await one_row(store, "SELECT subscribed, is_group FROM chats WHERE key = 'console:study'")
+    assert tuple(row) == (1, 1)
+
+
+class EchoCore:
+    """Says back what it heard; `/menu` shows three buttons in two rows."""
+
+    def __init__(self) -> None:
+        self.heard: list[Incoming] = []
+        self.landed: list[tuple[Reply, SentRef]] = []
+
+    async def handle(self, incoming: Incoming) -> list[Reply]:
+        self.heard.append(incoming)
+        if incoming.text == "/menu":
+            return [Reply("pick one", buttons=((Button("A", "/a"), Button("B", "/b")), (Button("C", "/c"),)))]
+        if incoming.text == "/crash":
+            raise RuntimeError("boom")
+        return [Reply(f"heard: {escape(incoming.text)}", post_id=len(self.heard))]
+
+    async def sent(self, reply: Reply, ref: SentRef) -> None:
+        self.landed.append((reply, ref))
+
+
+async def test_numbers_press_the_latest_buttons_and_other_lines_are_messages() -> None:
+    core = EchoCore()
+    out = await chat(
+        core, "/menu\n3\n  1 \n7\n/crash\n||all hidden||\nnot ||all|| hidden\n\n", user="ann", chat="c1"
+    )
+    assert [incoming.text for incoming in core.heard] == [
+        "/menu", "/c", "/a", "7", "/crash", "||all hidden||", "not ||all|| hidden"
+    ]  # fmt: skip
+    assert "pick one\n[1] A  [2] B\n[3] C\n" in out
+    assert "heard: 7\n" in out and "heard: ||all hidden||" in out  # plain text shows hidden parts as ||…||
+    assert "(something went wrong; the error is in the log)" in out  # and the chat went on
+    assert [incoming.hidden for incoming in core.heard[-2:]] == [True, False]
+    first = core.heard[0]
+    assert (first.chat, first.user_id, first.user_name, first.is_group) == (
+        ChatRef("console", "c1"),
+        "ann",
+        "ann",
+        False,
+    )
+    assert await first.is_admin()
+    # Every reply that asked for it learnt its message id; ids count the user's lines too.
+    assert [ref.message_id for _, ref in core.landed] == ["4", "6", "8", "11", "13"]
+
+
+@pytest.fixture
+def pipe():
+    """A real pipe as stdin: reads block until the test types, like a terminal."""
+    read_fd, write_fd = os.pipe()
+    with open(read_fd, encoding="utf-8") as reading, open(write_fd, "w", encoding="utf-8") as typing:
+        yield reading, typing
+
+
+async def test_a_scheduled_post_prints_while_input_is_open_and_its_buttons_work(pipe) -> None:
+    stdin, typing = pipe
+    core = EchoCore()
+    stdout = io.StringIO()
+    adapter = ConsoleAdapter(stdin, stdout, group=True, member=True)
+    running = asyncio.create_task(adapter.run(core))
+    await asyncio.sleep(0)  # let it start waiting for input (a yield, not a wait for time)
+
+    post = Reply("**Daily** question", kind="question", buttons=((Button("Reveal", "/reveal 12"),),))
+    ref = await adapter.send(ChatRef("console", "console"), post)
+    assert ref == SentRef(ChatRef("console", "console"), "1")
+    assert stdout.getvalue() == "── daily question ──\nDaily question\n[1] Reveal\n\n"
+    assert not running.done()
+
+    typing.write("1\n")
+    typing.close()
+    await asyncio.wait_for(running, timeout=20)
+    [pressed] = core.heard
+    assert pressed.text == "/reveal 12" and pressed.is_group and not await pressed.is_admin()
+    assert stdout.getvalue().endswith("heard: /reveal 12\n\n")
+
+
+async def test_end_of_input_at_once_ends_the_chat_quietly() -> None:
+    core = EchoCore()
+    assert await chat(core, "") == ""
+    assert core.heard == []
+
+
+class Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+async def test_a_terminal_gets_a_hint_and_a_prompt_before_each_line() -> None:
+    stdout = io.StringIO()
+    await ConsoleAdapter(Terminal("hello\n"), stdout).run(EchoCore())
+    hint, rest = stdout.getvalue().split("\n", 1)
+    assert "/start" in hint and "Ctrl-D" in hint
+    assert rest == "> heard: hello\n\n> "
+
+
+def test_python_m_bot_console_runs_the_loop_from_piped_input(tmp_path: Path, bank_file: Path) -> None:
+    env = {**os.environ, "DAILYQ_CONTENT": str(bank_file), "PYTHONPATH": str(ROOT)}
+    for name in ("DAILYQ_DB", "TELEGRAM_BOT_TOKEN", "DISCORD_BOT_TOKEN", "DAILYQ_HTTP_PORT"):
+        env.pop(name, None)
+    done = subprocess.run(
+        [sys.executable, "-m", "bot", "console", "--db", "tmp/x.sqlite3"],
+        input="/quiz\n/reveal\n",
+        capture_output=True,
+        text=True,
+        encoding="utf-8",
+        cwd=tmp_path,
+        env=env,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    assert f"❓ {TITLE}" in done.stdout and "Q asks, K matches, V answers." in done.stdout
+    assert "> " not in done.stdout  # no prompt when stdin is not a terminal
+    assert (tmp_path / "tmp" / "x.sqlite3").exists()
