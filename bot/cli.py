@@ -49,6 +49,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"dailyq: {error}", file=sys.stderr)
         return 2
     settings = env.override(db=getattr(args, "db", None), content=getattr(args, "content", None))
+    try:
+        return _dispatch(args, settings)
+    except KeyboardInterrupt:  # Ctrl-C in the console, or before `run` takes over SIGINT
+        return 130
+
+
+def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
     if args.command == "check":
         from bot.check import run_check
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
@@ -81,7 +81,7 @@ async def test_state_survives_a_reopen_and_migrations_are_not_run_twice(tmp_path
             reschedule=True,
             platform_lang="zh",
         )
-        post_id = await store.add_quiz(GROUP, True, "telegram:7", "Ann", "q1", "rag", NOW)
+        post_id = (await store.add_quiz(GROUP, True, "telegram:7", "Ann", "q1", "rag", NOW)).id
     finally:
         await store.close()
     store = await Store.open(path)
@@ -112,10 +112,8 @@ async def test_a_database_from_a_newer_version_is_refused(tmp_path) -> None:
 async def test_moving_a_chat_onto_one_that_exists_merges_them(store: Store) -> None:
     new = ChatRef("telegram", "-200")
     await store.save_chat(GROUP, True, {"time": "07:00"}, NOW, subscribed=True, reschedule=True)
-    old_post = await store.add_quiz(GROUP, True, "telegram:7", "Ann", "q1", "", NOW)
+    post = await store.add_quiz(GROUP, True, "telegram:7", "Ann", "q1", "", NOW)
     await store.add_quiz(new, True, "telegram:8", "Bob", "q2", "", NOW)  # someone used the new id first
-    post = await store.post(old_post)
-    assert post is not None
     await store.add_attempt(post, "telegram:7", "Ann", "answer", False, "2026-03-02", NOW)
 
     await store.move_chat(GROUP.key, new)
@@ -134,14 +132,15 @@ def test_instants_are_stored_as_sortable_utc_text() -> None:
 
 
 async def test_user_stats_count_answers_grades_days_and_due_reviews(store: Store) -> None:
-    post_id = await store.add_quiz(GROUP, True, "telegram:7", "Ann", "q1", "", NOW)
-    post = await store.post(post_id)
-    assert post is not None
+    post = await store.add_quiz(GROUP, True, "telegram:7", "Ann", "q1", "", NOW)
+    assert await store.post(post.id) == post  # what add_quiz hands back is what was stored
     for day in ["2026-02-28", "2026-03-01", "2026-03-01", "2027-01-01"]:
         await store.add_attempt(post, "telegram:7", "Ann", "answer", False, day, NOW)
-    attempt = await store.attempt(post_id, "telegram:7")
-    assert attempt is not None
-    await store.grade(attempt, "telegram:7", "good", None, "{}", NOW, NOW)
+    answered = await store.attempt(post.id, "telegram:7")
+    assert answered is not None and answered[1] is None  # no review card yet
+    await store.grade(answered[0], "telegram:7", "good", None, "{}", NOW, NOW)
+    answered = await store.attempt(post.id, "telegram:7")
+    assert answered is not None and answered[1] is not None and answered[1].post_id == post.id
 
     stats = await store.user_stats("telegram:7", NOW)
     assert stats.answered == ["q1"]  # the superseded answers don't count
@@ -149,3 +148,19 @@ async def test_user_stats_count_answers_grades_days_and_due_reviews(store: Store
     assert stats.days == [date(2027, 1, 1), date(2026, 3, 1), date(2026, 2, 28)]
     nobody = await store.user_stats("telegram:8", NOW)
     assert (nobody.answered, nobody.graded, nobody.days, nobody.due) == ([], 0, [], 0)
+
+
+async def test_the_current_post_is_the_newer_of_the_users_quiz_and_the_chats_daily(store: Store) -> None:
+    first_quiz = await store.add_quiz(GROUP, True, "telegram:7", "Ann", "q1", "", NOW)
+    assert await store.current_post("telegram:7", GROUP.key) == first_quiz
+    async with store.transaction() as db:
+        cursor = await db.execute(
+            "INSERT INTO posts (chat_key, question_id, kind, local_date, status, created_at)"
+            " VALUES (?, 'q2', 'daily', '2026-03-03', 'sent', ?)",
+            (GROUP.key, iso(NOW + timedelta(days=1))),
+        )
+    daily = await store.current_post("telegram:7", GROUP.key)
+    assert daily is not None and daily.id == cursor.lastrowid
+    assert await store.current_post("telegram:8", GROUP.key) == daily  # someone without a quiz here
+    later_quiz = await store.add_quiz(GROUP, True, "telegram:7", "Ann", "q3", "", NOW + timedelta(days=2))
+    assert await store.current_post("telegram:7", GROUP.key) == later_quiz

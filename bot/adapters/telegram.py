@@ -229,7 +229,9 @@ class TelegramAdapter:
             else:
                 assert self._app.updater is not None
                 await self._app.updater.start_polling(
-                    timeout=self._poll_timeout, allowed_updates=ALLOWED_UPDATES
+                    timeout=self._poll_timeout,
+                    allowed_updates=ALLOWED_UPDATES,
+                    error_callback=_log_poll_error,
                 )
             log.info("telegram: running as @%s (%s)", self.bot.username, "webhook" if webhook else "polling")
             await asyncio.Event().wait()
@@ -585,3 +587,8 @@ def _platform_errors(chat: ChatRef) -> Iterator[None]:
         raise PlatformError("telegram: the Bot API refused TELEGRAM_BOT_TOKEN") from error
     except TelegramError as error:  # timeouts, 5xx, connection errors, responses that are not JSON
         raise TransientError(f"telegram: {error}") from error
+
+
+def _log_poll_error(error: TelegramError) -> None:
+    """One line per failed poll (the library's default logs a traceback each time); it retries."""
+    log.warning("telegram: getUpdates failed (%s); retrying", error)

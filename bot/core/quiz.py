@@ -311,15 +311,7 @@ class Core:
         """The question a bare /answer or /reveal is about: the one replied to, else the newer of the
         user's open question in this chat and the chat's latest daily post."""
         replied = await self._replied_post(call)
-        if replied is not None:
-            return replied
-        opened = await self.store.open_question(call.user, call.incoming.chat.key)
-        daily = await self.store.latest_daily(call.incoming.chat.key)
-        if opened is None:
-            return daily
-        if daily is None or opened.opened_at >= daily.created_at:
-            return opened.post
-        return daily
+        return replied or await self.store.current_post(call.user, call.incoming.chat.key)
 
     async def _post_by_argument(self, argument: str) -> Post | str:
         """The post named by an id argument, or a message key saying why there is none."""
@@ -376,7 +368,7 @@ class Core:
         just_seen = current.post.question_id if current else None
         question = await self._pick_for_user(call, pool, bool(quiz_filter), just_seen)
         incoming = call.incoming
-        post_id = await self.store.add_quiz(
+        post = await self.store.add_quiz(
             incoming.chat,
             incoming.is_group,
             call.user,
@@ -385,7 +377,6 @@ class Core:
             quiz_filter,
             call.now,
         )
-        post = await self._post(post_id)
         return [self._question_reply(call.lang, post, None, call.in_group, call.settings)]
 
     async def _pick_for_user(
@@ -547,10 +538,10 @@ class Core:
             post = await self._current_post(call)
         if post is None:
             return [Reply(t(call.lang, "nothing_to_grade"))]
-        attempt = await self.store.attempt(post.id, call.user)
-        if attempt is None:
+        answered = await self.store.attempt(post.id, call.user)
+        if answered is None:
             return [Reply(t(call.lang, "grade_not_answered", name=escape(call.incoming.user_name)))]
-        review = await self.store.review(call.user, post.question_id)
+        attempt, review = answered
         # A re-grade of the same post starts again from the card before its first grade, so
         # the review is applied once; a newer review of the question (another post) wins.
         if review is not None and review.post_id == post.id:

@@ -57,7 +57,7 @@ FIRST_BACKOFF = 1.0  # seconds; doubled after each transient error
 MAX_BACKOFF = 60.0
 WRITE_ATTEMPTS = 6  # while another process holds the database
 WRITE_BACKOFF = 0.05  # seconds, doubled per attempt
-SHUTDOWN_WAIT = 30.0  # seconds an in-flight sweep gets to finish at shutdown
+SHUTDOWN_WAIT = 15.0  # seconds an in-flight sweep gets to finish at shutdown
 
 
 class DailyCore(Protocol):
@@ -193,11 +193,14 @@ class Scheduler:
         """Send every post and reveal due now, one chat isolated from another. Safe to call any time."""
         async with self._sweeping:
             self._sweep_task = asyncio.current_task()
-            now = self.clock.now()
-            work = await self._work(now)
-            async with asyncio.TaskGroup() as group:
-                for chat in work:
-                    group.create_task(self._chat(chat, now))
+            try:
+                now = self.clock.now()
+                work = await self._work(now)
+                async with asyncio.TaskGroup() as group:
+                    for chat in work:
+                        group.create_task(self._chat(chat, now))
+            finally:
+                self._sweep_task = None
 
     async def _work(self, now: datetime) -> list[_ChatWork]:
         """What is due now, chat by chat, from three queries; chats with nothing due cost no more."""

@@ -68,8 +68,8 @@ MIGRATIONS: list[str] = [
     CREATE INDEX posts_message ON posts(chat_key, message_id);
     CREATE INDEX posts_reveal_due ON posts(reveal_due_at) WHERE revealed_at IS NULL;
     CREATE INDEX posts_user ON posts(user_key, question_id) WHERE user_key IS NOT NULL;
-    CREATE INDEX posts_daily ON posts(chat_key, kind, id);
-    CREATE INDEX posts_cycle ON posts(chat_key, kind, cycle, question_id);
+    CREATE INDEX posts_daily ON posts(chat_key, id) WHERE kind = 'daily';
+    CREATE INDEX posts_cycle ON posts(chat_key, cycle, question_id) WHERE kind = 'daily';
 
     -- The question each user is on in each chat: their last /quiz there, or a group's question
     -- they chose to answer privately. Answers without a reply-to go here (or to the daily post).
@@ -226,19 +226,25 @@ class Store:
 
     async def open_question(self, user_key: str, chat_key: str) -> OpenQuestion | None:
         row = await self._one(
-            f"SELECT {_POST_COLUMNS}, o.filter, o.opened_at FROM open_questions o "
+            f"SELECT {_POST_COLUMNS}, o.filter FROM open_questions o "
             "JOIN posts p ON p.id = o.post_id WHERE o.user_key = ? AND o.chat_key = ?",
             user_key,
             chat_key,
         )
         if row is None:
             return None
-        return OpenQuestion(Post.from_row(row), row["filter"], datetime.fromisoformat(row["opened_at"]))
+        return OpenQuestion(Post.from_row(row), row["filter"])
 
-    async def latest_daily(self, chat_key: str) -> Post | None:
+    async def current_post(self, user_key: str, chat_key: str) -> Post | None:
+        """The newer of the user's open question in this chat and the chat's latest daily post."""
         row = await self._one(
-            f"SELECT {_POST_COLUMNS} FROM posts p WHERE chat_key = ? AND kind = 'daily' AND status = 'sent' "
-            "ORDER BY id DESC LIMIT 1",
+            f"SELECT {_POST_COLUMNS}, o.opened_at AS since, 1 AS mine FROM open_questions o"
+            " JOIN posts p ON p.id = o.post_id WHERE o.user_key = ?1 AND o.chat_key = ?2"
+            " UNION ALL SELECT * FROM ("
+            f"  SELECT {_POST_COLUMNS}, p.created_at AS since, 0 AS mine FROM posts p"
+            "   WHERE p.chat_key = ?2 AND p.kind = 'daily' AND p.status = 'sent' ORDER BY p.id DESC LIMIT 1"
+            ") ORDER BY since DESC, mine DESC LIMIT 1",
+            user_key,
             chat_key,
         )
         return Post.from_row(row) if row else None
@@ -291,22 +297,20 @@ class Store:
         )
         return [r[0] for r in rows]
 
-    async def attempt(self, post_id: int, user_key: str) -> Attempt | None:
+    async def attempt(self, post_id: int, user_key: str) -> tuple[Attempt, Review | None] | None:
+        """The user's current answer to the post, and their review card for its question, if any."""
         row = await self._one(
-            "SELECT id, post_id, question_id, grade FROM attempts "
-            "WHERE post_id = ? AND user_key = ? AND current = 1",
+            "SELECT a.id, a.post_id, a.question_id, a.grade, r.card, r.post_id AS reviewed_post, r.previous_card"
+            " FROM attempts a LEFT JOIN reviews r ON r.user_key = a.user_key AND r.question_id = a.question_id"
+            " WHERE a.post_id = ? AND a.user_key = ? AND a.current = 1",
             post_id,
             user_key,
         )
-        return Attempt(row["id"], row["post_id"], row["question_id"], row["grade"]) if row else None
-
-    async def review(self, user_key: str, question_id: str) -> Review | None:
-        row = await self._one(
-            "SELECT card, post_id, previous_card FROM reviews WHERE user_key = ? AND question_id = ?",
-            user_key,
-            question_id,
-        )
-        return Review(row["card"], row["post_id"], row["previous_card"]) if row else None
+        if row is None:
+            return None
+        attempt = Attempt(row["id"], row["post_id"], row["question_id"], row["grade"])
+        review = Review(row["card"], row["reviewed_post"], row["previous_card"]) if row["card"] else None
+        return attempt, review
 
     async def user_stats(self, user_key: str, now: datetime) -> UserStats:
         """The user's answers, grades, answer days and due reviews, across chats, in one row.
@@ -401,7 +405,7 @@ class Store:
         question_id: str,
         quiz_filter: str,
         now: datetime,
-    ) -> int:
+    ) -> Post:
         """A /quiz post for the user, which becomes the question they are on in this chat."""
         async with self.transaction() as db:
             await _ensure_chat(db, chat, is_group, now)
@@ -414,7 +418,9 @@ class Store:
             post_id = cursor.lastrowid
             assert post_id is not None
             await _set_open(db, user_key, chat.key, post_id, quiz_filter, now)
-            return post_id
+        return Post(
+            post_id, chat.key, question_id, "quiz", user_key, None, None, 0, from_iso(iso(now)), None, None
+        )
 
     async def open_post(
         self, chat: ChatRef, is_group: bool, user_key: str, user_name: str, post_id: int, now: datetime
@@ -587,7 +593,6 @@ class Post:
 class OpenQuestion:
     post: Post
     filter: str  # the /quiz filter that chose it
-    opened_at: datetime
 
 
 @dataclass(frozen=True)

@@ -36,6 +36,8 @@ TOKEN_SHAPES = (
 # Chatty at INFO (a line per HTTP request, per gateway event, per scheduler tick): kept at
 # WARNING unless the operator asks for DEBUG.
 NOISY_LOGGERS = ("httpx", "httpcore", "aiohttp.access", "discord.gateway", "apscheduler.executors")
+# A line per block rule per source line: useless even when debugging dailyq, and floods a reload.
+SILENCED_LOGGERS = ("markdown_it",)
 
 LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 FORMATS = ("text", "json")
@@ -154,6 +156,8 @@ def setup_logging(
     root.setLevel(level)
     for name in NOISY_LOGGERS:
         logging.getLogger(name).setLevel(logging.NOTSET if level == "DEBUG" else logging.WARNING)
+    for name in SILENCED_LOGGERS:
+        logging.getLogger(name).setLevel(logging.WARNING)
 
     sys.excepthook = _log_uncaught
     threading.excepthook = lambda args: _log_uncaught(args.exc_type, args.exc_value, args.exc_traceback)

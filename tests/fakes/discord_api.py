@@ -5,7 +5,8 @@ own parsing, rate-limit handling, resume logic and interaction plumbing. Payload
 schema closely enough for discord.py 2.7 (which reads `attachment_size_limit`, member `flags`,
 thread `message_count` … without defaults). The fake keeps a small world (one guild, a text
 channel, an admin and a plain member), records every REST call and gateway op, and lets a test
-inject faults (429, 403, 404, 5xx, a dropped connection) and wait on what was recorded.
+inject faults (429, 403, 404, 5xx, a dropped connection) and wait on what was recorded. Given
+`RateLimits`, it also enforces Discord's global and per-channel limits with 429s.
 """
 
 from __future__ import annotations
@@ -13,7 +14,9 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
+import math
 import re
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -21,6 +24,8 @@ from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from aiohttp import WSMsgType, web
+
+from tests.fakes.telegram_api import SlidingWindow, admit
 
 T = TypeVar("T")
 JSON = dict[str, Any]
@@ -44,7 +49,7 @@ def _now() -> str:
     return datetime.now(UTC).isoformat()
 
 
-@dataclass(frozen=True)
+@dataclass
 class Call:
     """One recorded REST request (method and path under /api/v10), gateway op the client sent
     (method "WS", path the op's name), event the fake dispatched (method "EVENT") or sent again
@@ -54,6 +59,47 @@ class Call:
     path: str
     query: dict[str, str]
     body: Any
+    at: float = field(default_factory=time.monotonic)
+    status: int | None = None  # a REST request's answer, once given (0: the connection was dropped)
+
+
+@dataclass(frozen=True)
+class RateLimits:
+    """Discord's rate limits, as the fake enforces them on REST requests: at most `per_second` in
+    any one-second window for the bot (the global limit; interaction responses are exempt, as on
+    Discord), and at most `per_channel` in any `channel_period` seconds on one channel's routes.
+    Past either, the request is refused with 429 and the exact `retry_after` until the window has
+    room. `scaled(k)` multiplies both counts, for runs that must be short."""
+
+    per_second: float = 50.0
+    per_channel: float = 5.0
+    channel_period: float = 5.0
+    now: Callable[[], float] = time.monotonic
+
+    def scaled(self, factor: float) -> RateLimits:
+        return RateLimits(self.per_second * factor, self.per_channel * factor, self.channel_period, self.now)
+
+
+class _RateControl:
+    def __init__(self, limits: RateLimits) -> None:
+        self.limits = limits
+        self._global = SlidingWindow(1.0, limits.per_second)
+        self._channels: dict[int, SlidingWindow] = {}
+
+    def admit(self, path: str, channel_id: int | None) -> tuple[float, bool] | None:
+        """None when the request may go through, else (seconds to wait, whether the global limit)."""
+        if path.startswith("/interactions/"):
+            return None
+        windows = [self._global]
+        if channel_id is not None:
+            if channel_id not in self._channels:
+                self._channels[channel_id] = SlidingWindow(
+                    self.limits.channel_period, self.limits.per_channel
+                )
+            windows.append(self._channels[channel_id])
+        now = self.limits.now()
+        wait = admit(windows, now)
+        return None if wait is None else (wait, self._global.wait(now) > 0)
 
 
 @dataclass
@@ -104,8 +150,10 @@ class _Session:
 class FakeDiscord:
     """Start with `await FakeDiscord().start()`; point discord.py at `api_url` and `gateway_url`."""
 
-    def __init__(self, *, heartbeat_interval_ms: int = 45_000) -> None:
+    def __init__(self, *, heartbeat_interval_ms: int = 45_000, limits: RateLimits | None = None) -> None:
         self.heartbeat_interval_ms = heartbeat_interval_ms
+        self._rates = _RateControl(limits) if limits else None
+        self.rate_limited = 0  # 429s answered because the bot went past the rate limits
         self._ids = itertools.count(1_180_000_000_000_000_000)
         self.application_id = self.new_id()
         self.bot = FakeUser(self.new_id(), "dailyq", bot=True)
@@ -291,23 +339,40 @@ class FakeDiscord:
         path = "/" + request.match_info["tail"]
         raw = await request.read()
         body = json.loads(raw) if raw and request.content_type == "application/json" else None
-        await self._record(Call(request.method, path, dict(request.query), body))
-        fault = self._take_fault(request.method, path)
+        call = Call(request.method, path, dict(request.query), body)
+        await self._record(call)
+        try:
+            response = await self._answer(request, call)
+        except web.HTTPException as refused:  # a handler's 400
+            call.status = refused.status
+            raise
+        if call.status is None:
+            call.status = response.status
+        return response
+
+    async def _answer(self, request: web.Request, call: Call) -> web.StreamResponse:
+        fault = self._take_fault(call.method, call.path)
         if fault is not None:
             if fault.body is None:
                 assert request.transport is not None
                 request.transport.close()
+                call.status = 0
                 return web.Response(status=500)
             return _json(fault.body, status=fault.status, headers=fault.headers)
         for method, pattern, handler in self._routes:
-            match = pattern.fullmatch(path)
-            if method == request.method and match:
+            match = pattern.fullmatch(call.path)
+            if method == call.method and match:
                 channel = match.groupdict().get("channel")
+                if self._rates is not None:
+                    limited = self._rates.admit(call.path, int(channel) if channel else None)
+                    if limited is not None:
+                        self.rate_limited += 1
+                        return _rate_limited(*limited)
                 if channel is not None:
                     refusal = self._channel_refusal(int(channel))
                     if refusal is not None:
                         return refusal
-                result = await handler(body, request.query, **match.groupdict())
+                result = await handler(call.body, request.query, **match.groupdict())
                 if isinstance(result, web.StreamResponse):
                     return result
                 return _json(result)
@@ -756,36 +821,48 @@ class FakeDiscord:
         message_id: int | None = None,
         **extra: Any,
     ) -> FakeInteraction:
+        interaction, payload = self.interaction_payload(user, channel_id, kind, data, message_id, **extra)
+        await self.dispatch("INTERACTION_CREATE", payload)
+        return interaction
+
+    def interaction_payload(
+        self,
+        user: FakeUser,
+        channel_id: int,
+        kind: int,
+        data: JSON,
+        message_id: int | None = None,
+        **extra: Any,
+    ) -> tuple[FakeInteraction, JSON]:
+        """An INTERACTION_CREATE payload as Discord sends it, its token known to the fake so that the
+        bot's answer lands; a test may change it before it `dispatch`es it."""
         interaction = FakeInteraction(self.new_id(), f"token-{self.new_id()}", channel_id, kind, message_id)
         if message_id is not None:
             extra["message"] = self.messages[message_id]
         self._interaction_channels[interaction.token] = channel_id
         channel = self.channels[channel_id]
-        await self.dispatch(
-            "INTERACTION_CREATE",
-            {
-                "id": str(interaction.id),
-                "application_id": str(self.application_id),
-                "type": kind,
-                "data": data,
-                "guild_id": str(self.guild_id),
-                "guild": {"id": str(self.guild_id), "locale": "en-US", "features": []},
-                "channel_id": str(channel_id),
-                "channel": {**channel, "permissions": str(self.permissions_of(user))},
-                "member": self._member_payload(user, with_permissions=True),
-                "token": interaction.token,
-                "version": 1,
-                "app_permissions": str(self.permissions_of(self.bot) | EVERYONE_PERMISSIONS),
-                "locale": extra.pop("locale", "en-US"),
-                "guild_locale": "en-US",
-                "entitlements": [],
-                "authorizing_integration_owners": {"0": str(self.guild_id)},
-                "context": 0,
-                "attachment_size_limit": ATTACHMENT_SIZE_LIMIT,
-                **extra,
-            },
-        )
-        return interaction
+        payload = {
+            "id": str(interaction.id),
+            "application_id": str(self.application_id),
+            "type": kind,
+            "data": data,
+            "guild_id": str(self.guild_id),
+            "guild": {"id": str(self.guild_id), "locale": "en-US", "features": []},
+            "channel_id": str(channel_id),
+            "channel": {**channel, "permissions": str(self.permissions_of(user))},
+            "member": self._member_payload(user, with_permissions=True),
+            "token": interaction.token,
+            "version": 1,
+            "app_permissions": str(self.permissions_of(self.bot) | EVERYONE_PERMISSIONS),
+            "locale": extra.pop("locale", "en-US"),
+            "guild_locale": "en-US",
+            "entitlements": [],
+            "authorizing_integration_owners": {"0": str(self.guild_id)},
+            "context": 0,
+            "attachment_size_limit": ATTACHMENT_SIZE_LIMIT,
+            **extra,
+        }
+        return interaction, payload
 
     async def slash(
         self,
@@ -894,6 +971,18 @@ def _json(payload: Any, status: int = 200, headers: dict[str, str] | None = None
         status=status,
         headers={**(headers or {}), "Content-Type": "application/json"},
     )
+
+
+def _rate_limited(wait: float, is_global: bool) -> web.Response:
+    retry = math.ceil(wait * 1000) / 1000
+    body = {"message": "You are being rate limited.", "retry_after": retry, "global": is_global, "code": 0}
+    # discord.py retries a 429 only when it carries `Via` (otherwise it assumes a Cloudflare ban).
+    headers = {"Via": "1.1 google", "Retry-After": str(math.ceil(retry))}
+    if is_global:
+        headers |= {"X-RateLimit-Global": "true", "X-RateLimit-Scope": "global"}
+    else:
+        headers |= {"X-RateLimit-Scope": "user", "X-RateLimit-Reset-After": str(retry)}
+    return _json(body, status=429, headers=headers)
 
 
 def _unknown_message() -> web.Response:

@@ -2,10 +2,12 @@
 
 It listens on 127.0.0.1 (a random port) and speaks what LIBRARY-NOTES.md describes: every call is
 `POST /bot<token>/<method>` with a form, multipart or JSON body, answered `{"ok": true, "result": …}`.
-Tests play the users (`user_says`, `press`), read back every call the bot made (`calls`, `wait_for`)
-and inject the failures Telegram produces (`fail` with the faults below). Like Telegram it checks
-what the bot sends: HTML that Telegram would refuse, texts over 4096 UTF-16 units, captions over
-1024, callback data over 64 bytes and answers over 200 characters get Telegram's 400 errors.
+Tests play the users (`user_says`, `press`, or any raw update with `inject`), read back every call
+the bot made (`calls`, `wait_for`, or `watch` each as it is answered) and inject the failures
+Telegram produces (`fail` with the faults below). Like Telegram it checks what the bot sends: HTML
+that Telegram would refuse, texts over 4096 UTF-16 units, captions over 1024, callback data over 64
+bytes and answers over 200 characters get Telegram's 400 errors. Given `FloodLimits`, it also
+enforces Telegram's flood control and answers `429 retry_after` past it.
 
     async with FakeTelegram() as tg:
         adapter = TelegramAdapter(tg.token, base_url=tg.base_url)
@@ -19,9 +21,10 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
+import math
 import re
 import time
-from collections import defaultdict
+from collections import defaultdict, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from html.parser import HTMLParser
@@ -50,6 +53,10 @@ CAPTION_LIMIT = 1024
 CALLBACK_DATA_LIMIT = 64
 CALLBACK_ANSWER_LIMIT = 200
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
+# The calls that post a message, which are what Telegram's flood control counts.
+MESSAGE_METHODS = frozenset(
+    {"sendMessage", "sendPhoto", "sendDocument", "sendMediaGroup", "copyMessage", "forwardMessage"}
+)
 
 
 def utf16_len(text: str) -> int:
@@ -143,6 +150,66 @@ HANG = Fault(200, hang=True)
 MALFORMED_JSON = Fault(200, b'{"ok": true, "result": {"message_id": ')
 
 
+@dataclass(frozen=True)
+class FloodLimits:
+    """Telegram's flood control, as the fake enforces it on the message-posting methods: at most
+    `per_second` messages in any one-second window overall, and at most `per_group_per_minute`
+    in any sixty-second window to one group (a negative chat id). Past either, the message is
+    refused with 429 and `retry_after` the exact seconds until the window has room (Telegram
+    rounds up to whole seconds; the exact figure keeps a scaled-up run from being penalised by
+    the rounding). `scaled(k)` multiplies both counts, for runs that must be short."""
+
+    per_second: float = 30.0
+    per_group_per_minute: float = 20.0
+    now: Callable[[], float] = time.monotonic
+
+    def scaled(self, factor: float) -> FloodLimits:
+        return FloodLimits(self.per_second * factor, self.per_group_per_minute * factor, self.now)
+
+
+class SlidingWindow:
+    """At most `allowed` events in any `period` seconds: how the fakes count toward a rate limit."""
+
+    def __init__(self, period: float, allowed: float) -> None:
+        self.period = period
+        self.allowed = allowed
+        self._times: deque[float] = deque()
+
+    def wait(self, now: float) -> float:
+        """Seconds until one more event fits (0.0: it fits now)."""
+        while self._times and self._times[0] <= now - self.period:
+            self._times.popleft()
+        return self._times[0] + self.period - now if len(self._times) >= self.allowed else 0.0
+
+    def add(self, now: float) -> None:
+        self._times.append(now)
+
+
+def admit(windows: list[SlidingWindow], now: float) -> float | None:
+    """Count one event in every window and return None, or the seconds to wait if any is full."""
+    wait = max(window.wait(now) for window in windows)
+    if wait > 0:
+        return wait
+    for window in windows:
+        window.add(now)
+    return None
+
+
+class _FloodControl:
+    def __init__(self, limits: FloodLimits) -> None:
+        self.limits = limits
+        self._overall = SlidingWindow(1.0, limits.per_second)
+        self._groups: dict[int, SlidingWindow] = {}
+
+    def admit(self, chat_id: int | None) -> float | None:
+        windows = [self._overall]
+        if chat_id is not None and chat_id < 0:
+            if chat_id not in self._groups:
+                self._groups[chat_id] = SlidingWindow(60.0, self.limits.per_group_per_minute)
+            windows.append(self._groups[chat_id])
+        return admit(windows, self.limits.now())
+
+
 @dataclass
 class Call:
     """One request the bot made and how the fake answered it: `result` when it was accepted, else
@@ -155,6 +222,7 @@ class Call:
     result: Any = None
     fault: Fault | None = None
     error: str | None = None
+    answered_at: float | None = None  # time.monotonic() when the answer went out
 
     @property
     def decided(self) -> bool:
@@ -257,7 +325,9 @@ def visible_text(html: str) -> str:
 
 
 class FakeTelegram:
-    def __init__(self, *, token: str = TOKEN, username: str = "dailyq_test_bot") -> None:
+    def __init__(
+        self, *, token: str = TOKEN, username: str = "dailyq_test_bot", limits: FloodLimits | None = None
+    ) -> None:
         self.token = token
         self.bot_user = {
             "id": int(token.split(":")[0]),
@@ -275,6 +345,9 @@ class FakeTelegram:
         self._chats: dict[int, Chat] = {}
         self._member_status: dict[tuple[int, int], str] = {}
         self._faults: list[list[Any]] = []  # [method, chat_id or None, fault, remaining or None]
+        self._flood = _FloodControl(limits) if limits else None
+        self.flood_refusals = 0  # 429s answered because the bot went past the flood limits
+        self._watchers: list[Callable[[Call], None]] = []
         self._queue: list[dict[str, Any]] = []  # updates not yet confirmed by the bot
         self._update_ids = itertools.count(1)
         self._callback_ids = itertools.count(1)
@@ -381,6 +454,14 @@ class FakeTelegram:
         }
         return self._enqueue({"my_chat_member": update})
 
+    def inject(self, update: dict[str, Any]) -> dict[str, Any]:
+        """Queue a raw update of any shape (for fuzzing); it gets the next update_id unless it has one."""
+        return self._enqueue(update)
+
+    def watch(self, observer: Callable[[Call], None]) -> None:
+        """Call `observer` with every call once it is answered (benches follow thousands this way)."""
+        self._watchers.append(observer)
+
     # ---- what the bot did -----------------------------------------------------------------------
 
     def calls_to(self, method: str, *, after: int = 0, **params: Any) -> list[Call]:
@@ -433,7 +514,10 @@ class FakeTelegram:
         self._call_recorded.set()  # long polls and hung requests are seen while they wait
         response = await self._answer(call)
         call.status = response.status
+        call.answered_at = time.monotonic()
         self._call_recorded.set()
+        for observer in self._watchers:
+            observer(call)
         return response
 
     async def _answer(self, call: Call) -> web.Response:
@@ -446,6 +530,12 @@ class FakeTelegram:
         handler = getattr(self, f"_api_{call.method.lower()}", None)
         if handler is None:
             return _error(404, "Not Found: method not found")
+        if self._flood and call.method in MESSAGE_METHODS:
+            wait = self._flood.admit(call.chat_id)
+            if wait is not None:
+                self.flood_refusals += 1
+                call.error = f"Too Many Requests: retry after {wait:.3f}"
+                return _error(429, call.error, retry_after=math.ceil(wait * 1000) / 1000)
         try:
             call.result = await handler(call.params, call.files)
         except ApiError as error:
@@ -658,7 +748,7 @@ class FakeTelegram:
         }
 
     def _enqueue(self, update: dict[str, Any]) -> dict[str, Any]:
-        update = {"update_id": next(self._update_ids)} | update
+        update = {"update_id": next(self._update_ids)} | update  # an update_id of its own wins
         self._queue.append(update)
         self._injected_at = len(self.calls)
         self._update_arrived.set()
@@ -689,8 +779,11 @@ class FakeTelegram:
             self._queue.pop(0)
 
 
-def _error(status: int, description: str) -> web.Response:
-    return web.json_response({"ok": False, "error_code": status, "description": description}, status=status)
+def _error(status: int, description: str, **parameters: Any) -> web.Response:
+    payload: dict[str, Any] = {"ok": False, "error_code": status, "description": description}
+    if parameters:
+        payload["parameters"] = parameters
+    return web.json_response(payload, status=status)
 
 
 async def _read_params(request: web.Request) -> tuple[dict[str, Any], dict[str, bytes]]:

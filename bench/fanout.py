@@ -1,0 +1,324 @@
+"""One daily fan-out to 5,000 chats at the platform's rate limit, through the real stack.
+
+    python -m bench.fanout [--chats 5000] [--scale 5] [--platform telegram|discord|both]
+
+Telegram: the real Scheduler, Core and TelegramAdapter (python-telegram-bot with its AIORateLimiter)
+against the fake Bot API enforcing Telegram's flood limits, 30 messages/s overall and 20/min per
+group, with 429 retry_after past them. Half the chats are groups (negative ids), half private.
+Discord: the same with DiscordAdapter, whose own pacer keeps under the limit, against the fake
+Discord enforcing 50 requests/s overall and 5 per 5 s per channel; a post there is two requests
+(the message, then its answer thread).
+
+To keep the run short, `--scale` multiplies the fakes' limits and the bot's limiter settings
+(AIORateLimiter's rates, the pacer's rate and burst) by the same factor; the output states it.
+The schedule's instant comes from a FakeClock set to the post time; the fan-out itself runs in
+real time, since it is a rate measurement. The 5,000 subscriptions are bulk-inserted with SQL in
+one transaction (their settings JSON is what /subscribe stores). Each fake runs in a child
+process, as the real platform runs elsewhere, so the bot's process is measured alone.
+
+Achieved rate = messages (Telegram) or requests (Discord) the fake accepted during the fan-out,
+per second from the first to the last; the goal compares it with the allowed rate.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import multiprocessing
+import random
+import tempfile
+import time
+from collections import Counter
+from collections.abc import Awaitable, Callable
+from contextlib import suppress
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from multiprocessing.connection import Connection
+from pathlib import Path
+from typing import Any
+
+from telegram.ext import AIORateLimiter
+
+from bench.synthetic import synthetic_bank
+from bot.adapters.base import Adapter
+from bot.adapters.discord import SEND_BURST, SENDS_PER_SECOND, DiscordAdapter, TokenBucket
+from bot.adapters.telegram import RATE_LIMIT_RETRIES, TelegramAdapter
+from bot.config import Settings
+from bot.core.clock import FakeClock
+from bot.core.quiz import Core
+from bot.core.schedule import ChatSettings
+from bot.core.scheduler import Scheduler
+from bot.core.store import Store, iso
+from tests.fakes.discord_api import FakeDiscord, RateLimits
+from tests.fakes.telegram_api import FakeTelegram, FloodLimits
+
+POST_DAY = datetime(2026, 11, 27, 9, 0, tzinfo=UTC)  # a Friday, 09:00 UTC: every chat's post time
+SEED = 20261128
+BANK_QUESTIONS = 500
+RATE_GOAL = 0.90
+FIRST_GROUP_ID = -1_001_000_000_000
+FIRST_USER_ID = 7_000_000_000
+
+
+# ---- a fake platform in a child process -------------------------------------------------------
+
+Handlers = dict[str, Callable[..., Awaitable[Any]]]
+
+
+class Child:
+    """A fake platform server running in its own process, asked for things over a pipe.
+
+    `serve` runs in the child: it starts the fake, sends what the bot needs to reach it, then
+    answers requests with `answer_requests` until asked to stop.
+    """
+
+    def __init__(self, serve: Callable[..., None], *args: Any) -> None:
+        context = multiprocessing.get_context("spawn")
+        self._pipe, theirs = context.Pipe()
+        self._process = context.Process(target=serve, args=(theirs, *args), daemon=True)
+        self._process.start()
+        self.info: dict[str, Any] = self._pipe.recv()
+
+    async def ask(self, request: str, *args: Any) -> Any:
+        await asyncio.to_thread(self._pipe.send, (request, args))
+        return await asyncio.to_thread(self._pipe.recv)
+
+    def close(self) -> None:
+        self._pipe.send(("stop", ()))
+        self._process.join(10)
+
+
+async def answer_requests(pipe: Connection, handlers: Handlers) -> None:
+    """The child's side: run each request's handler and send back its result, until "stop".
+    "cpu" is always there: the child's CPU seconds so far (the fake's own cost)."""
+
+    async def cpu() -> float:
+        return time.process_time()
+
+    handlers = {"cpu": cpu, **handlers}
+    while True:
+        request, args = await asyncio.to_thread(pipe.recv)
+        if request == "stop":
+            return
+        pipe.send(await handlers[request](*args))
+
+
+def serve_telegram(pipe: Connection, scale: float) -> None:
+    asyncio.run(_serve_telegram(pipe, scale))
+
+
+async def _serve_telegram(pipe: Connection, scale: float) -> None:
+    async with FakeTelegram(limits=FloodLimits().scaled(scale)) as tg:
+        pipe.send({"base_url": tg.base_url, "token": tg.token})
+
+        async def report() -> dict[str, Any]:
+            accepted = [c for c in tg.calls if c.method == "sendMessage" and c.status == 200]
+            return {
+                "per_chat": Counter(c.chat_id for c in accepted),
+                "times": sorted(c.answered_at for c in accepted),
+                "refused": tg.flood_refusals,
+            }
+
+        await answer_requests(pipe, {"report": report})
+
+
+def serve_discord(pipe: Connection, scale: float, channels: int) -> None:
+    asyncio.run(_serve_discord(pipe, scale, channels))
+
+
+async def _serve_discord(pipe: Connection, scale: float, channels: int) -> None:
+    fake = await FakeDiscord(limits=RateLimits().scaled(scale)).start()
+    try:
+        # Made before the bot connects, so they come in GUILD_CREATE as a real guild's would.
+        ids = [fake.add_text_channel(f"study-{n}") for n in range(channels)]
+        pipe.send({"api_url": fake.api_url, "gateway_url": fake.gateway_url, "channels": ids})
+
+        async def report() -> dict[str, Any]:
+            fan_out = [
+                c for c in fake.calls if c.method in ("GET", "POST") and c.path.startswith("/channels/")
+            ]
+            posts = [m for m in fake.messages.values() if m["embeds"] and m["type"] == 0]
+            return {
+                "per_chat": Counter(int(m["channel_id"]) for m in posts),
+                "times": sorted(c.at for c in fan_out if c.status == 200),
+                "threads": len(fake.threads()),
+                "refused": fake.rate_limited,
+            }
+
+        await answer_requests(pipe, {"report": report})
+    finally:
+        await fake.close()
+
+
+# ---- the bot's side ---------------------------------------------------------------------------
+
+
+async def subscribe_all(store: Store, keys: list[tuple[str, bool]], settings: Settings) -> None:
+    """Every chat subscribed for 09:00 UTC since the day before: one bulk transaction."""
+    stored = json.dumps(ChatSettings.default(settings).updated("time", "09:00").to_json())
+    since = iso(POST_DAY - timedelta(days=1))
+    async with store.transaction() as db:
+        await db.executemany(
+            "INSERT INTO chats (key, platform, chat_id, is_group, settings, subscribed, schedule_from, created_at)"
+            " VALUES (?, ?, ?, ?, ?, 1, ?, ?)",
+            [
+                (key, key.partition(":")[0], key.partition(":")[2], int(is_group), stored, since, since)
+                for key, is_group in keys
+            ],
+        )
+
+
+@dataclass
+class Result:
+    platform: str
+    unit: str  # what the limit counts
+    allowed_per_second: float
+    chats: int
+    sweep: Sweep
+    report: dict[str, Any]
+
+    @property
+    def achieved_per_second(self) -> float:
+        times = self.report["times"]
+        return (len(times) - 1) / (times[-1] - times[0]) if len(times) > 1 else 0.0
+
+    @property
+    def lost(self) -> int:
+        delivered = sum(1 for count in self.report["per_chat"].values() if count)
+        return max(self.chats - delivered, self.sweep.unsent_in_db)
+
+    @property
+    def duplicates(self) -> int:
+        return sum(count - 1 for count in self.report["per_chat"].values() if count > 1)
+
+
+@dataclass
+class Sweep:
+    seconds: float
+    cpu_seconds: float  # the bot's process
+    fake_cpu_seconds: float  # the fake's process
+    unsent_in_db: int  # subscribed chats without a post marked sent
+
+
+async def fan_out(
+    platform: str, adapter: Adapter, keys: list[tuple[str, bool]], directory: Path, fake: Child
+) -> Sweep:
+    """Subscribe the chats, run the adapter, sweep once at the post time."""
+    settings = Settings(db=directory / f"{platform}.sqlite3", timezone="UTC", post_time="09:00")
+    store = await Store.open(settings.db)
+    try:
+        await subscribe_all(store, keys, settings)
+        clock = FakeClock(POST_DAY + timedelta(seconds=30))
+        bank = synthetic_bank(BANK_QUESTIONS, SEED)
+        core = Core(store, bank, settings, clock, random.Random(SEED))
+        scheduler = Scheduler(store, core, {platform: adapter}, clock)
+        running = asyncio.create_task(adapter.run(core))
+        try:
+            if isinstance(adapter, DiscordAdapter):
+                await asyncio.wait_for(adapter.client.wait_until_ready(), 60)
+            fake_cpu = await fake.ask("cpu")
+            started, cpu_started = time.perf_counter(), time.process_time()
+            await scheduler.sweep()
+            seconds, cpu = time.perf_counter() - started, time.process_time() - cpu_started
+            fake_cpu = await fake.ask("cpu") - fake_cpu
+        finally:
+            running.cancel()
+            with suppress(asyncio.CancelledError):
+                await running
+        [(unsent,)] = await store.db.execute_fetchall(
+            "SELECT COUNT(*) FROM chats c LEFT JOIN posts p ON p.chat_key = c.key AND p.status = 'sent'"
+            " WHERE p.id IS NULL"
+        )
+        return Sweep(seconds, cpu, fake_cpu, unsent)
+    finally:
+        await store.close()
+
+
+async def telegram(chats: int, scale: float, directory: Path) -> Result:
+    fake = Child(serve_telegram, scale)
+    try:
+        limiter = AIORateLimiter(
+            overall_max_rate=30 * scale, group_max_rate=20 * scale, max_retries=RATE_LIMIT_RETRIES
+        )
+        adapter = TelegramAdapter(fake.info["token"], base_url=fake.info["base_url"], rate_limiter=limiter)
+        groups = chats // 2
+        keys = [(f"telegram:{FIRST_GROUP_ID - n}", True) for n in range(groups)]
+        keys += [(f"telegram:{FIRST_USER_ID + n}", False) for n in range(chats - groups)]
+        sweep = await fan_out("telegram", adapter, keys, directory, fake)
+        report = await fake.ask("report")
+    finally:
+        fake.close()
+    return Result("telegram", "messages", 30 * scale, chats, sweep, report)
+
+
+async def discord(chats: int, scale: float, directory: Path) -> Result:
+    fake = Child(serve_discord, scale, chats)
+    try:
+        adapter = DiscordAdapter("fake-token", api_url=fake.info["api_url"], gateway_url=fake.info["gateway_url"])
+        adapter.pacer = TokenBucket(SENDS_PER_SECOND * scale, round(SEND_BURST * scale))
+        keys = [(f"discord:{channel}", True) for channel in fake.info["channels"]]
+        sweep = await fan_out("discord", adapter, keys, directory, fake)
+        report = await fake.ask("report")
+    finally:
+        fake.close()
+    return Result("discord", "requests", 50 * scale, chats, sweep, report)
+
+
+def describe(result: Result, scale: float, limits: str) -> None:
+    print(f"\n{result.platform}: {result.chats:,} chats, scale ×{scale:g}: {limits}")
+    sweep = result.sweep
+    print(
+        f"  sweep             {sweep.seconds:8.1f} s wall; CPU {sweep.cpu_seconds:.1f} s in the bot's process,"
+        f" {sweep.fake_cpu_seconds:.1f} s in the fake's"
+    )
+    print(f"  {result.unit + ' accepted':<18}{len(result.report['times']):8,}")
+    print(f"  achieved          {result.achieved_per_second:8.1f} {result.unit}/s")
+    print(f"  allowed           {result.allowed_per_second:8.1f} {result.unit}/s")
+    print(f"  429s met          {result.report['refused']:8,}")
+    if "threads" in result.report:
+        print(f"  answer threads    {result.report['threads']:8,}")
+
+
+def goals(result: Result) -> list[str]:
+    name = result.platform
+    return [
+        f"{name}_fanout_rate_ratio: {result.achieved_per_second / result.allowed_per_second:.2f}"
+        f" (goal: ≥ {RATE_GOAL:.2f})",
+        f"{name}_posts_lost: {result.lost} (goal: = 0)",
+        f"{name}_duplicates: {result.duplicates} (goal: = 0)",
+    ]
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--chats", type=int, default=5000)
+    parser.add_argument("--scale", type=float, default=5.0, help="multiplies the limits on both sides")
+    parser.add_argument("--platform", choices=("telegram", "discord", "both"), default="both")
+    args = parser.parse_args()
+    lines: list[str] = []
+    with tempfile.TemporaryDirectory() as directory:
+        if args.platform in ("telegram", "both"):
+            result = await telegram(args.chats, args.scale, Path(directory))
+            describe(
+                result,
+                args.scale,
+                f"the fake allows {30 * args.scale:g} messages/s and {20 * args.scale:g}/min per group; "
+                f"AIORateLimiter({30 * args.scale:g}/s, {20 * args.scale:g}/min per group)",
+            )
+            lines += goals(result)
+        if args.platform in ("discord", "both"):
+            result = await discord(args.chats, args.scale, Path(directory))
+            describe(
+                result,
+                args.scale,
+                f"the fake allows {50 * args.scale:g} requests/s and {5 * args.scale:g} per 5 s per channel; "
+                f"pacer TokenBucket({SENDS_PER_SECOND * args.scale:g}/s, burst {round(SEND_BURST * args.scale)})",
+            )
+            lines += goals(result)
+    print()
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
