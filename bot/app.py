@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
 from datetime import timedelta
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from bot.adapters.base import Adapter, ChatGone, ChatMoved, Core, PlatformError, TransientError
@@ -59,22 +60,20 @@ def catch_up_grace(settings: Settings) -> timedelta | None:
         raise StartupError(f"DAILYQ_CATCH_UP: {error}") from None
 
 
-def load_bank(settings: Settings) -> LoadResult:
-    loaded = load(settings.content)
+def log_problems(loaded: LoadResult, content: Path) -> None:
     for problem in loaded.errors:
         log.error("bank: %s:%s: %s", problem.file, problem.line, problem.message)
-    log.info("bank: %d questions from %s", len(loaded.bank), settings.content)
-    return loaded
+    log.info("bank: %d questions, %d warnings from %s", len(loaded.bank), len(loaded.warnings), content)
 
 
-async def reload_bank(core: QuizCore, settings: Settings) -> LoadResult:
-    """Re-parse the bank; keep the last good one when the new one has errors or no questions."""
-    loaded = await asyncio.to_thread(load_bank, settings)
-    if loaded.errors or not loaded.bank.questions:
-        log.error("reload: kept the previous bank (%d errors, %d questions)", len(loaded.errors), len(loaded.bank))
-    else:
-        core.set_bank(loaded.bank)
+async def reload_bank(core: QuizCore) -> LoadResult:
+    """SIGHUP or `dailyq reload`: re-parse; the core keeps the last good bank when this one is broken."""
+    loaded = await core.reload_bank()
+    log_problems(loaded, core.settings.content)
+    if core.bank is loaded.bank:
         log.info("reload: now %d questions", len(loaded.bank))
+    else:
+        log.error("reload: kept the previous bank (%d errors, %d questions)", len(loaded.errors), len(loaded.bank))
     return loaded
 
 
@@ -92,7 +91,8 @@ async def running(
     """Open the bank and the database, start the scheduler; undo it all on the way out."""
     clock = clock or SystemClock()
     grace = catch_up_grace(settings)
-    loaded = load_bank(settings)
+    loaded = load(settings.content)
+    log_problems(loaded, settings.content)
     if not loaded.bank.questions:
         raise StartupError(f"no questions could be loaded from {settings.content}; see: dailyq check")
     try:
@@ -119,7 +119,7 @@ async def run_console(settings: Settings, *, user: str, chat: str, group: bool, 
         with hold_instance_lock(settings.db):
             async with running(settings, {adapter.platform: adapter}) as app:
                 # The console holds the database's lock too, so `dailyq reload` signals it.
-                with reloading_on_sighup(app.core, settings):
+                with reloading_on_sighup(app.core):
                     await adapter.run(app.core)
     except (StartupError, BackupError) as error:
         print(f"dailyq: {error}", file=sys.stderr)
@@ -128,7 +128,7 @@ async def run_console(settings: Settings, *, user: str, chat: str, group: bool, 
 
 
 @contextmanager
-def reloading_on_sighup(core: QuizCore, settings: Settings) -> Iterator[None]:
+def reloading_on_sighup(core: QuizCore) -> Iterator[None]:
     """While inside, SIGHUP (what `dailyq reload` sends) re-reads the bank."""
     loop = asyncio.get_running_loop()
     reloads: set[asyncio.Task[LoadResult]] = set()  # the loop keeps only weak references to tasks
@@ -139,7 +139,7 @@ def reloading_on_sighup(core: QuizCore, settings: Settings) -> Iterator[None]:
             log.error("reload failed; the bank is unchanged", exc_info=error)
 
     def on_hangup() -> None:
-        task = loop.create_task(reload_bank(core, settings))
+        task = loop.create_task(reload_bank(core))
         reloads.add(task)
         task.add_done_callback(finished)
 
@@ -305,7 +305,7 @@ async def _serve(settings: Settings, app: Running, adapters: dict[str, Adapter],
     http = await _serve_http(settings.http_port, app_health(app, supervisors), metrics)
     stop = asyncio.Event()
     try:
-        with stopping_on_signals(stop), reloading_on_sighup(app.core, settings):
+        with stopping_on_signals(stop), reloading_on_sighup(app.core):
             tasks = [asyncio.create_task(s.run(), name=f"platform:{n}") for n, s in supervisors.items()]
             try:
                 await stop.wait()

@@ -379,12 +379,12 @@ async def test_a_reload_with_a_broken_file_keeps_the_old_bank(tmp_path: Path) ->
         core = Core(store, load(content).bank, settings, FakeClock(datetime(2026, 3, 2, tzinfo=UTC)))
 
         (content / "b.md").write_bytes(bank_markdown("Third", "Fourth").encode() + b"\xff\xfe")
-        broken = await reload_bank(core, settings)
+        broken = await reload_bank(core)
         assert [problem.file for problem in broken.errors] == ["b.md"]
         assert question_titles(core) == ["First", "Second", "Third"]
 
         (content / "b.md").write_text(bank_markdown("Third", "Fourth"), encoding="utf-8")
-        fixed = await reload_bank(core, settings)
+        fixed = await reload_bank(core)
         assert fixed.errors == ()
         assert question_titles(core) == ["First", "Second", "Third", "Fourth"]
     finally:

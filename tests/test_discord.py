@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 
 from bot.adapters.base import ChatGone, PlatformError, TransientError
-from bot.adapters.discord import THREAD_ARCHIVE_MINUTES, DiscordAdapter, TokenBucket, text_for
+from bot.adapters.discord import THREAD_ARCHIVE_MINUTES, DiscordAdapter, TokenBucket
 from bot.config import Settings
 from bot.core.bank import Bank
 from bot.core.clock import FakeClock
@@ -523,8 +523,8 @@ async def test_a_failing_core_is_answered_privately_never_left_to_time_out(
     async with open_world(fake, tmp_path, wrap=BrokenCore):
         english = await reply(fake, await fake.slash(fake.member, "stats"))
         chinese = await reply(fake, await fake.slash(fake.member, "top", locale="zh-CN"))
-        assert is_private(english) and shown(english) == said(text_for("en", "error"))
-        assert is_private(chinese) and shown(chinese) == said(text_for("zh", "error"))
+        assert is_private(english) and shown(english) == said(t("en", "error"))
+        assert is_private(chinese) and shown(chinese) == said(t("zh", "error"))
         assert shown(english) != shown(chinese)
 
 

@@ -18,7 +18,7 @@ import pytest
 from bot.adapters.base import Adapter
 from bot.config import Settings
 from bot.core import srs
-from bot.core.bank import Bank
+from bot.core.bank import Bank, load
 from bot.core.clock import FakeClock
 from bot.core.messages import format_day, format_when, t
 from bot.core.model import ChatRef, Question, Reply, SentRef
@@ -728,7 +728,7 @@ def test_the_command_table_matches_the_design() -> None:
     names = [c.name for c in COMMANDS]
     assert names == [
         "start", "help", "quiz", "answer", "reveal", "full", "grade", "skip", "stats", "top", "tags",
-        "subscribe", "unsubscribe", "settings", "forgetme",
+        "subscribe", "unsubscribe", "settings", "forgetme", "reload",
     ]  # fmt: skip
     assert {c.name for c in COMMANDS if c.admin_only} == {"subscribe", "unsubscribe"}
 
@@ -793,3 +793,27 @@ async def test_a_daily_post_not_yet_sent_cannot_be_revealed(core: Core, store: S
     assert text(await member.say(f"/reveal {cursor.lastrowid}")) == t("en", "no_such_post")
     assert text(await member.say(f"/full {cursor.lastrowid}")) == t("en", "no_such_post")
     assert text(await member.say("/reveal")) == t("en", "nothing_to_reveal")  # a pending post is not open
+
+
+async def test_only_owners_reload_and_a_broken_bank_keeps_the_current_one(tmp_path: Path) -> None:
+    bank_file = tmp_path / "bank.md"
+    bank_file.write_text("### Q. First?\nA.\n<mark>one</mark>\n", encoding="utf-8")
+    settings = Settings(db=tmp_path / "db.sqlite3", content=bank_file, owners=("test:owner",))
+    store = await Store.open(settings.db)
+    try:
+        core = Core(store, load(bank_file).bank, settings, FakeClock(datetime(2026, 1, 5, 8, tzinfo=UTC)))
+        owner = Transcript(core, user="owner")
+        stranger = Transcript(core, user="stranger")
+
+        bank_file.write_text("### Q. First?\nA.\n\n### Q. Second?\nB.\n", encoding="utf-8")
+        assert "DAILYQ_OWNERS" in (await stranger.say("/reload"))[0].text
+        assert len(core.bank) == 1
+        assert "2" in (await owner.say("/reload"))[0].text
+        assert len(core.bank) == 2
+
+        bank_file.write_bytes(b"### Q. Third?\n\xff\xfe broken\n")
+        kept = (await owner.say("/reload"))[0].text
+        assert "bank.md:2" in kept.replace("\\", "")
+        assert [q.title for q in core.bank.questions] == ["First?", "Second?"]
+    finally:
+        await store.close()

@@ -26,7 +26,7 @@ from bot.adapters.telegram import RequestTimeouts, TelegramAdapter
 from bot.config import Settings
 from bot.core.bank import Bank
 from bot.core.clock import FakeClock
-from bot.core.messages import CATALOG, t
+from bot.core.messages import t
 from bot.core.model import Button, ChatRef, Incoming, Question, Reply, SentRef
 from bot.core.quiz import COMMANDS, Core
 from bot.core.render import to_telegram_html
@@ -649,11 +649,6 @@ async def test_a_private_reply_from_a_group_goes_to_the_users_private_chat(tg: F
     assert "reply_parameters" not in private.params, "the message replied to is in the group"
 
 
-@pytest.mark.xfail(
-    "private_blocked" not in CATALOG["en"],
-    reason="bot/core/messages.py needs the keys private_blocked and button_open_private",
-    strict=True,
-)
 async def test_a_user_who_never_started_the_bot_is_asked_to_in_the_group(tg: FakeTelegram) -> None:
     core = RecordingCore(answer=lambda incoming: [Reply("just for you", private=True)])
     async with running(TelegramAdapter(tg.token, base_url=tg.base_url, request_timeouts=FAST), core, tg):

@@ -78,40 +78,6 @@ REMEMBERED_THREADS = 10_000  # post → thread, for reveals; older posts fall ba
 SPOILER = re.compile(r"\|\|(.+?)\|\|", re.DOTALL)
 NETWORK_ERRORS = (aiohttp.ClientError, OSError, asyncio.TimeoutError)
 
-# Words only the Discord adapter shows (its modal, the embed's field names, its error answer),
-# used until the core's catalog has these keys; the catalog's text wins once it does.
-_OWN_TEXT: dict[str, dict[str, str]] = {
-    "en": {
-        "button_answer": "Answer",
-        "answer_modal_title": "Your answer",
-        "answer_modal_label": "Only you and the bot see it",
-        "field_company": "Company",
-        "field_round": "Round",
-        "field_date": "Date",
-        "field_tags": "Tags",
-        "error": "Something went wrong on my side; please try again in a moment.",
-    },
-    "zh": {
-        "button_answer": "作答",
-        "answer_modal_title": "你的回答",
-        "answer_modal_label": "只有你和机器人能看到",
-        "field_company": "公司",
-        "field_round": "轮次",
-        "field_date": "日期",
-        "field_tags": "标签",
-        "error": "出了点问题，请稍后再试。",
-    },
-}
-
-
-def text_for(lang: str, key: str) -> str:
-    """The adapter's own words: the catalog's if it has the key, else those above."""
-    try:
-        return messages.t(lang, key)
-    except KeyError:
-        return _OWN_TEXT.get(lang, _OWN_TEXT["en"])[key]
-
-
 class TokenBucket:
     """An async token bucket: `acquire` waits until a request may go out at `rate` per second."""
 
@@ -474,7 +440,7 @@ class DiscordAdapter:
             return await self._core.handle(incoming)
         except Exception:
             log.exception("discord: %s in %s failed", incoming.text.split(" ", 1)[0], incoming.chat.key)
-            return [Reply(text_for(platform_language(incoming.lang) or "en", "error"), private=True)]
+            return [Reply(messages.t(platform_language(incoming.lang) or "en", "error"), private=True)]
 
     async def _on_command_error(
         self, interaction: discord.Interaction, error: app_commands.AppCommandError
@@ -627,7 +593,7 @@ class DiscordAdapter:
             if reply.post_id is not None and not any(
                 _opens_answer_modal(b.payload) for row in buttons for b in row
             ):
-                buttons = ((Button(text_for(lang, "button_answer"), ANSWER_PAYLOAD),), *buttons)
+                buttons = ((Button(messages.t(lang, "button_answer"), ANSWER_PAYLOAD),), *buttons)
         else:
             parts = [_Outgoing(content=chunk) for chunk in to_discord(reply.text, limit=CONTENT_LIMIT)]
             parts = parts or [_Outgoing(content="")]
@@ -668,7 +634,7 @@ class _Responder:
         """Never leave the interaction unanswered or thinking: say what failed, or acknowledge."""
         try:
             if failed:
-                await self.send(_Outgoing(content=text_for(lang, "error")), ephemeral=True)
+                await self.send(_Outgoing(content=messages.t(lang, "error")), ephemeral=True)
             elif not self.interaction.response.is_done():
                 await self.defer()  # nothing to say (every reply went elsewhere)
             if self._placeholder:
@@ -715,18 +681,18 @@ def _describe_question(embed: discord.Embed | None, question: Question, lang: st
     for key, value in metadata:
         if value:
             shown = to_discord(escape(value), limit=EMBED_FIELD_LIMIT)
-            embed.add_field(name=text_for(lang, key), value=shown[0] if shown else "-")
+            embed.add_field(name=messages.t(lang, key), value=shown[0] if shown else "-")
 
 
 def _answer_modal(lang: str) -> discord.ui.Modal:
     modal = discord.ui.Modal(
-        title=text_for(lang, "answer_modal_title")[:MODAL_TITLE_LIMIT],
+        title=messages.t(lang, "answer_modal_title")[:MODAL_TITLE_LIMIT],
         custom_id=CUSTOM_ID_PREFIX + ANSWER_PAYLOAD,
         timeout=None,
     )
     modal.add_item(
         discord.ui.TextInput(
-            label=text_for(lang, "answer_modal_label")[:MODAL_TITLE_LIMIT],
+            label=messages.t(lang, "answer_modal_label")[:MODAL_TITLE_LIMIT],
             custom_id=MODAL_TEXT_ID,
             style=discord.TextStyle.paragraph,
             max_length=MODAL_TEXT_LIMIT,

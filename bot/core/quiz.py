@@ -7,6 +7,7 @@ core never sees a platform callback. Handlers only return replies; nothing is se
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import random
 import re
@@ -18,7 +19,7 @@ from itertools import chain, repeat
 
 from bot.config import Settings
 from bot.core import srs
-from bot.core.bank import Bank
+from bot.core.bank import Bank, LoadResult, load
 from bot.core.clock import Clock
 from bot.core.messages import LANGUAGES, format_day, format_when, t
 from bot.core.model import Button, ChatRef, Incoming, Question, Reply, SentRef
@@ -203,6 +204,13 @@ class Core:
         self._tags_by_id = {q.id: q.tags for q in bank.questions}
         self.bank = bank
 
+    async def reload_bank(self) -> LoadResult:
+        """Re-parse the bank; a bank with errors (or no questions) leaves the current one in place."""
+        loaded = await asyncio.to_thread(load, self.settings.content)
+        if not loaded.errors and loaded.bank.questions:
+            self.set_bank(loaded.bank)
+        return loaded
+
     # --- the adapter-facing interface ----------------------------------------------------
 
     async def handle(self, incoming: Incoming) -> list[Reply]:
@@ -261,7 +269,7 @@ class Core:
         post = await self._post(post_id)
         chat = await self.store.chat(post.chat_key)
         lang = self._chat_language(self._settings_of(chat), chat, None)
-        return [await self._reveal_reply(lang, post, ChatRef.from_key(post.chat_key))]
+        return [await self._reveal_reply(lang, post, ChatRef.from_key(post.chat_key), quote=True)]
 
     async def move_chat(self, old_key: str, new_chat: ChatRef) -> None:
         await self.store.move_chat(old_key, new_chat)
@@ -461,7 +469,9 @@ class Core:
         if post.kind == "daily" and post.chat_key == call.incoming.chat.key:
             # The chat has seen the answer: the scheduled reveal would only repeat it.
             await self.store.mark_revealed(post.id, call.now)
-        return [await self._reveal_reply(call.lang, post, None)]
+        return [
+            await self._reveal_reply(call.lang, post, None, quote=post.chat_key == call.incoming.chat.key)
+        ]
 
     async def _full(self, call: Call) -> list[Reply]:
         post, refusal = await self._revealable_post(call)
@@ -498,7 +508,7 @@ class Core:
         when = format_when(call.lang, post.reveal_due_at, settings.zone_info, call.now)
         return None, t(call.lang, "reveal_not_yet", when=when)
 
-    async def _reveal_reply(self, lang: str, post: Post, chat: ChatRef | None) -> Reply:
+    async def _reveal_reply(self, lang: str, post: Post, chat: ChatRef | None, *, quote: bool) -> Reply:
         question = self.bank.get(post.question_id)
         if question is None:
             return Reply(t(lang, "question_gone"), chat=chat)
@@ -520,8 +530,16 @@ class Core:
             (Button(t(lang, "button_full"), f"/full {post.id}"),),
             tuple(Button(t(lang, f"grade_{g}"), f"/grade {g} {post.id}") for g in srs.GRADES),
         )
+        # Quoting the question links the reveal to it (and, on Discord, finds the post's thread
+        # after a restart); a reveal asked for from another chat has nothing there to quote.
         return Reply(
-            "\n".join(lines), buttons=buttons, chat=chat, kind="reveal", question=question, post_id=post.id
+            "\n".join(lines),
+            buttons=buttons,
+            chat=chat,
+            kind="reveal",
+            question=question,
+            post_id=post.id,
+            reply_to=post.message_id if quote else None,
         )
 
     async def _grade(self, call: Call) -> list[Reply]:
@@ -727,6 +745,23 @@ class Core:
             return t(lang, f"unset_{key}")
         return escape(str(value))
 
+    async def _reload(self, call: Call) -> list[Reply]:
+        if call.user not in self.settings.owners:
+            return [Reply(t(call.lang, "owners_only"))]
+        loaded = await self.reload_bank()
+        if self.bank is not loaded.bank:
+            lines = [t(call.lang, "reload_kept", questions=len(self.bank))]
+            lines += [f"• {escape(f'{p.file}:{p.line}: {p.message}')}" for p in loaded.errors[:RELOAD_ERRORS_SHOWN]]
+            if not loaded.errors:
+                lines.append(t(call.lang, "reload_empty"))
+            return [Reply("\n".join(lines), private=True)]
+        return [
+            Reply(
+                t(call.lang, "reload_done", questions=len(loaded.bank), warnings=len(loaded.warnings)),
+                private=True,
+            )
+        ]
+
     async def _forgetme(self, call: Call) -> list[Reply]:
         words = call.args.split()
         if [word.casefold() for word in words[:1]] != ["yes"]:
@@ -798,5 +833,7 @@ COMMANDS: tuple[Command, ...] = (
     Command("unsubscribe", (), True, "help_unsubscribe", Core._unsubscribe),
     Command("settings", (_option("key"), _option("value")), False, "help_settings", Core._settings),
     Command("forgetme", (_option("confirm"),), False, "help_forgetme", Core._forgetme),
+    Command("reload", (), False, "help_reload", Core._reload),  # owners only: checked in the handler
 )
+RELOAD_ERRORS_SHOWN = 10
 COMMANDS_BY_NAME = {command.name: command for command in COMMANDS}
