@@ -27,12 +27,13 @@ import asyncio
 import json
 import multiprocessing
 import random
+import sys
 import tempfile
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from contextlib import suppress
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 from multiprocessing.connection import Connection
 from pathlib import Path
@@ -170,30 +171,6 @@ async def subscribe_all(store: Store, keys: list[tuple[str, bool]], settings: Se
 
 
 @dataclass
-class Result:
-    platform: str
-    unit: str  # what the limit counts
-    allowed_per_second: float
-    chats: int
-    sweep: Sweep
-    report: dict[str, Any]
-
-    @property
-    def achieved_per_second(self) -> float:
-        times = self.report["times"]
-        return (len(times) - 1) / (times[-1] - times[0]) if len(times) > 1 else 0.0
-
-    @property
-    def lost(self) -> int:
-        delivered = sum(1 for count in self.report["per_chat"].values() if count)
-        return max(self.chats - delivered, self.sweep.unsent_in_db)
-
-    @property
-    def duplicates(self) -> int:
-        return sum(count - 1 for count in self.report["per_chat"].values() if count > 1)
-
-
-@dataclass
 class Sweep:
     seconds: float
     cpu_seconds: float  # the bot's process
@@ -210,8 +187,7 @@ async def fan_out(
     try:
         await subscribe_all(store, keys, settings)
         clock = FakeClock(POST_DAY + timedelta(seconds=30))
-        bank = synthetic_bank(BANK_QUESTIONS, SEED)
-        core = Core(store, bank, settings, clock, random.Random(SEED))
+        core = Core(store, synthetic_bank(BANK_QUESTIONS, SEED), settings, clock, random.Random(SEED))
         scheduler = Scheduler(store, core, {platform: adapter}, clock)
         running = asyncio.create_task(adapter.run(core))
         try:
@@ -235,11 +211,81 @@ async def fan_out(
         await store.close()
 
 
-async def telegram(chats: int, scale: float, directory: Path) -> Result:
+@dataclass
+class Figures:
+    """One platform's fan-out, as printed (and passed between processes as JSON)."""
+
+    platform: str
+    scale: float
+    limits: str  # what the fake enforces and how the bot paces, after scaling
+    unit: str  # what the limit counts: messages or requests
+    chats: int
+    sweep_seconds: float
+    cpu_seconds: float
+    fake_cpu_seconds: float
+    accepted: int
+    achieved_per_second: float
+    allowed_per_second: float
+    rate_limited: int  # 429s met
+    lost: int
+    duplicates: int
+    threads: int | None = None
+
+    @classmethod
+    def of(
+        cls, platform: str, scale: float, limits: str, unit: str, allowed: float, chats: int, sweep: Sweep,
+        report: dict[str, Any],
+    ) -> Figures:  # fmt: skip
+        times, per_chat = report["times"], report["per_chat"]
+        delivered = sum(1 for count in per_chat.values() if count)
+        return cls(
+            platform=platform,
+            scale=scale,
+            limits=limits,
+            unit=unit,
+            chats=chats,
+            sweep_seconds=sweep.seconds,
+            cpu_seconds=sweep.cpu_seconds,
+            fake_cpu_seconds=sweep.fake_cpu_seconds,
+            accepted=len(times),
+            achieved_per_second=(len(times) - 1) / (times[-1] - times[0]) if len(times) > 1 else 0.0,
+            allowed_per_second=allowed,
+            rate_limited=report["refused"],
+            lost=max(chats - delivered, sweep.unsent_in_db),
+            duplicates=sum(count - 1 for count in per_chat.values() if count > 1),
+            threads=report.get("threads"),
+        )
+
+    def describe(self) -> str:
+        lines = [
+            f"{self.platform}: {self.chats:,} chats, scale ×{self.scale:g}: {self.limits}",
+            f"  sweep              {self.sweep_seconds:8.1f} s; CPU {self.cpu_seconds:.1f} s in the bot's"
+            f" process, {self.fake_cpu_seconds:.1f} s in the fake's",
+            f"  {self.unit + ' accepted':<19}{self.accepted:8,}",
+            f"  achieved           {self.achieved_per_second:8.1f} {self.unit}/s",
+            f"  allowed            {self.allowed_per_second:8.1f} {self.unit}/s",
+            f"  429s met           {self.rate_limited:8,}",
+        ]
+        if self.threads is not None:
+            lines.append(f"  answer threads     {self.threads:8,}")
+        return "\n".join(lines)
+
+    def goals(self) -> list[str]:
+        name = self.platform
+        return [
+            f"{name}_fanout_rate_ratio: {self.achieved_per_second / self.allowed_per_second:.2f}"
+            f" (goal: ≥ {RATE_GOAL:.2f})",
+            f"{name}_posts_lost: {self.lost} (goal: = 0)",
+            f"{name}_duplicates: {self.duplicates} (goal: = 0)",
+        ]
+
+
+async def telegram(chats: int, scale: float, directory: Path) -> Figures:
+    overall, per_group = 30 * scale, 20 * scale
     fake = Child(serve_telegram, scale)
     try:
         limiter = AIORateLimiter(
-            overall_max_rate=30 * scale, group_max_rate=20 * scale, max_retries=RATE_LIMIT_RETRIES
+            overall_max_rate=overall, group_max_rate=per_group, max_retries=RATE_LIMIT_RETRIES
         )
         adapter = TelegramAdapter(fake.info["token"], base_url=fake.info["base_url"], rate_limiter=limiter)
         groups = chats // 2
@@ -249,75 +295,71 @@ async def telegram(chats: int, scale: float, directory: Path) -> Result:
         report = await fake.ask("report")
     finally:
         fake.close()
-    return Result("telegram", "messages", 30 * scale, chats, sweep, report)
+    limits = (
+        f"the fake allows {overall:g} messages/s and {per_group:g}/min per group;"
+        f" AIORateLimiter({overall:g}/s, {per_group:g}/min per group)"
+    )
+    return Figures.of("telegram", scale, limits, "messages", overall, chats, sweep, report)
 
 
-async def discord(chats: int, scale: float, directory: Path) -> Result:
+async def discord(chats: int, scale: float, directory: Path) -> Figures:
+    pace, burst = SENDS_PER_SECOND * scale, round(SEND_BURST * scale)
     fake = Child(serve_discord, scale, chats)
     try:
-        adapter = DiscordAdapter("fake-token", api_url=fake.info["api_url"], gateway_url=fake.info["gateway_url"])
-        adapter.pacer = TokenBucket(SENDS_PER_SECOND * scale, round(SEND_BURST * scale))
+        adapter = DiscordAdapter(
+            "fake-token", api_url=fake.info["api_url"], gateway_url=fake.info["gateway_url"]
+        )
+        adapter.pacer = TokenBucket(pace, burst)
         keys = [(f"discord:{channel}", True) for channel in fake.info["channels"]]
         sweep = await fan_out("discord", adapter, keys, directory, fake)
         report = await fake.ask("report")
     finally:
         fake.close()
-    return Result("discord", "requests", 50 * scale, chats, sweep, report)
-
-
-def describe(result: Result, scale: float, limits: str) -> None:
-    print(f"\n{result.platform}: {result.chats:,} chats, scale ×{scale:g}: {limits}")
-    sweep = result.sweep
-    print(
-        f"  sweep             {sweep.seconds:8.1f} s wall; CPU {sweep.cpu_seconds:.1f} s in the bot's process,"
-        f" {sweep.fake_cpu_seconds:.1f} s in the fake's"
+    limits = (
+        f"the fake allows {50 * scale:g} requests/s and {5 * scale:g} per 5 s per channel;"
+        f" the adapter's pacer {pace:g}/s, burst {burst}"
     )
-    print(f"  {result.unit + ' accepted':<18}{len(result.report['times']):8,}")
-    print(f"  achieved          {result.achieved_per_second:8.1f} {result.unit}/s")
-    print(f"  allowed           {result.allowed_per_second:8.1f} {result.unit}/s")
-    print(f"  429s met          {result.report['refused']:8,}")
-    if "threads" in result.report:
-        print(f"  answer threads    {result.report['threads']:8,}")
+    return Figures.of("discord", scale, limits, "requests", 50 * scale, chats, sweep, report)
 
 
-def goals(result: Result) -> list[str]:
-    name = result.platform
-    return [
-        f"{name}_fanout_rate_ratio: {result.achieved_per_second / result.allowed_per_second:.2f}"
-        f" (goal: ≥ {RATE_GOAL:.2f})",
-        f"{name}_posts_lost: {result.lost} (goal: = 0)",
-        f"{name}_duplicates: {result.duplicates} (goal: = 0)",
-    ]
+async def in_own_process(platform: str, chats: int, scale: float) -> Figures:
+    """One platform's fan-out run by a fresh `python -m bench.fanout`, so the two run side by side
+    on the two cores; it answers with its figures as JSON on its last line."""
+    child = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "bench.fanout", "--platform", platform, "--chats", str(chats),
+        "--scale", str(scale), "--json", stdout=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    output, _ = await child.communicate()
+    if child.returncode:
+        raise RuntimeError(f"the {platform} fan-out failed (exit code {child.returncode})")
+    return Figures(**json.loads(output.decode().splitlines()[-1]))
 
 
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--chats", type=int, default=5000)
-    parser.add_argument("--scale", type=float, default=5.0, help="multiplies the limits on both sides")
-    parser.add_argument("--platform", choices=("telegram", "discord", "both"), default="both")
+    parser.add_argument("--scale", type=float, default=2.0, help="multiplies the limits on both sides")
+    parser.add_argument(
+        "--platform", choices=("telegram", "discord", "both"), default="both",
+        help="both: the two fan-outs at once, each in a process of its own",
+    )  # fmt: skip
+    parser.add_argument("--json", action="store_true", help="print only the figures, as JSON")
     args = parser.parse_args()
-    lines: list[str] = []
-    with tempfile.TemporaryDirectory() as directory:
-        if args.platform in ("telegram", "both"):
-            result = await telegram(args.chats, args.scale, Path(directory))
-            describe(
-                result,
-                args.scale,
-                f"the fake allows {30 * args.scale:g} messages/s and {20 * args.scale:g}/min per group; "
-                f"AIORateLimiter({30 * args.scale:g}/s, {20 * args.scale:g}/min per group)",
-            )
-            lines += goals(result)
-        if args.platform in ("discord", "both"):
-            result = await discord(args.chats, args.scale, Path(directory))
-            describe(
-                result,
-                args.scale,
-                f"the fake allows {50 * args.scale:g} requests/s and {5 * args.scale:g} per 5 s per channel; "
-                f"pacer TokenBucket({SENDS_PER_SECOND * args.scale:g}/s, burst {round(SEND_BURST * args.scale)})",
-            )
-            lines += goals(result)
+    if args.platform == "both":
+        results = await asyncio.gather(
+            *(in_own_process(platform, args.chats, args.scale) for platform in ("telegram", "discord"))
+        )
+    else:
+        run = telegram if args.platform == "telegram" else discord
+        with tempfile.TemporaryDirectory() as directory:
+            results = [await run(args.chats, args.scale, Path(directory))]
+    if args.json:
+        print(json.dumps(asdict(results[0])))
+        return
+    for figures in results:
+        print(f"\n{figures.describe()}")
     print()
-    print("\n".join(lines))
+    print("\n".join(line for figures in results for line in figures.goals()))
 
 
 if __name__ == "__main__":

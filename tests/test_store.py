@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 
 import pytest
 
@@ -164,3 +166,35 @@ async def test_the_current_post_is_the_newer_of_the_users_quiz_and_the_chats_dai
     assert await store.current_post("telegram:8", GROUP.key) == daily  # someone without a quiz here
     later_quiz = await store.add_quiz(GROUP, True, "telegram:7", "Ann", "q3", "", NOW + timedelta(days=2))
     assert await store.current_post("telegram:7", GROUP.key) == later_quiz
+
+
+async def test_a_cancelled_transaction_leaves_the_connection_ready_for_the_next(tmp_path: Path) -> None:
+    store = await Store.open(tmp_path / "db.sqlite3")
+    try:
+        entered = asyncio.Event()
+
+        async def slow_writer() -> None:
+            async with store.transaction() as db:
+                await db.execute("INSERT INTO users (key, name, created_at) VALUES ('t:1', 'a', 'x')")
+                entered.set()
+                await asyncio.Event().wait()  # until cancelled
+
+        writer = asyncio.create_task(slow_writer())
+        await entered.wait()
+        writer.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await writer
+        # Cancelled while BEGIN itself is still running, too:
+        begin = asyncio.create_task(store.transaction().__aenter__())
+        await asyncio.sleep(0)  # let it reach BEGIN; not waiting for time, just one loop turn
+        begin.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await begin
+
+        assert not store.db.in_transaction
+        async with store.transaction() as db:
+            await db.execute("INSERT INTO users (key, name, created_at) VALUES ('t:2', 'b', 'x')")
+        rows = await store.db.execute_fetchall("SELECT key FROM users")
+        assert [r[0] for r in rows] == ["t:2"]
+    finally:
+        await store.close()

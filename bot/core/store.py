@@ -32,7 +32,6 @@ MIGRATIONS: list[str] = [
         settings TEXT NOT NULL DEFAULT '{}',  -- JSON: time, zone, days, reveal, tags, answers, lang, role, paused
         subscribed INTEGER NOT NULL DEFAULT 0,
         schedule_from TEXT,                   -- UTC; only instants after it are due (subscribe / settings change)
-        cycle INTEGER NOT NULL DEFAULT 0,     -- the chat's current pass through the bank
         created_at TEXT NOT NULL,
         platform_lang TEXT                    -- language the platform reported for whoever set it up
     );
@@ -66,7 +65,7 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX posts_chat ON posts(chat_key, id);
     CREATE INDEX posts_message ON posts(chat_key, message_id);
-    CREATE INDEX posts_reveal_due ON posts(reveal_due_at) WHERE revealed_at IS NULL;
+    CREATE INDEX posts_reveal_due ON posts(reveal_due_at) WHERE revealed_at IS NULL AND kind = 'daily';
     CREATE INDEX posts_user ON posts(user_key, question_id) WHERE user_key IS NOT NULL;
     CREATE INDEX posts_daily ON posts(chat_key, id) WHERE kind = 'daily';
     CREATE INDEX posts_cycle ON posts(chat_key, cycle, question_id) WHERE kind = 'daily';
@@ -153,15 +152,29 @@ class Store:
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[aiosqlite.Connection]:
-        """One write transaction at a time on this connection (BEGIN IMMEDIATE … COMMIT)."""
+        """One write transaction at a time on this connection (BEGIN IMMEDIATE … COMMIT).
+
+        Whatever happens inside, including a cancelled caller, the connection leaves it outside
+        any transaction: a half-open one would make every later write on it fail.
+        """
         async with self._write_lock:
-            await self.db.execute("BEGIN IMMEDIATE")
             try:
+                await self._to_completion("BEGIN IMMEDIATE")
                 yield self.db
+                await self._to_completion("COMMIT")
             except BaseException:
-                await self.db.execute("ROLLBACK")
+                if self.db.in_transaction:
+                    await self._to_completion("ROLLBACK")
                 raise
-            await self.db.execute("COMMIT")
+
+    async def _to_completion(self, statement: str) -> None:
+        """Run a statement to its end even if the caller is cancelled meanwhile (then re-raise)."""
+        running = asyncio.ensure_future(self.db.execute(statement))
+        try:
+            await asyncio.shield(running)
+        except asyncio.CancelledError:
+            await asyncio.wait([running])
+            raise
 
     async def schema_version(self) -> int:
         async with self.db.execute("PRAGMA user_version") as cursor:
@@ -521,8 +534,8 @@ class Store:
                 )
                 return
             await db.execute(
-                "UPDATE chats SET (settings, subscribed, schedule_from, cycle, platform_lang) = "
-                "(SELECT settings, subscribed, schedule_from, cycle, platform_lang FROM chats WHERE key = ?) "
+                "UPDATE chats SET (settings, subscribed, schedule_from, platform_lang) = "
+                "(SELECT settings, subscribed, schedule_from, platform_lang FROM chats WHERE key = ?) "
                 "WHERE key = ?",
                 (old_key, new_key),
             )
