@@ -1,6 +1,6 @@
 """One daily fan-out to 5,000 chats at the platform's rate limit, through the real stack.
 
-    python -m bench.fanout [--chats 5000] [--scale 5] [--platform telegram|discord|both]
+    python -m bench.fanout [--chats 5000] [--scale 2] [--platform telegram|discord|both]
 
 Telegram: the real Scheduler, Core and TelegramAdapter (python-telegram-bot with its AIORateLimiter)
 against the fake Bot API enforcing Telegram's flood limits, 30 messages/s overall and 20/min per
@@ -14,7 +14,8 @@ To keep the run short, `--scale` multiplies the fakes' limits and the bot's limi
 The schedule's instant comes from a FakeClock set to the post time; the fan-out itself runs in
 real time, since it is a rate measurement. The 5,000 subscriptions are bulk-inserted with SQL in
 one transaction (their settings JSON is what /subscribe stores). Each fake runs in a child
-process, as the real platform runs elsewhere, so the bot's process is measured alone.
+process, as the real platform runs elsewhere, so the bot's process is measured alone; with
+`--platform both` the two fan-outs run at once, each bot in a process of its own.
 
 Achieved rate = messages (Telegram) or requests (Discord) the fake accepted during the fan-out,
 per second from the first to the last; the goal compares it with the allowed rate.
@@ -233,9 +234,16 @@ class Figures:
 
     @classmethod
     def of(
-        cls, platform: str, scale: float, limits: str, unit: str, allowed: float, chats: int, sweep: Sweep,
+        cls,
+        platform: str,
+        scale: float,
+        limits: str,
+        unit: str,
+        allowed: float,
+        chats: int,
+        sweep: Sweep,
         report: dict[str, Any],
-    ) -> Figures:  # fmt: skip
+    ) -> Figures:
         times, per_chat = report["times"], report["per_chat"]
         delivered = sum(1 for count in per_chat.values() if count)
         return cls(
@@ -326,9 +334,18 @@ async def in_own_process(platform: str, chats: int, scale: float) -> Figures:
     """One platform's fan-out run by a fresh `python -m bench.fanout`, so the two run side by side
     on the two cores; it answers with its figures as JSON on its last line."""
     child = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "bench.fanout", "--platform", platform, "--chats", str(chats),
-        "--scale", str(scale), "--json", stdout=asyncio.subprocess.PIPE,
-    )  # fmt: skip
+        sys.executable,
+        "-m",
+        "bench.fanout",
+        "--platform",
+        platform,
+        "--chats",
+        str(chats),
+        "--scale",
+        str(scale),
+        "--json",
+        stdout=asyncio.subprocess.PIPE,
+    )
     output, _ = await child.communicate()
     if child.returncode:
         raise RuntimeError(f"the {platform} fan-out failed (exit code {child.returncode})")
@@ -340,9 +357,11 @@ async def main() -> None:
     parser.add_argument("--chats", type=int, default=5000)
     parser.add_argument("--scale", type=float, default=2.0, help="multiplies the limits on both sides")
     parser.add_argument(
-        "--platform", choices=("telegram", "discord", "both"), default="both",
+        "--platform",
+        choices=("telegram", "discord", "both"),
+        default="both",
         help="both: the two fan-outs at once, each in a process of its own",
-    )  # fmt: skip
+    )
     parser.add_argument("--json", action="store_true", help="print only the figures, as JSON")
     args = parser.parse_args()
     if args.platform == "both":

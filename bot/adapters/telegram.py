@@ -76,6 +76,7 @@ from bot.core import messages
 from bot.core.model import Button, ChatRef, Incoming, Reply, SentRef
 from bot.core.quiz import COMMANDS
 from bot.core.render import to_telegram_html
+from bot.ops.logs import RedactingFilter, Redactor
 
 log = logging.getLogger(__name__)
 
@@ -131,30 +132,13 @@ async def _yes() -> bool:
     return True
 
 
-class _RedactTokens(logging.Filter):
-    """Replaces bot tokens in log records: python-telegram-bot logs its API URL, token included."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.tokens: set[str] = set()
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        message = record.getMessage()
-        if any(token in message for token in self.tokens):
-            for token in self.tokens:
-                message = message.replace(token, "<token>")
-            record.msg, record.args = message, ()
-        return True
-
-
-_REDACT_TOKENS = _RedactTokens()
-
-
 def _keep_out_of_logs(token: str) -> None:
-    _REDACT_TOKENS.tokens.add(token)
+    """python-telegram-bot logs its API URL, token included, on its own loggers: redact there too,
+    so the token stays out even where `bot.ops.logs.setup_logging` did not run (tests, embedding)."""
+    redacting = RedactingFilter(Redactor([token]))
     # A filter acts only on its own logger's records, so it goes where the URL is logged.
     for name in ("telegram.Bot", "telegram.ext.ExtBot"):
-        logging.getLogger(name).addFilter(_REDACT_TOKENS)
+        logging.getLogger(name).addFilter(redacting)
     # httpx logs every request URL at INFO.
     for name in ("httpx", "httpcore"):
         logging.getLogger(name).setLevel(logging.WARNING)
