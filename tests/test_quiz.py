@@ -22,7 +22,7 @@ from bot.core.bank import Bank, load
 from bot.core.clock import FakeClock
 from bot.core.messages import format_day, format_when, t
 from bot.core.model import ChatRef, Question, Reply, SentRef
-from bot.core.quiz import COMMANDS, Core, excerpt, looks_hidden, split_command, streaks
+from bot.core.quiz import COMMANDS, TAGS_SHOWN, Core, excerpt, looks_hidden, split_command, streaks
 from bot.core.render import escape
 from bot.core.scheduler import Scheduler
 from bot.core.store import Store
@@ -562,6 +562,15 @@ async def test_tags_lists_tags_and_companies_with_counts(core: Core) -> None:
     listing = text(await Transcript(core).say("/tags"))
     assert "Transformer (2)" in listing and "RAG (1)" in listing
     assert "Acme (1)" in listing and "Beta (1)" in listing
+
+
+async def test_tags_shows_the_most_common_and_counts_the_rest(core: Core) -> None:
+    many = [Question(id=f"q{i}", title=f"Q{i}?", answer="A.", tags=(f"tag{i:03}",)) for i in range(100)]
+    core.set_bank(Bank([*many, Question(id="top", title="Top?", answer="A.", tags=("tag000", "common"))]))
+    listing = text(await Transcript(core).say("/tags"))
+    assert listing.startswith(t("en", "tags_heading", questions=101, tags=101))
+    assert "tag000 (2)" in listing and "tag038 (1)" in listing and "tag039" not in listing
+    assert t("en", "tags_more", count=101 - TAGS_SHOWN).strip() in listing
 
 
 # --- subscription and settings ---------------------------------------------------------------------

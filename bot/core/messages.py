@@ -119,6 +119,7 @@ CATALOG: dict[str, dict[str, str]] = {
         "top_empty": "No answers yet.",
         "tags_heading": "🏷 **{tags} tags** in {questions} questions",
         "tags_none": "The bank has no tags.",
+        "tags_more": " … and {count} more (try /quiz with any tag or company)",
         "companies_heading": "🏢 **{companies} companies**",
         # --- subscription and settings
         "subscribe_usage": "Use /subscribe, /subscribe 09:30 or /subscribe 09:30 Europe/Berlin.",
@@ -274,6 +275,7 @@ CATALOG: dict[str, dict[str, str]] = {
         "top_empty": "还没有人作答。",
         "tags_heading": "🏷 **{tags} 个标签**，共 {questions} 道题",
         "tags_none": "题库中没有标签。",
+        "tags_more": " …… 另有 {count} 个（可用 /quiz 加任意标签或公司）",
         "companies_heading": "🏢 **{companies} 家公司**",
         "subscribe_usage": "用法：/subscribe、/subscribe 09:30 或 /subscribe 09:30 Asia/Shanghai。",
         "subscribed": "已订阅：每天 {time}（{zone}）推送一道题，日期：{days}。第一道题将于{first}推送。",

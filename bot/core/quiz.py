@@ -614,9 +614,10 @@ class Core:
 
     async def _tags(self, call: Call) -> list[Reply]:
         def listing(counts: Counter[str]) -> str:
-            return ", ".join(
-                f"{escape(name)} ({n})" for name, n in sorted(counts.items(), key=lambda i: (-i[1], i[0]))
-            )
+            ranked = sorted(counts.items(), key=lambda i: (-i[1], i[0]))
+            shown = ", ".join(f"{escape(name)} ({n})" for name, n in ranked[:TAGS_SHOWN])
+            rest = len(ranked) - TAGS_SHOWN
+            return shown + (t(call.lang, "tags_more", count=rest) if rest > 0 else "")
 
         tags, companies = self.bank.tag_counts(), self.bank.company_counts()
         lines = [t(call.lang, "tags_heading", questions=len(self.bank), tags=len(tags))]
@@ -836,4 +837,5 @@ COMMANDS: tuple[Command, ...] = (
     Command("reload", (), False, "help_reload", Core._reload),  # owners only: checked in the handler
 )
 RELOAD_ERRORS_SHOWN = 10
+TAGS_SHOWN = 40  # the bundled bank has over 200 tags: a wall of text helps nobody
 COMMANDS_BY_NAME = {command.name: command for command in COMMANDS}

@@ -1,0 +1,269 @@
+"""Input throughput: 200 users at once sending /quiz, answers and button presses to the real stack.
+
+    python -m bench.updates [--users 200] [--rounds 3] [--questions 1000]
+
+Each user plays `rounds` times: /quiz, an answer (a spoiler reply to the question), a press on its
+Reveal button, a press on the Good grade button; the next step comes as soon as the bot's reply
+to the last one is in. The updates are injected into the fake Bot API's getUpdates queue and the
+real TelegramAdapter (python-telegram-bot polling, the real Core on a SQLite file) answers them.
+A minimal echo bot on the same stack (python-telegram-bot, the same concurrency of 64 updates)
+then gets the same script against the same fake in the same run; it echoes a message's text and
+answers a button press then echoes its data, so both bots make the same Bot API calls.
+
+Latency: from the moment an update is queued to the moment the fake answered the bot's reply
+(sendMessage). The fake and its users run in a child process; the bot's process is measured
+alone. Neither bot has a rate limiter here: this measures what an update costs, not pacing.
+Cost per update: CPU seconds of the bot's process (its SQLite thread included) per update.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import random
+import statistics
+import tempfile
+import time
+from collections import defaultdict
+from collections.abc import Callable
+from contextlib import suppress
+from dataclasses import dataclass
+from functools import partial
+from multiprocessing.connection import Connection
+from pathlib import Path
+from typing import Any
+
+from telegram import Update
+from telegram.ext import (
+    Application,
+    ApplicationBuilder,
+    CallbackQueryHandler,
+    ContextTypes,
+    MessageHandler,
+    filters,
+)
+
+from bench.fanout import Child, answer_requests
+from bench.synthetic import synthetic_bank
+from bot.adapters.telegram import CONCURRENT_UPDATES, TelegramAdapter
+from bot.config import Settings
+from bot.core.clock import SystemClock
+from bot.core.quiz import Core
+from bot.core.store import Store
+from tests.fakes.telegram_api import Call, FakeTelegram, User, private_chat, spoiler
+
+SEED = 20261128
+FIRST_USER_ID = 5_000_000_000
+STEP_LIMIT = 60.0  # seconds a user waits for one reply before the step counts as unanswered
+COST_GOAL = 1.5
+ANSWER = "keys and values of the earlier tokens, kept so they are not computed again"
+
+
+# ---- the fake and its users, in the child process ----------------------------------------------
+
+
+def serve(pipe: Connection) -> None:
+    asyncio.run(_serve(pipe))
+
+
+async def _serve(pipe: Connection) -> None:
+    async with FakeTelegram() as tg:
+        inboxes: dict[int, asyncio.Queue[Call]] = defaultdict(asyncio.Queue)
+
+        def deliver(call: Call) -> None:
+            if call.method == "sendMessage" and call.status == 200 and call.chat_id is not None:
+                inboxes[call.chat_id].put_nowait(call)
+
+        tg.watch(deliver)
+        pipe.send({"base_url": tg.base_url, "token": tg.token})
+
+        async def polls() -> int:
+            return len(tg.calls_to("getUpdates"))
+
+        async def wait_polling(seen: int) -> None:
+            await tg.wait_until(lambda: len(tg.calls_to("getUpdates")) > seen, within=30)
+
+        async def drive(users: int, rounds: int) -> dict[str, Any]:
+            inboxes.clear()
+            latencies: list[float] = []
+            unanswered = 0
+
+            async def play(number: int) -> None:
+                nonlocal unanswered
+                person = User(FIRST_USER_ID + number, f"user {number}", language_code="en")
+                chat, inbox = private_chat(person), inboxes[person.id]
+
+                async def step(act: Callable[[], object]) -> Call | None:
+                    nonlocal unanswered
+                    queued = time.monotonic()
+                    act()
+                    try:
+                        async with asyncio.timeout(STEP_LIMIT):
+                            reply = await inbox.get()
+                    except TimeoutError:
+                        unanswered += 1
+                        return None
+                    assert reply.answered_at is not None
+                    latencies.append(reply.answered_at - queued)
+                    return reply
+
+                for _ in range(rounds):
+                    question = await step(partial(tg.user_says, chat, person, "/quiz"))
+                    if question is None:
+                        return
+                    replied = question.result["message_id"]
+                    await step(
+                        partial(
+                            tg.user_says, chat, person, ANSWER, entities=spoiler(ANSWER), reply_to=replied
+                        )
+                    )
+                    reveal = await step(
+                        partial(tg.press, button(question, "/reveal"), question.result, person)
+                    )
+                    if reveal is None:
+                        return
+                    await step(partial(tg.press, button(reveal, "/grade good"), reveal.result, person))
+
+            began = time.monotonic()
+            await asyncio.gather(*(play(n) for n in range(users)))
+            return {"latencies": latencies, "seconds": time.monotonic() - began, "unanswered": unanswered}
+
+        await answer_requests(pipe, {"polls": polls, "wait_polling": wait_polling, "drive": drive})
+
+
+def button(call: Call, prefix: str) -> str:
+    """The callback data of the reply's button starting with `prefix`; the echo bot's replies have
+    no buttons, so its users press one with the prefix alone (the fake doesn't check)."""
+    return next(
+        (b["callback_data"] for b in call.buttons if b.get("callback_data", "").startswith(prefix)), prefix
+    )
+
+
+# ---- the two bots, in this process -------------------------------------------------------------
+
+
+@dataclass
+class Run:
+    bot: str
+    updates: int
+    seconds: float
+    cpu_seconds: float
+    fake_cpu_seconds: float
+    latencies: list[float]
+    unanswered: int
+
+    @property
+    def per_second(self) -> float:
+        return self.updates / self.seconds
+
+    @property
+    def cpu_ms_per_update(self) -> float:
+        return self.cpu_seconds / self.updates * 1000
+
+    def percentile_ms(self, fraction: float) -> float:
+        ordered = sorted(self.latencies)
+        return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))] * 1000
+
+    def describe(self) -> str:
+        return (
+            f"{self.bot:<10} {self.updates:>7,} {self.per_second:>10.0f} {statistics.median(self.latencies) * 1000:>8.1f}"
+            f" {self.percentile_ms(0.99):>8.1f} {self.cpu_ms_per_update:>9.2f} {self.fake_cpu_seconds / self.updates * 1000:>10.2f}"
+            f" {self.unanswered:>10}"
+        )
+
+
+async def measure(bot: str, fake: Child, users: int, rounds: int) -> Run:
+    fake_cpu = await fake.ask("cpu")
+    started = time.process_time()
+    outcome = await fake.ask("drive", users, rounds)
+    cpu = time.process_time() - started
+    fake_cpu = await fake.ask("cpu") - fake_cpu
+    latencies = outcome["latencies"]
+    return Run(bot, len(latencies), outcome["seconds"], cpu, fake_cpu, latencies, outcome["unanswered"])
+
+
+async def ours(fake: Child, users: int, rounds: int, questions: int, directory: Path) -> Run:
+    settings = Settings(db=directory / "updates.sqlite3", timezone="UTC", post_time="09:00", lang="en")
+    store = await Store.open(settings.db)
+    try:
+        core = Core(store, synthetic_bank(questions, SEED), settings, SystemClock(), random.Random(SEED))
+        adapter = TelegramAdapter(fake.info["token"], base_url=fake.info["base_url"], rate_limiter=False)
+        seen = await fake.ask("polls")
+        running = asyncio.create_task(adapter.run(core))
+        try:
+            await fake.ask("wait_polling", seen)
+            await fake.ask("drive", users // 10, 1)  # warm-up: connections, caches
+            return await measure("dailyq", fake, users, rounds)
+        finally:
+            running.cancel()
+            with suppress(asyncio.CancelledError):
+                await running
+    finally:
+        await store.close()
+
+
+def echo_bot(token: str, base_url: str) -> Application:
+    async def echo(update: Update, _context: ContextTypes.DEFAULT_TYPE) -> None:
+        assert update.message is not None and update.message.text is not None
+        await update.message.reply_text(update.message.text)
+
+    async def pressed(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        query = update.callback_query
+        assert query is not None and query.message is not None
+        await query.answer()
+        await context.bot.send_message(query.message.chat.id, query.data or "?")
+
+    app = ApplicationBuilder().token(token).base_url(base_url).concurrent_updates(CONCURRENT_UPDATES).build()
+    app.add_handler(MessageHandler(filters.TEXT, echo))
+    app.add_handler(CallbackQueryHandler(pressed))
+    return app
+
+
+async def echo(fake: Child, users: int, rounds: int) -> Run:
+    app = echo_bot(fake.info["token"], fake.info["base_url"])
+    async with app:
+        assert app.updater is not None
+        seen = await fake.ask("polls")
+        await app.start()
+        await app.updater.start_polling(timeout=10)
+        try:
+            await fake.ask("wait_polling", seen)
+            await fake.ask("drive", users // 10, 1)
+            return await measure("echo", fake, users, rounds)
+        finally:
+            await app.updater.stop()
+            await app.stop()
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--users", type=int, default=200)
+    parser.add_argument("--rounds", type=int, default=3, help="quiz → answer → reveal → grade, per user")
+    parser.add_argument("--questions", type=int, default=1000, help="size of the synthetic bank")
+    args = parser.parse_args()
+    fake = Child(serve)
+    try:
+        with tempfile.TemporaryDirectory() as directory:
+            runs = [
+                await ours(fake, args.users, args.rounds, args.questions, Path(directory)),
+                await echo(fake, args.users, args.rounds),
+            ]
+    finally:
+        fake.close()
+    print(f"{args.users} users at once, {args.rounds} rounds of /quiz, answer, Reveal, Good each")
+    print(
+        f"{'bot':<10} {'updates':>7} {'updates/s':>10} {'p50 ms':>8} {'p99 ms':>8} {'cpu ms/u':>9} {'fake ms/u':>10} {'unanswered':>10}"
+    )
+    for run in runs:
+        print(run.describe())
+    mine, theirs = runs
+    print(f"throughput, dailyq ÷ echo: {mine.per_second / theirs.per_second:.2f}")
+    print()
+    print(f"unanswered_updates: {mine.unanswered + theirs.unanswered} (goal: = 0)")
+    print(
+        f"cost_per_update_vs_echo: {mine.cpu_ms_per_update / theirs.cpu_ms_per_update:.2f} (goal: ≤ {COST_GOAL})"
+    )
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
