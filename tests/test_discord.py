@@ -358,6 +358,7 @@ async def test_the_daily_post_arrives_at_its_time_with_a_thread_and_is_revealed_
     [post] = [m for m in fake.channel_messages(fake.channel_id) if m["embeds"]]
     [(question_id,)] = await world.rows("SELECT question_id FROM posts WHERE kind = 'daily'")
     assert post["embeds"][0]["title"] == BANK.by_id[question_id].title
+    assert to_discord(t("en", "hint_group_thread"))[0] in post["embeds"][0]["description"]
     [start] = fake.calls_to("POST", rf"/channels/{fake.channel_id}/messages/{post['id']}/threads")
     assert start.body["auto_archive_duration"] == THREAD_ARCHIVE_MINUTES == 1440
     assert start.body["name"] == post["embeds"][0]["title"]

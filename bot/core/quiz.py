@@ -796,6 +796,8 @@ class Core:
             hint = "hint_private"
         elif settings.answers == "private":
             hint = "hint_group_private"
+        elif post.chat_key.startswith("discord:"):
+            hint = "hint_group_thread"  # Discord opens a thread on the post and adds an Answer button
         else:
             hint = "hint_group_spoiler"
         text = self._question_text(lang, question) + "\n\n" + t(lang, hint)
