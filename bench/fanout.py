@@ -173,8 +173,8 @@ async def subscribe_all(store: Store, keys: list[tuple[str, bool]], settings: Se
 
 
 class CountingHandler(logging.Handler):
-    """Counts warnings and errors by logger instead of printing them: a fan-out near the limit
-    logs every 429 that python-telegram-bot or discord.py meets, and the scheduler's retries."""
+    """Counts the warnings and errors logged during the sweep, by logger: a fan-out near the limit
+    logs the 429s that python-telegram-bot or discord.py meet, and the scheduler's retries."""
 
     def __init__(self) -> None:
         super().__init__(logging.WARNING)
@@ -190,6 +190,7 @@ class Sweep:
     cpu_seconds: float  # the bot's process
     fake_cpu_seconds: float  # the fake's process
     unsent_in_db: int  # subscribed chats without a post marked sent
+    logged: dict[str, int]
 
 
 async def fan_out(
@@ -208,8 +209,13 @@ async def fan_out(
             if isinstance(adapter, DiscordAdapter):
                 await asyncio.wait_for(adapter.client.wait_until_ready(), 60)
             fake_cpu = await fake.ask("cpu")
+            logged = CountingHandler()
+            logging.getLogger().addHandler(logged)
             started, cpu_started = time.perf_counter(), time.process_time()
-            await scheduler.sweep()
+            try:
+                await scheduler.sweep()
+            finally:
+                logging.getLogger().removeHandler(logged)
             seconds, cpu = time.perf_counter() - started, time.process_time() - cpu_started
             fake_cpu = await fake.ask("cpu") - fake_cpu
         finally:
@@ -220,7 +226,7 @@ async def fan_out(
             "SELECT COUNT(*) FROM chats c LEFT JOIN posts p ON p.chat_key = c.key AND p.status = 'sent'"
             " WHERE p.id IS NULL"
         )
-        return Sweep(seconds, cpu, fake_cpu, unsent)
+        return Sweep(seconds, cpu, fake_cpu, unsent, dict(logged.counts))
     finally:
         await store.close()
 
@@ -244,7 +250,7 @@ class Figures:
     lost: int
     duplicates: int
     threads: int | None = None
-    logged: dict[str, int] = field(default_factory=dict)  # warnings and errors logged, by logger
+    logged: dict[str, int] = field(default_factory=dict)  # warnings and errors during the sweep, by logger
 
     @classmethod
     def of(
@@ -276,6 +282,7 @@ class Figures:
             lost=max(chats - delivered, sweep.unsent_in_db),
             duplicates=sum(count - 1 for count in per_chat.values() if count > 1),
             threads=report.get("threads"),
+            logged=sweep.logged,
         )
 
     def describe(self) -> str:
@@ -386,11 +393,10 @@ async def main() -> None:
         )
     else:
         run = telegram if args.platform == "telegram" else discord
-        logged = CountingHandler()
-        logging.basicConfig(level=logging.WARNING, handlers=[logged])
+        # The libraries' warnings are counted during the sweep (Figures.logged), not printed.
+        logging.basicConfig(level=logging.WARNING, handlers=[logging.NullHandler()])
         with tempfile.TemporaryDirectory() as directory:
             results = [await run(args.chats, args.scale, Path(directory))]
-        results[0].logged = dict(logged.counts)
     if args.json:
         print(json.dumps(asdict(results[0])))
         return

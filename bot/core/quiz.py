@@ -214,6 +214,7 @@ class Core:
     # --- the adapter-facing interface ----------------------------------------------------
 
     async def handle(self, incoming: Incoming) -> list[Reply]:
+        incoming = replace(incoming, text=_valid_unicode(incoming.text), user_name=_valid_unicode(incoming.user_name))
         call = await self._call(incoming)
         text = incoming.text.strip()
         if not text.startswith("/"):
@@ -323,7 +324,7 @@ class Core:
 
     async def _post_by_argument(self, argument: str) -> Post | str:
         """The post named by an id argument, or a message key saying why there is none."""
-        if not argument.isdigit():
+        if not POST_ID.fullmatch(argument):
             return "bad_post_id"
         post = await self.store.post(int(argument))
         return post if post is not None else "no_such_post"
@@ -331,7 +332,7 @@ class Core:
     # --- handlers -------------------------------------------------------------------------
 
     async def _start(self, call: Call) -> list[Reply]:
-        deep_link = re.fullmatch(r"answer-(\d+)", call.args)
+        deep_link = re.fullmatch(rf"answer-({POST_ID.pattern})", call.args)
         if deep_link and not call.in_group:
             return await self._answer_privately(call, int(deep_link[1]))
         return [Reply(t(call.lang, "welcome", bot="dailyq"))]
@@ -838,6 +839,12 @@ COMMANDS: tuple[Command, ...] = (
     Command("forgetme", (_option("confirm"),), False, "help_forgetme", Core._forgetme),
     Command("reload", (), False, "help_reload", Core._reload),  # owners only: checked in the handler
 )
+POST_ID = re.compile(r"[0-9]{1,18}")  # ASCII digits that fit SQLite's 64-bit integers
 RELOAD_ERRORS_SHOWN = 10
 TAGS_SHOWN = 40  # the bundled bank has over 200 tags: a wall of text helps nobody
 COMMANDS_BY_NAME = {command.name: command for command in COMMANDS}
+
+
+def _valid_unicode(text: str) -> str:
+    """Lone surrogates (JSON accepts "\\ud800") become U+FFFD: they cannot be stored or sent as UTF-8."""
+    return text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")

@@ -929,6 +929,15 @@ class FakeDiscord:
     async def say(self, user: FakeUser, channel_id: int, content: str) -> JSON:
         """A user posts a message; delivered as MESSAGE_CREATE with the intents the bot asked for."""
         assert self._session is not None
+        message = self.message_payload(user, channel_id, content)
+        if not self._session.intents & GUILD_MESSAGES_INTENT:
+            return message
+        seen = message if self._session.intents & MESSAGE_CONTENT_INTENT else {**message, "content": ""}
+        await self.dispatch("MESSAGE_CREATE", seen)
+        return message
+
+    def message_payload(self, user: FakeUser, channel_id: int, content: str) -> JSON:
+        """A user's message, stored, in the shape MESSAGE_CREATE carries it (without dispatching it)."""
         message = self._store_message(channel_id, {"content": content})
         message |= {
             "author": user.payload(),
@@ -936,10 +945,6 @@ class FakeDiscord:
             "member": self._member_payload(user),
         }
         del message["member"]["user"]  # MESSAGE_CREATE carries the member without its user
-        if not self._session.intents & GUILD_MESSAGES_INTENT:
-            return message
-        seen = message if self._session.intents & MESSAGE_CONTENT_INTENT else {**message, "content": ""}
-        await self.dispatch("MESSAGE_CREATE", seen)
         return message
 
 
