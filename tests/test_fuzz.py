@@ -594,10 +594,6 @@ async def test_any_modal_submit_is_answered_or_ignored(
     await assert_answered(discord_world, made)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="_text_input_value iterates `components` whatever its type; see the issue-8 report",
-)
 async def test_a_modal_submit_with_components_of_the_wrong_type_is_answered(
     discord_world: DiscordWorld,
 ) -> None:

@@ -708,8 +708,10 @@ def _opens_answer_modal(payload: str) -> bool:
     return payload == ANSWER_PAYLOAD or PRIVATE_ANSWER_PAYLOAD.fullmatch(payload) is not None
 
 
-def _text_input_value(components: Sequence[Any], custom_id: str) -> str:
+def _text_input_value(components: object, custom_id: str) -> str:
     """A modal field's value, inside action rows (the older layout) or labels (the newer one)."""
+    if not isinstance(components, list):  # a malformed payload: no field to read
+        return ""
     for component in components:
         if not isinstance(component, dict):
             continue
