@@ -41,12 +41,10 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
-from telegram.ext import AIORateLimiter
-
 from bench.synthetic import synthetic_bank
 from bot.adapters.base import Adapter
 from bot.adapters.discord import SEND_BURST, SENDS_PER_SECOND, DiscordAdapter, TokenBucket
-from bot.adapters.telegram import RATE_LIMIT_RETRIES, TelegramAdapter
+from bot.adapters.telegram import OVERALL_MESSAGES_PER_SECOND, TelegramAdapter, smooth_rate_limiter
 from bot.config import Settings
 from bot.core.clock import FakeClock
 from bot.core.quiz import Core
@@ -315,10 +313,9 @@ async def telegram(chats: int, scale: float, directory: Path) -> Figures:
     overall, per_group = 30 * scale, 20 * scale
     fake = Child(serve_telegram, scale)
     try:
-        limiter = AIORateLimiter(
-            overall_max_rate=overall, group_max_rate=per_group, max_retries=RATE_LIMIT_RETRIES
+        adapter = TelegramAdapter(
+            fake.info["token"], base_url=fake.info["base_url"], rate_limiter=smooth_rate_limiter(scale)
         )
-        adapter = TelegramAdapter(fake.info["token"], base_url=fake.info["base_url"], rate_limiter=limiter)
         groups = chats // 2
         keys = [(f"telegram:{FIRST_GROUP_ID - n}", True) for n in range(groups)]
         keys += [(f"telegram:{FIRST_USER_ID + n}", False) for n in range(chats - groups)]
@@ -328,7 +325,7 @@ async def telegram(chats: int, scale: float, directory: Path) -> Figures:
         fake.close()
     limits = (
         f"the fake allows {overall:g} messages/s and {per_group:g}/min per group;"
-        f" AIORateLimiter({overall:g}/s, {per_group:g}/min per group)"
+        f" the bot paces {OVERALL_MESSAGES_PER_SECOND * scale:g}/s, {per_group:g}/min per group"
     )
     return Figures.of("telegram", scale, limits, "messages", overall, chats, sweep, report)
 

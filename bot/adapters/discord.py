@@ -71,8 +71,8 @@ COMMAND_DESCRIPTION_LIMIT = 100
 THREAD_ARCHIVE_MINUTES = 1440
 DEFER_AFTER = 1.5  # seconds the core gets before the interaction is deferred (Discord allows 3)
 # Discord's global limit is 50 requests per second per bot; the fan-out stays under it.
-SENDS_PER_SECOND = 45.0
-SEND_BURST = 5
+SENDS_PER_SECOND = 48.0
+SEND_BURST = 2
 DRAIN_LIMIT = 10.0  # seconds input being handled gets to finish when the bot stops
 REMEMBERED_THREADS = 10_000  # post → thread, for reveals; older posts fall back to reply_to
 SPOILER = re.compile(r"\|\|(.+?)\|\|", re.DOTALL)
