@@ -22,6 +22,7 @@ import pytest
 
 from bot.adapters.base import ChatGone, ChatMoved, TransientError
 from bot.config import Settings
+from bot.core import scheduler as scheduler_module
 from bot.core.bank import Bank
 from bot.core.clock import FakeClock
 from bot.core.model import ChatRef, Incoming, Question, Reply, SentRef
@@ -659,3 +660,19 @@ async def test_start_sweeps_at_once_and_shutdown_waits_for_the_sweep_in_flight(d
         assert await process.daily_posts() == [("tg:90", "2025-06-02", "sent")]
         await process.scheduler.shutdown()  # a second call is harmless
     assert len(adapter.questions()) == 1
+
+
+async def test_chats_are_read_in_pages_and_every_page_is_served(
+    db_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(scheduler_module, "CHAT_PAGE", 3)
+    clock = FakeClock(utc(2025, 6, 1, 12))
+    adapter = RecordingAdapter(clock)
+    chats = [ChatRef("tg", str(n)) for n in range(100, 111)]  # 11 chats: three full pages and a partial
+    async with Process(db_path, clock, adapter) as process:
+        await subscribe_many(process, chats, ChatSettings.default(Settings()))
+        await process.say(chats[4], "/settings paused on")  # a paused chat in the middle of a page
+        clock.set(utc(2025, 6, 2, 9))
+        await process.scheduler.sweep()
+    posted = Counter(chat.key for chat, _, _ in adapter.questions())
+    assert posted == {c.key: 1 for c in chats if c != chats[4]}

@@ -57,6 +57,7 @@ FIRST_BACKOFF = 1.0  # seconds; doubled after each transient error
 MAX_BACKOFF = 60.0
 WRITE_ATTEMPTS = 6  # while another process holds the database
 WRITE_BACKOFF = 0.05  # seconds, doubled per attempt
+CHAT_PAGE = 1000  # subscribed chats read per query in a sweep
 SHUTDOWN_WAIT = 15.0  # seconds an in-flight sweep gets to finish at shutdown
 
 
@@ -215,20 +216,29 @@ class Scheduler:
                 by_chat[key] = _ChatWork(key, settings)
             return by_chat[key]
 
-        for row in await self._rows(
+        # Subscribed chats a page at a time, keeping only those with a post due: memory stays
+        # bounded however many chats subscribe (100,000 rows at once cost over 100 MB).
+        after = ""
+        while rows := await self._rows(
             "SELECT c.key AS chat_key, c.settings, c.schedule_from, c.created_at,"
             " (SELECT MAX(p.local_date) FROM posts p WHERE p.chat_key = c.key AND p.kind = 'daily') AS last_daily"
-            " FROM chats c WHERE c.subscribed = 1"
+            " FROM chats c WHERE c.subscribed = 1 AND c.key > ? ORDER BY c.key LIMIT ?",
+            after,
+            CHAT_PAGE,
         ):
-            with _logged_and_skipped(row["chat_key"]):
-                work = chat(row)
-                if work is None or work.settings.paused:
-                    continue
-                work.schedule_from = datetime.fromisoformat(row["schedule_from"] or row["created_at"])
-                work.last_daily = date.fromisoformat(row["last_daily"]) if row["last_daily"] else None
-                due = due_post(work.settings, work.schedule_from, now, self.grace)
-                if due is not None and (work.last_daily is None or due[0] > work.last_daily):
-                    work.due = due
+            after = rows[-1]["chat_key"]
+            for row in rows:
+                with _logged_and_skipped(row["chat_key"]):
+                    work = chat(row)
+                    if work is None:
+                        continue
+                    work.schedule_from = datetime.fromisoformat(row["schedule_from"] or row["created_at"])
+                    work.last_daily = date.fromisoformat(row["last_daily"]) if row["last_daily"] else None
+                    due = None if work.settings.paused else due_post(work.settings, work.schedule_from, now, self.grace)
+                    if due is not None and (work.last_daily is None or due[0] > work.last_daily):
+                        work.due = due
+                    else:
+                        del by_chat[work.key]
         stale = iso(now - CLAIM_LEASE)
         for row in await self._rows(
             "SELECT p.id, p.chat_key, p.local_date, p.created_at, c.settings"
