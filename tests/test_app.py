@@ -41,6 +41,7 @@ from bot.core.quiz import Core
 from bot.core.store import Store
 from bot.ops.backup import hold_instance_lock
 from bot.ops.health import Metrics, serve
+from tests.fakes.discord_api import FakeDiscord
 from tests.fakes.telegram_api import BAD_GATEWAY, FakeTelegram, Fault, User, private_chat
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -495,3 +496,23 @@ async def test_a_refused_platform_is_retried_with_growing_waits_and_stops_no_oth
     failures = [record for record in caplog.records if record.levelno >= logging.ERROR]
     assert len(failures) == 8 and all(record.exc_info is None for record in failures)
     assert failures[0].getMessage() == "telegram: the Bot API refused TELEGRAM_BOT_TOKEN; trying again in 5 s"
+
+
+async def test_run_with_a_discord_token_serves_slash_commands_until_sigterm(tmp_path: Path, bank: Path) -> None:
+    discord = await FakeDiscord(heartbeat_interval_ms=1000).start()
+    try:
+        env = bot_env(
+            tmp_path, bank, DISCORD_BOT_TOKEN="fake-discord-token", DISCORD_API_URL=discord.api_url,
+            DISCORD_GATEWAY_URL=discord.gateway_url, DISCORD_GUILD_IDS=str(discord.guild_id),
+        )  # fmt: skip
+        async with bot_process(env, "run", "--platform", "discord") as bot:
+            await discord.wait_connected()
+            [sync] = await discord.wait_for_call("PUT", rf"/applications/\d+/guilds/{discord.guild_id}/commands")
+            assert "quiz" in {command["name"] for command in sync.body}
+            tags = await discord.slash(discord.member, "tags")
+            [answer] = await discord.wait_until(lambda: discord.replies_to(tags))
+            assert "in 3 questions" in answer["content"], answer
+            assert await bot.stop(within=10) == 0, bot.output
+        assert "fake-discord-token" not in bot.output
+    finally:
+        await discord.close()
