@@ -134,11 +134,17 @@ async def _yes() -> bool:
     return True
 
 
+_REDACTING: dict[str, RedactingFilter] = {}
+
+
 def _keep_out_of_logs(token: str) -> None:
     """python-telegram-bot logs its API URL, token included, on its own loggers: redact there too,
     so the token stays out even where `bot.ops.logs.setup_logging` did not run (tests, embedding)."""
-    redacting = RedactingFilter(Redactor([token]))
-    # A filter acts only on its own logger's records, so it goes where the URL is logged.
+    if token not in _REDACTING:  # one filter per token, however many adapters use it
+        _REDACTING[token] = RedactingFilter(Redactor([token]))
+    redacting = _REDACTING[token]
+    # A filter acts only on its own logger's records, so it goes where the URL is logged
+    # (adding the same filter object again is a no-op).
     for name in ("telegram.Bot", "telegram.ext.ExtBot"):
         logging.getLogger(name).addFilter(redacting)
     # httpx logs every request URL at INFO.
