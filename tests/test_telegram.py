@@ -661,12 +661,11 @@ async def test_a_user_who_never_started_the_bot_is_asked_to_in_the_group(tg: Fak
     assert notice.buttons == [{"text": t("en", "button_open_private"), "url": "https://t.me/dailyq_test_bot"}]
 
 
-async def test_webhook_mode_checks_the_secret(tg: FakeTelegram) -> None:
+def webhook_adapter(tg: FakeTelegram) -> tuple[TelegramAdapter, str]:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     url = f"http://127.0.0.1:{port}/telegram-hook"
-    core = RecordingCore()
     adapter = TelegramAdapter(
         tg.token,
         base_url=tg.base_url,
@@ -675,6 +674,12 @@ async def test_webhook_mode_checks_the_secret(tg: FakeTelegram) -> None:
         webhook_listen=f"127.0.0.1:{port}",
         webhook_secret="s3cret",
     )
+    return adapter, url
+
+
+async def test_webhook_mode_checks_the_secret(tg: FakeTelegram) -> None:
+    adapter, url = webhook_adapter(tg)
+    core = RecordingCore()
     async with running(adapter, core, tg):
         [registered] = await tg.wait_for("setWebhook", after=0)
         assert registered.params["url"] == url and registered.params["secret_token"] == "s3cret"
@@ -689,3 +694,19 @@ async def test_webhook_mode_checks_the_secret(tg: FakeTelegram) -> None:
     assert [i.text for i in core.seen] == ["/start"]
     assert tg.webhook_statuses == [200]
     assert tg.calls_to("getUpdates") == []
+
+
+async def test_webhook_mode_acknowledges_an_update_it_cannot_read_and_goes_on(
+    tg: FakeTelegram, caplog: pytest.LogCaptureFixture
+) -> None:
+    # A refused delivery would be retried by Telegram, holding back every update after it.
+    adapter, _ = webhook_adapter(tg)
+    core = RecordingCore()
+    async with running(adapter, core, tg):
+        await tg.wait_for("setWebhook", after=0)
+        bad = tg.inject({"message": {"message_id": 1, "text": "no date, no chat"}})
+        tg.user_says(private_chat(ALICE), ALICE, "/start")
+        await tg.wait_for("sendMessage", chat_id=ALICE.id)
+    assert tg.webhook_statuses == [200, 200]
+    assert [i.text for i in core.seen] == ["/start"]
+    assert f"update {bad['update_id']} is unreadable" in caplog.text

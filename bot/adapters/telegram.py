@@ -48,6 +48,8 @@ from telegram import (
     Update,
 )
 from telegram import Chat as TgChat
+from telegram._utils.defaultvalue import DEFAULT_NONE, DefaultValue  # private: see _TolerantBot
+from telegram._utils.types import JSONDict, ODVInput, TimePeriod
 from telegram.constants import ChatType, ParseMode
 from telegram.error import (
     BadRequest,
@@ -65,6 +67,7 @@ from telegram.ext import (
     BaseRateLimiter,
     CallbackQueryHandler,
     ContextTypes,
+    ExtBot,
     MessageHandler,
     filters,
 )
@@ -168,6 +171,57 @@ def smooth_rate_limiter(scale: float = 1.0) -> AIORateLimiter:
     )
 
 
+class _TolerantBot(ExtBot):
+    """An ExtBot whose getUpdates gets past an update python-telegram-bot cannot read.
+
+    Bot.get_updates parses a batch in one go: one update it cannot read (a required field missing,
+    say) raises, the Updater keeps its offset and fetches the same batch again, forever, and the
+    bot answers no one. Here each update is parsed on its own, and an unreadable one is replaced
+    by a bare Update with its id: no handler takes it, and the next offset acknowledges it.
+    It mirrors Bot.get_updates with some of the library's private names: pyproject pins it to 22.x.
+    """
+
+    async def get_updates(
+        self,
+        offset: int | None = None,
+        limit: int | None = None,
+        timeout: TimePeriod | float | None = None,  # noqa: ASYNC109 (Bot.get_updates's signature)
+        allowed_updates: Sequence[str] | None = None,
+        *,
+        read_timeout: ODVInput[float] = DEFAULT_NONE,
+        write_timeout: ODVInput[float] = DEFAULT_NONE,
+        connect_timeout: ODVInput[float] = DEFAULT_NONE,
+        pool_timeout: ODVInput[float] = DEFAULT_NONE,
+        api_kwargs: JSONDict | None = None,
+    ) -> tuple[Update, ...]:
+        # As Bot.get_updates: the read timeout is the request's own plus the long poll's wait.
+        base = self._request[0].read_timeout if isinstance(read_timeout, DefaultValue) else read_timeout
+        wait = timeout.total_seconds() if isinstance(timeout, timedelta) else timeout or 0
+        batch: list[JSONDict] = await self._post(
+            "getUpdates",
+            {"timeout": timeout, "offset": offset, "limit": limit, "allowed_updates": allowed_updates},
+            read_timeout=(base or 0) + wait,
+            write_timeout=write_timeout,
+            connect_timeout=connect_timeout,
+            pool_timeout=pool_timeout,
+            api_kwargs=api_kwargs,
+        )
+        updates = tuple(read_update(data, self) for data in batch)
+        for update in updates:
+            self.insert_callback_data(update)  # as ExtBot.get_updates does
+        return updates
+
+
+def read_update(data: JSONDict, bot: Bot) -> Update:
+    """The update, or a bare one with its id (logged) when python-telegram-bot cannot read it:
+    either way it is acknowledged, so it is not delivered again and the updates after it flow."""
+    try:
+        return Update.de_json(data, bot)
+    except Exception as error:
+        log.warning("telegram: update %s is unreadable and ignored: %r", data["update_id"], error)
+        return Update(data["update_id"])
+
+
 class TelegramAdapter:
     platform = PLATFORM
 
@@ -201,19 +255,22 @@ class TelegramAdapter:
     def _build(
         self, token: str, timeouts: RequestTimeouts, rate_limiter: BaseRateLimiter | bool
     ) -> Application:
+        if rate_limiter is True:
+            rate_limiter = smooth_rate_limiter()
+        # A bot of our own means the builder takes none of the bot's settings: they go to the bot.
+        bot = _TolerantBot(
+            token,
+            base_url=self._base_url,
+            request=_http_client(timeouts, pool_size=256),
+            get_updates_request=_http_client(timeouts, pool_size=1),  # adds its long-poll timeout
+            rate_limiter=rate_limiter or None,
+        )
         builder = (
             ApplicationBuilder()
-            .token(token)
-            .base_url(self._base_url)
-            .request(_http_client(timeouts, pool_size=256))
-            .get_updates_request(_http_client(timeouts, pool_size=1))  # adds its long-poll timeout
+            .bot(bot)
             .concurrent_updates(CONCURRENT_UPDATES)
             .job_queue(None)  # the schedule lives in the core (bot.core.scheduler)
         )
-        if rate_limiter is True:
-            builder = builder.rate_limiter(smooth_rate_limiter())
-        elif rate_limiter:
-            builder = builder.rate_limiter(rate_limiter)
         if self._webhook_url:
             builder = builder.updater(None)  # updates arrive at our own aiohttp webhook server
         return builder.build()
@@ -297,11 +354,15 @@ class TelegramAdapter:
         if self._webhook_secret and not hmac.compare_digest(given, self._webhook_secret):
             return web.Response(status=403)
         try:
-            update = Update.de_json(await request.json(), self.bot)
-        except Exception:
-            log.warning("telegram: the webhook got a body that is not an update", exc_info=True)
+            data = await request.json()
+        except ValueError:
+            data = None
+        if not isinstance(data, dict) or not isinstance(data.get("update_id"), int):
+            log.warning("telegram: the webhook got a body that is not an update")
             return web.Response(status=400)
-        await self._app.update_queue.put(update)
+        # 200 even for an update we cannot read: Telegram would deliver it again and again, and
+        # hold back the updates after it.
+        await self._app.update_queue.put(read_update(data, self.bot))
         return web.Response()
 
     # ---- Update → Incoming ----------------------------------------------------------------------
