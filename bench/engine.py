@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import random
+import sqlite3
 import statistics
 import sys
 import tempfile
@@ -110,29 +111,32 @@ async def preload(
     # A big page cache while the indexes are built, then back to the default for the measurements.
     (default_cache,) = await (await store.db.execute("PRAGMA cache_size")).fetchone()
     await store.db.execute("PRAGMA cache_size = -1000000")
-    async with store.transaction() as db:
-        await db.executemany(
+
+    def insert(db: sqlite3.Connection) -> None:
+        db.executemany(
             "INSERT INTO chats (key, platform, chat_id, is_group, created_at) VALUES (?, ?, ?, ?, ?)",
             [(*chat, days[0]) for chat in chats],
         )
-        await db.executemany(
+        db.executemany(
             "INSERT INTO users (key, name, created_at) VALUES (?, ?, ?)",
             [(f"bench:u{u}", f"user {u}", days[0]) for u in range(users)],
         )
-        await db.executemany(
+        db.executemany(
             "INSERT INTO posts (id, chat_key, question_id, kind, user_key, local_date, status, message_id,"
             " created_at, reveal_due_at, sent_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             posts,
         )
-        await db.executemany(
+        db.executemany(
             "INSERT INTO attempts (post_id, user_key, chat_key, question_id, text, hidden, current, local_date,"
             " created_at, grade, graded_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             attempt_rows,
         )
-        await db.executemany(
+        db.executemany(
             "INSERT INTO reviews (user_key, question_id, card, due_at, updated_at, post_id) VALUES (?, ?, ?, ?, ?, ?)",
             list(reviews.values()),
         )
+
+    await store.write(insert)
     await store.db.execute(f"PRAGMA cache_size = {default_cache}")
     return len(attempt_rows)
 

@@ -159,8 +159,8 @@ async def subscribe_all(store: Store, keys: list[tuple[str, bool]], settings: Se
     """Every chat subscribed for 09:00 UTC since the day before: one bulk transaction."""
     stored = json.dumps(ChatSettings.default(settings).updated("time", "09:00").to_json())
     since = iso(POST_DAY - timedelta(days=1))
-    async with store.transaction() as db:
-        await db.executemany(
+    await store.write(
+        lambda db: db.executemany(
             "INSERT INTO chats (key, platform, chat_id, is_group, settings, subscribed, schedule_from, created_at)"
             " VALUES (?, ?, ?, ?, ?, 1, ?, ?)",
             [
@@ -168,6 +168,7 @@ async def subscribe_all(store: Store, keys: list[tuple[str, bool]], settings: Se
                 for key, is_group in keys
             ],
         )
+    )
 
 
 class CountingHandler(logging.Handler):

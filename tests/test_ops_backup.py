@@ -19,14 +19,15 @@ PADDING = "x" * 1000  # makes the file a few MB, so the copy takes long enough t
 async def add_pairs(store: Store, start: int, count: int) -> None:
     """One transaction adding as many chats as users, so a consistent copy has as many of each."""
     keys = [f"telegram:{n}" for n in range(start, start + count)]
-    async with store.transaction() as db:
-        await db.executemany(
+
+    def insert(db: sqlite3.Connection) -> None:
+        db.executemany(
             "INSERT INTO chats (key, platform, chat_id, created_at) VALUES (?, 'telegram', ?, '')",
             [(key, key) for key in keys],
         )
-        await db.executemany(
-            "INSERT INTO users (key, name, created_at) VALUES (?, ?, '')", [(k, PADDING) for k in keys]
-        )
+        db.executemany("INSERT INTO users (key, name, created_at) VALUES (?, ?, '')", [(k, PADDING) for k in keys])
+
+    await store.write(insert)
 
 
 async def make_database(path: Path, pairs: int) -> None:

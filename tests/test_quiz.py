@@ -653,12 +653,13 @@ async def test_the_configured_language_serves_chats_whose_platform_reports_none(
 
 async def claim(store: Store, chat_key: str, question_id: str, cycle: int, day: int) -> None:
     """What the scheduler does with a choice: the claim row, already sent."""
-    async with store.transaction() as db:
-        await db.execute(
+    await store.write(
+        lambda db: db.execute(
             "INSERT INTO posts (chat_key, question_id, kind, local_date, status, cycle, created_at)"
             " VALUES (?, ?, 'daily', ?, 'sent', ?, ?)",
             (chat_key, question_id, f"2026-04-{day:02d}", cycle, f"2026-04-{day:02d}T09:00:00+00:00"),
         )
+    )
 
 
 async def test_daily_questions_never_repeat_within_a_cycle_and_restarts_keep_the_order(
@@ -792,12 +793,13 @@ async def test_a_daily_post_not_yet_sent_cannot_be_revealed(core: Core, store: S
     admin = Transcript(core, group=True, chat="g", admin=True)
     await admin.say("/subscribe")
     question, cycle = await core.choose_daily_question("test:g")
-    async with store.transaction() as db:  # the scheduler's claim, before its send
-        cursor = await db.execute(
+    cursor = await store.write(  # the scheduler's claim, before its send
+        lambda db: db.execute(
             "INSERT INTO posts (chat_key, question_id, kind, local_date, status, cycle, created_at)"
             " VALUES ('test:g', ?, 'daily', '2026-03-02', 'pending', ?, '2026-03-02T09:00:00+00:00')",
             (question.id, cycle),
         )
+    )
     member = admin.member("bob")
     assert text(await member.say(f"/reveal {cursor.lastrowid}")) == t("en", "no_such_post")
     assert text(await member.say(f"/full {cursor.lastrowid}")) == t("en", "no_such_post")

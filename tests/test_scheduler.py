@@ -123,12 +123,13 @@ class Process:
 async def subscribe_many(process: Process, chats: list[ChatRef], settings: ChatSettings) -> None:
     """What /subscribe stores, for many chats in one transaction (a thousand commands would be slow)."""
     now = iso(process.clock.now())
-    async with process.store.transaction() as db:
-        await db.executemany(
+    await process.store.write(
+        lambda db: db.executemany(
             "INSERT INTO chats (key, platform, chat_id, settings, subscribed, schedule_from, created_at)"
             " VALUES (?, ?, ?, ?, 1, ?, ?)",
             [(c.key, c.platform, c.chat_id, json.dumps(settings.to_json()), now, now) for c in chats],
         )
+    )
 
 
 @pytest.fixture
@@ -237,7 +238,10 @@ async def test_killed_twice_in_a_fan_out_to_1000_chats_every_chat_gets_exactly_i
         assert reply.post_id is not None
         replied[reply.post_id] = perf.perf_counter()
         if len(adapter.sent) == 600:
+            # The process dies here: this message's 'sent' write is never made. (The writes other
+            # sends already handed to the database thread still commit, as in a graceful stop.)
             sweep.cancel()
+            raise asyncio.CancelledError
 
     clock.advance(timedelta(minutes=1))
     async with Process(db_path, clock, adapter) as process:
@@ -575,8 +579,7 @@ async def test_a_chat_with_an_unreadable_row_is_logged_and_the_others_are_served
     chats = [ChatRef("tg", str(n)) for n in range(56, 59)]
     async with Process(db_path, clock, adapter) as process:
         await subscribe_many(process, chats, ChatSettings(time="09:00", zone="UTC"))
-        async with process.store.transaction() as db:
-            await db.execute("UPDATE chats SET settings = '{not json' WHERE key = 'tg:57'")
+        await process.store.write(lambda db: db.execute("UPDATE chats SET settings = '{not json' WHERE key = 'tg:57'"))
         clock.set(utc(2025, 6, 2, 9))
         with caplog.at_level(logging.ERROR, logger="bot.core.scheduler"):
             await process.scheduler.sweep()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import threading
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
@@ -47,24 +48,26 @@ async def test_a_post_for_an_unknown_chat_is_refused(store: Store) -> None:
 
 
 async def _insert_orphan_post(store: Store) -> None:
-    async with store.transaction() as db:
-        await db.execute(
+    await store.write(
+        lambda db: db.execute(
             "INSERT INTO posts (chat_key, question_id, kind, created_at) VALUES ('nowhere:1', 'q', 'quiz', ?)",
             (iso(NOW),),
         )
+    )
 
 
 async def test_a_failed_transaction_leaves_nothing_behind(store: Store) -> None:
+    def chat_then_orphan(db: sqlite3.Connection) -> None:
+        db.execute(
+            "INSERT INTO chats (key, platform, chat_id, created_at) VALUES ('t:1', 't', '1', ?)", (iso(NOW),)
+        )
+        db.execute(
+            "INSERT INTO posts (chat_key, question_id, kind, created_at) VALUES ('t:2', 'q', 'quiz', ?)",
+            (iso(NOW),),
+        )
+
     with pytest.raises(sqlite3.IntegrityError):
-        async with store.transaction() as db:
-            await db.execute(
-                "INSERT INTO chats (key, platform, chat_id, created_at) VALUES ('t:1', 't', '1', ?)",
-                (iso(NOW),),
-            )
-            await db.execute(
-                "INSERT INTO posts (chat_key, question_id, kind, created_at) VALUES ('t:2', 'q', 'quiz', ?)",
-                (iso(NOW),),
-            )
+        await store.write(chat_then_orphan)
     assert await scalar(store, "SELECT COUNT(*) FROM chats") == 0
     await store.save_chat(GROUP, True, {"time": "10:00"}, NOW, subscribed=True)  # and the store goes on
     assert (await store.chat(GROUP.key)).subscribed
@@ -155,12 +158,13 @@ async def test_user_stats_count_answers_grades_days_and_due_reviews(store: Store
 async def test_the_current_post_is_the_newer_of_the_users_quiz_and_the_chats_daily(store: Store) -> None:
     first_quiz = await store.add_quiz(GROUP, True, "telegram:7", "Ann", "q1", "", NOW)
     assert await store.current_post("telegram:7", GROUP.key) == first_quiz
-    async with store.transaction() as db:
-        cursor = await db.execute(
+    cursor = await store.write(
+        lambda db: db.execute(
             "INSERT INTO posts (chat_key, question_id, kind, local_date, status, created_at)"
             " VALUES (?, 'q2', 'daily', '2026-03-03', 'sent', ?)",
             (GROUP.key, iso(NOW + timedelta(days=1))),
         )
+    )
     daily = await store.current_post("telegram:7", GROUP.key)
     assert daily is not None and daily.id == cursor.lastrowid
     assert await store.current_post("telegram:8", GROUP.key) == daily  # someone without a quiz here
@@ -168,33 +172,80 @@ async def test_the_current_post_is_the_newer_of_the_users_quiz_and_the_chats_dai
     assert await store.current_post("telegram:7", GROUP.key) == later_quiz
 
 
-async def test_a_cancelled_transaction_leaves_the_connection_ready_for_the_next(tmp_path: Path) -> None:
+async def test_a_write_whose_caller_is_cancelled_completes_and_the_next_write_goes_on(
+    tmp_path: Path,
+) -> None:
     store = await Store.open(tmp_path / "db.sqlite3")
     try:
-        entered = asyncio.Event()
+        inside, release = threading.Event(), threading.Event()
 
-        async def slow_writer() -> None:
-            async with store.transaction() as db:
-                await db.execute("INSERT INTO users (key, name, created_at) VALUES ('t:1', 'a', 'x')")
-                entered.set()
-                await asyncio.Event().wait()  # until cancelled
+        def slow_insert(db: sqlite3.Connection) -> None:
+            db.execute("INSERT INTO users (key, name, created_at) VALUES ('t:1', 'a', 'x')")
+            inside.set()
+            release.wait()  # the database thread holds the transaction open until released
 
-        writer = asyncio.create_task(slow_writer())
-        await entered.wait()
+        writer = asyncio.create_task(store.write(slow_insert))
+        await asyncio.to_thread(inside.wait)
+        # Another coroutine's statement meanwhile cannot fall inside the open transaction: it waits.
+        reader = asyncio.create_task(store.db.execute_fetchall("SELECT COUNT(*) FROM users"))
         writer.cancel()
         with pytest.raises(asyncio.CancelledError):
             await writer
-        # Cancelled while BEGIN itself is still running, too:
-        begin = asyncio.create_task(store.transaction().__aenter__())
-        await asyncio.sleep(0)  # let it reach BEGIN; not waiting for time, just one loop turn
-        begin.cancel()
-        with pytest.raises(asyncio.CancelledError):
-            await begin
-
+        release.set()
+        assert list((await reader)[0]) == [1]  # it ran after the COMMIT
         assert not store.db.in_transaction
-        async with store.transaction() as db:
-            await db.execute("INSERT INTO users (key, name, created_at) VALUES ('t:2', 'b', 'x')")
-        rows = await store.db.execute_fetchall("SELECT key FROM users")
-        assert [r[0] for r in rows] == ["t:2"]
+        await store.write(
+            lambda db: db.execute("INSERT INTO users (key, name, created_at) VALUES ('t:2', 'b', 'x')")
+        )
+        rows = await store.db.execute_fetchall("SELECT key FROM users ORDER BY key")
+        assert [r[0] for r in rows] == ["t:1", "t:2"]
     finally:
         await store.close()
+
+
+# --- the chat cache ----------------------------------------------------------------------------------
+
+
+async def chat_reads(store: Store, action) -> int:
+    """How many times `action` made the database read a chat row."""
+    statements: list[str] = []
+    await store.db.set_trace_callback(statements.append)
+    try:
+        await action()
+    finally:
+        await store.db.set_trace_callback(None)
+    return sum(1 for sql in statements if sql.startswith("SELECT key, is_group, settings"))
+
+
+async def test_a_chat_row_is_read_once_and_every_write_to_it_is_seen(store: Store) -> None:
+    await store.save_chat(GROUP, True, {"time": "10:00"}, NOW)
+
+    async def read_three_times() -> None:
+        for _ in range(3):
+            assert (await store.chat(GROUP.key)).settings == {"time": "10:00"}
+
+    assert await chat_reads(store, read_three_times) == 1
+    await store.save_chat(GROUP, True, {"time": "11:00"}, NOW, subscribed=True)
+    assert (await store.chat(GROUP.key)).settings == {"time": "11:00"}
+    await store.unsubscribe(GROUP.key)
+    assert not (await store.chat(GROUP.key)).subscribed
+    supergroup = ChatRef("telegram", "-200")
+    assert await store.chat(supergroup.key) is None  # "no such chat" is kept too
+    await store.move_chat(GROUP.key, supergroup)
+    assert await store.chat(GROUP.key) is None
+    assert (await store.chat(supergroup.key)).settings == {"time": "11:00"}
+    private = ChatRef("telegram", "7")
+    assert await store.chat(private.key) is None
+    await store.add_quiz(private, False, "telegram:7", "Ann", "q1", "", NOW)  # makes the chat
+    assert await store.chat(private.key) is not None
+
+
+async def test_a_chat_read_already_on_its_way_when_a_write_is_queued_keeps_no_copy(store: Store) -> None:
+    await store.save_chat(GROUP, True, {"time": "10:00"}, NOW)
+    # Queued in this order on the database thread: the read sees the old row, the write replaces it.
+    old_read = asyncio.create_task(store.chat(GROUP.key))
+    write = asyncio.create_task(store.save_chat(GROUP, True, {"time": "11:00"}, NOW))
+    await asyncio.sleep(0)  # both started: one loop turn, not a wait for time
+    assert (await old_read).settings == {"time": "10:00"}
+    await write
+    assert (await store.chat(GROUP.key)).settings == {"time": "11:00"}

@@ -444,14 +444,13 @@ class Scheduler:
         )
         raise _GaveUpError
 
-    async def _write(self, sql: str, *parameters: object) -> aiosqlite.Cursor:
+    async def _write(self, sql: str, *parameters: object) -> sqlite3.Cursor:
         """One statement in its own transaction. While another process holds the database, the write
         is retried rather than given up: a 'sent' that is not recorded would be sent again."""
         attempt = 1
         while True:
             try:
-                async with self.store.transaction() as db:
-                    return await db.execute(sql, parameters)
+                return await self.store.write(lambda db: db.execute(sql, parameters))
             except sqlite3.OperationalError as error:
                 if attempt == WRITE_ATTEMPTS or "locked" not in str(error):
                     raise

@@ -6,18 +6,25 @@ Times are stored as ISO-8601 UTC strings (`...+00:00`), which sort correctly as 
 
 from __future__ import annotations
 
-import asyncio
 import json
-from collections.abc import AsyncIterator, Iterable, Sequence
-from contextlib import asynccontextmanager
+import sqlite3
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import aiosqlite
 
 from bot.core.model import ChatRef
+
+T = TypeVar("T")
+
+# Chat rows kept in memory (least recently used dropped first): every update reads its chat, and
+# the trip to the database thread costs far more than the lookup. This connection is the only
+# writer (the instance lock), and every write to a chat row goes through `_write_chats`.
+CHAT_CACHE_SIZE = 4096
 
 # Append-only: a migration, once released, is never edited; the next change is a new entry.
 # Entry N brings the database from user_version N to N+1, in the same transaction as the bump.
@@ -126,7 +133,8 @@ class Store:
     def __init__(self, db: aiosqlite.Connection, path: Path) -> None:
         self.db = db
         self.path = path
-        self._write_lock = asyncio.Lock()
+        self._chats: OrderedDict[str, ChatRow | None] = OrderedDict()
+        self._chat_reads: dict[str, object] = {}  # chat key → the read on its way (a write drops it)
 
     @classmethod
     async def open(cls, path: Path | str) -> Store:
@@ -150,31 +158,34 @@ class Store:
     async def close(self) -> None:
         await self.db.close()
 
-    @asynccontextmanager
-    async def transaction(self) -> AsyncIterator[aiosqlite.Connection]:
-        """One write transaction at a time on this connection (BEGIN IMMEDIATE … COMMIT).
+    async def write(self, work: Callable[[sqlite3.Connection], T]) -> T:
+        """Run `work(connection)` in one write transaction (BEGIN IMMEDIATE … COMMIT; ROLLBACK if it
+        raises), the whole of it as a single call on the database thread.
 
-        Whatever happens inside, including a cancelled caller, the connection leaves it outside
-        any transaction: a half-open one would make every later write on it fail.
+        That thread runs one call at a time, so no other statement of this connection can fall
+        inside the transaction (no lock needed), and the transaction costs one trip to the thread
+        rather than one per statement. A cancelled caller stops waiting, but the call runs to its
+        end: the connection is never left inside a half-open transaction.
         """
-        async with self._write_lock:
-            try:
-                await self._to_completion("BEGIN IMMEDIATE")
-                yield self.db
-                await self._to_completion("COMMIT")
-            except BaseException:
-                if self.db.in_transaction:
-                    await self._to_completion("ROLLBACK")
-                raise
+        # aiosqlite has no public way to run a function on its thread; `_execute` and `_conn` are
+        # what its own methods use (pinned: aiosqlite <0.23, and every write in the tests goes here).
+        return await self.db._execute(_in_transaction, self.db._conn, work)
 
-    async def _to_completion(self, statement: str) -> None:
-        """Run a statement to its end even if the caller is cancelled meanwhile (then re-raise)."""
-        running = asyncio.ensure_future(self.db.execute(statement))
-        try:
-            await asyncio.shield(running)
-        except asyncio.CancelledError:
-            await asyncio.wait([running])
-            raise
+    async def _write_chats(self, keys: Iterable[str], work: Callable[[sqlite3.Connection], T]) -> T:
+        """`write` for work that changes (or creates) these chats' rows: their copies are dropped as
+        the write is queued, with no await in between, so any later read is queued after it (the
+        thread runs calls in order) and a read already on its way keeps no copy."""
+        for key in keys:
+            self._chats.pop(key, None)
+            self._chat_reads.pop(key, None)
+        return await self.write(work)
+
+    async def _write_maybe_making_chat(self, key: str, work: Callable[[sqlite3.Connection], T]) -> T:
+        """`write` for work that makes the chat's row if it is missing (`_ensure_chat`): a chat
+        known to exist is left as it is, so its copy stays."""
+        if self._chats.get(key) is not None:
+            return await self.write(work)
+        return await self._write_chats([key], work)
 
     async def schema_version(self) -> int:
         async with self.db.execute("PRAGMA user_version") as cursor:
@@ -189,11 +200,14 @@ class Store:
                 f"{len(MIGRATIONS)}); upgrade dailyq or restore a backup"
             )
         for number in range(version, len(MIGRATIONS)):
-            async with self.transaction() as db:
+
+            def migrate(db: sqlite3.Connection, number: int = number) -> None:
                 # Statement by statement: executescript() would commit the open transaction.
                 for statement in _statements(MIGRATIONS[number]):
-                    await db.execute(statement)
-                await db.execute(f"PRAGMA user_version = {number + 1}")
+                    db.execute(statement)
+                db.execute(f"PRAGMA user_version = {number + 1}")
+
+            await self.write(migrate)
 
     # --- reads ----------------------------------------------------------------------------
 
@@ -207,6 +221,25 @@ class Store:
         return await self.db.execute_fetchall(sql, params)
 
     async def chat(self, key: str) -> ChatRow | None:
+        if key in self._chats:
+            self._chats.move_to_end(key)
+            return self._chats[key]
+        self._chat_reads[key] = read = object()
+        try:
+            chat = await self._read_chat(key)
+        finally:
+            # Still ours unless a write to this chat was queued meanwhile (the row may predate it)
+            # or a newer read of it started.
+            current = self._chat_reads.get(key) is read
+            if current:
+                del self._chat_reads[key]
+        if current:
+            self._chats[key] = chat
+            if len(self._chats) > CHAT_CACHE_SIZE:
+                self._chats.popitem(last=False)
+        return chat
+
+    async def _read_chat(self, key: str) -> ChatRow | None:
         row = await self._one(
             "SELECT key, is_group, settings, subscribed, schedule_from, platform_lang FROM chats WHERE key = ?",
             key,
@@ -385,9 +418,10 @@ class Store:
         platform_lang: str | None = None,
     ) -> None:
         """Store the chat's settings; `reschedule` makes only instants after `now` due."""
-        async with self.transaction() as db:
-            await _ensure_chat(db, chat, is_group, now)
-            await db.execute(
+
+        def save(db: sqlite3.Connection) -> None:
+            _ensure_chat(db, chat, is_group, now)
+            db.execute(
                 "UPDATE chats SET settings = ?, subscribed = COALESCE(?, subscribed), "
                 "schedule_from = CASE WHEN ? THEN ? ELSE schedule_from END, "
                 "platform_lang = COALESCE(?, platform_lang) WHERE key = ?",
@@ -401,13 +435,17 @@ class Store:
                 ),
             )
 
+        await self._write_chats([chat.key], save)
+
     async def unsubscribe(self, chat_key: str) -> bool:
         """Stop the chat's daily posts; False when it was not subscribed."""
-        async with self.transaction() as db:
-            cursor = await db.execute(
+        cursor = await self._write_chats(
+            [chat_key],
+            lambda db: db.execute(
                 "UPDATE chats SET subscribed = 0 WHERE key = ? AND subscribed = 1", (chat_key,)
-            )
-            return cursor.rowcount > 0
+            ),
+        )
+        return cursor.rowcount > 0
 
     async def add_quiz(
         self,
@@ -420,17 +458,21 @@ class Store:
         now: datetime,
     ) -> Post:
         """A /quiz post for the user, which becomes the question they are on in this chat."""
-        async with self.transaction() as db:
-            await _ensure_chat(db, chat, is_group, now)
-            await _ensure_user(db, user_key, user_name, now)
-            cursor = await db.execute(
+
+        def add(db: sqlite3.Connection) -> int:
+            _ensure_chat(db, chat, is_group, now)
+            _ensure_user(db, user_key, user_name, now)
+            cursor = db.execute(
                 "INSERT INTO posts (chat_key, question_id, kind, user_key, status, created_at, sent_at) "
                 "VALUES (?, ?, 'quiz', ?, 'sent', ?, ?)",
                 (chat.key, question_id, user_key, iso(now), iso(now)),
             )
             post_id = cursor.lastrowid
             assert post_id is not None
-            await _set_open(db, user_key, chat.key, post_id, quiz_filter, now)
+            _set_open(db, user_key, chat.key, post_id, quiz_filter, now)
+            return post_id
+
+        post_id = await self._write_maybe_making_chat(chat.key, add)
         return Post(
             post_id, chat.key, question_id, "quiz", user_key, None, None, 0, from_iso(iso(now)), None, None
         )
@@ -439,14 +481,18 @@ class Store:
         self, chat: ChatRef, is_group: bool, user_key: str, user_name: str, post_id: int, now: datetime
     ) -> None:
         """Make `post_id` (a group's question) the one the user answers in this (private) chat."""
-        async with self.transaction() as db:
-            await _ensure_chat(db, chat, is_group, now)
-            await _ensure_user(db, user_key, user_name, now)
-            await _set_open(db, user_key, chat.key, post_id, "", now)
+
+        def open_it(db: sqlite3.Connection) -> None:
+            _ensure_chat(db, chat, is_group, now)
+            _ensure_user(db, user_key, user_name, now)
+            _set_open(db, user_key, chat.key, post_id, "", now)
+
+        await self._write_maybe_making_chat(chat.key, open_it)
 
     async def set_message_id(self, post_id: int, message_id: str) -> None:
-        async with self.transaction() as db:
-            await db.execute("UPDATE posts SET message_id = ? WHERE id = ?", (message_id, post_id))
+        await self.write(
+            lambda db: db.execute("UPDATE posts SET message_id = ? WHERE id = ?", (message_id, post_id))
+        )
 
     async def add_attempt(
         self,
@@ -459,19 +505,21 @@ class Store:
         now: datetime,
     ) -> bool:
         """Store an answer to the post; True when it supersedes the user's earlier answer to it."""
-        async with self.transaction() as db:
-            await _ensure_user(db, user_key, user_name, now)
-            cursor = await db.execute(
+
+        def add(db: sqlite3.Connection) -> bool:
+            _ensure_user(db, user_key, user_name, now)
+            cursor = db.execute(
                 "UPDATE attempts SET current = 0 WHERE post_id = ? AND user_key = ? AND current = 1",
                 (post.id, user_key),
             )
-            replaced = cursor.rowcount > 0
-            await db.execute(
+            db.execute(
                 "INSERT INTO attempts (post_id, user_key, chat_key, question_id, text, hidden, local_date, "
                 "created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 (post.id, user_key, post.chat_key, post.question_id, text, int(hidden), local_date, iso(now)),
             )
-            return replaced
+            return cursor.rowcount > 0
+
+        return await self.write(add)
 
     async def grade(
         self,
@@ -484,11 +532,12 @@ class Store:
         now: datetime,
     ) -> None:
         """Record the attempt's grade and the review card it produced from `previous_card`."""
-        async with self.transaction() as db:
-            await db.execute(
+
+        def record(db: sqlite3.Connection) -> None:
+            db.execute(
                 "UPDATE attempts SET grade = ?, graded_at = ? WHERE id = ?", (grade, iso(now), attempt.id)
             )
-            await db.execute(
+            db.execute(
                 "INSERT INTO reviews (user_key, question_id, card, due_at, updated_at, post_id, previous_card) "
                 "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (user_key, question_id) DO UPDATE SET "
                 "card = excluded.card, due_at = excluded.due_at, updated_at = excluded.updated_at, "
@@ -496,15 +545,19 @@ class Store:
                 (user_key, attempt.question_id, card, iso(due), iso(now), attempt.post_id, previous_card),
             )
 
+        await self.write(record)
+
     async def mark_revealed(self, post_id: int, now: datetime) -> None:
-        async with self.transaction() as db:
-            await db.execute(
+        await self.write(
+            lambda db: db.execute(
                 "UPDATE posts SET revealed_at = ? WHERE id = ? AND revealed_at IS NULL", (iso(now), post_id)
             )
+        )
 
     async def forget_user(self, user_key: str) -> None:
         """Delete the user's answers, grades, reviews and name everywhere; their quizzes become anonymous."""
-        async with self.transaction() as db:
+
+        def forget(db: sqlite3.Connection) -> None:
             for sql in (
                 "DELETE FROM attempts WHERE user_key = ?",
                 "DELETE FROM reviews WHERE user_key = ?",
@@ -512,7 +565,9 @@ class Store:
                 "UPDATE posts SET user_key = NULL WHERE user_key = ?",
                 "DELETE FROM users WHERE key = ?",
             ):
-                await db.execute(sql, (user_key,))
+                db.execute(sql, (user_key,))
+
+        await self.write(forget)
 
     async def move_chat(self, old_key: str, new_chat: ChatRef) -> None:
         """Give the chat a new key (a Telegram group upgraded to a supergroup), keeping its state.
@@ -523,27 +578,41 @@ class Store:
         new_key = new_chat.key
         if new_key == old_key:
             return
-        async with self.transaction() as db:
-            await db.execute("UPDATE attempts SET chat_key = ? WHERE chat_key = ?", (new_key, old_key))
-            async with db.execute("SELECT 1 FROM chats WHERE key = ?", (new_key,)) as cursor:
-                exists = await cursor.fetchone() is not None
-            if not exists:
-                await db.execute(
+
+        def move(db: sqlite3.Connection) -> None:
+            db.execute("UPDATE attempts SET chat_key = ? WHERE chat_key = ?", (new_key, old_key))
+            if db.execute("SELECT 1 FROM chats WHERE key = ?", (new_key,)).fetchone() is None:
+                db.execute(
                     "UPDATE chats SET key = ?, platform = ?, chat_id = ?, thread_id = ? WHERE key = ?",
                     (new_key, new_chat.platform, new_chat.chat_id, new_chat.thread_id, old_key),
                 )
                 return
-            await db.execute(
+            db.execute(
                 "UPDATE chats SET (settings, subscribed, schedule_from, platform_lang) = "
                 "(SELECT settings, subscribed, schedule_from, platform_lang FROM chats WHERE key = ?) "
                 "WHERE key = ?",
                 (old_key, new_key),
             )
-            await db.execute("UPDATE OR IGNORE posts SET chat_key = ? WHERE chat_key = ?", (new_key, old_key))
-            await db.execute(
+            db.execute("UPDATE OR IGNORE posts SET chat_key = ? WHERE chat_key = ?", (new_key, old_key))
+            db.execute(
                 "UPDATE OR IGNORE open_questions SET chat_key = ? WHERE chat_key = ?", (new_key, old_key)
             )
-            await db.execute("DELETE FROM chats WHERE key = ?", (old_key,))
+            db.execute("DELETE FROM chats WHERE key = ?", (old_key,))
+
+        await self._write_chats([old_key, new_key], move)
+
+
+def _in_transaction(db: sqlite3.Connection, work: Callable[[sqlite3.Connection], T]) -> T:
+    """On the database thread: `work` between BEGIN IMMEDIATE and COMMIT, rolled back if it raises."""
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        result = work(db)
+        db.execute("COMMIT")
+    except BaseException:
+        if db.in_transaction:
+            db.execute("ROLLBACK")
+        raise
+    return result
 
 
 _POST_COLUMNS = (
@@ -639,26 +708,26 @@ class Standing:
     grades: int
 
 
-async def _ensure_chat(db: aiosqlite.Connection, chat: ChatRef, is_group: bool, now: datetime) -> None:
-    await db.execute(
+def _ensure_chat(db: sqlite3.Connection, chat: ChatRef, is_group: bool, now: datetime) -> None:
+    db.execute(
         "INSERT INTO chats (key, platform, chat_id, thread_id, is_group, created_at) VALUES (?, ?, ?, ?, ?, ?) "
         "ON CONFLICT (key) DO NOTHING",
         (chat.key, chat.platform, chat.chat_id, chat.thread_id, int(is_group), iso(now)),
     )
 
 
-async def _ensure_user(db: aiosqlite.Connection, user_key: str, name: str, now: datetime) -> None:
-    await db.execute(
+def _ensure_user(db: sqlite3.Connection, user_key: str, name: str, now: datetime) -> None:
+    db.execute(
         "INSERT INTO users (key, name, created_at) VALUES (?, ?, ?) "
         "ON CONFLICT (key) DO UPDATE SET name = excluded.name WHERE name != excluded.name",
         (user_key, name, iso(now)),
     )
 
 
-async def _set_open(
-    db: aiosqlite.Connection, user_key: str, chat_key: str, post_id: int, quiz_filter: str, now: datetime
+def _set_open(
+    db: sqlite3.Connection, user_key: str, chat_key: str, post_id: int, quiz_filter: str, now: datetime
 ) -> None:
-    await db.execute(
+    db.execute(
         "INSERT INTO open_questions (user_key, chat_key, post_id, filter, opened_at) VALUES (?, ?, ?, ?, ?) "
         "ON CONFLICT (user_key, chat_key) DO UPDATE SET post_id = excluded.post_id, "
         "filter = excluded.filter, opened_at = excluded.opened_at",
