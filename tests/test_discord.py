@@ -17,10 +17,18 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import discord
 import pytest
 
 from bot.adapters.base import ChatGone, PlatformError, TransientError
-from bot.adapters.discord import THREAD_ARCHIVE_MINUTES, DiscordAdapter, TokenBucket
+from bot.adapters.discord import (
+    RATELIMIT_SCAN_INTERVAL,
+    THREAD_ARCHIVE_MINUTES,
+    DiscordAdapter,
+    RateLimitScan,
+    TokenBucket,
+    amortise_ratelimit_scan,
+)
 from bot.config import Settings
 from bot.core.bank import Bank
 from bot.core.clock import FakeClock
@@ -639,3 +647,63 @@ async def test_the_daily_fan_out_goes_through_the_pacer(world: World) -> None:
     requests = [c for c in fake.calls if c.method in ("GET", "POST") and c.path.startswith("/channels/")]
     assert len(requests) == 12, "per room: fetch the channel, post, open the thread"
     assert now == pytest.approx((len(requests) - 1) / 45.0), "one request per 1/45 s after the first"
+
+
+async def test_discord_pys_rate_limit_buckets_are_scanned_when_that_can_pay_off_not_on_each_new_one(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """discord.py makes a rate-limit bucket per route and channel (a post and its thread: two) and,
+    from 256 on, scans them all for idle ones on each new one: over a fan-out, a cost that grows
+    with the square of the channels. The adapter's client scans when the buckets have doubled or a
+    minute has passed since the last scan, and idle buckets are still dropped."""
+    http = DiscordAdapter("fake-token").client.http  # discord.py's real HTTPClient
+    assert isinstance(http._try_clear_expired_ratelimits, RateLimitScan)
+    checked = 0
+    is_inactive = discord.http.Ratelimit.is_inactive
+
+    def counted(bucket: discord.http.Ratelimit) -> bool:
+        nonlocal checked
+        checked += 1
+        return is_inactive(bucket)
+
+    monkeypatch.setattr(discord.http.Ratelimit, "is_inactive", counted)
+
+    def fan_out(channels: range) -> None:
+        for channel in channels:
+            http.get_ratelimit(f"POST /channels/{{channel_id}}/messages:{channel}")
+            http.get_ratelimit(f"POST /channels/{{channel_id}}/messages/{{message_id}}/threads:{channel}")
+
+    # Time is the event loop's clock, which discord.py's buckets read too; set by hand here, and
+    # nothing is awaited until it is given back.
+    loop = asyncio.get_running_loop()
+    now = loop.time()
+    loop.time = lambda: now  # type: ignore[method-assign]
+    try:
+        fan_out(range(1000))
+        assert len(http._buckets) == 2000
+        assert checked <= 2 * 2000, f"{checked} buckets checked: a pass per doubling, not per bucket"
+
+        now += RATELIMIT_SCAN_INTERVAL / 2
+        before = checked
+        fan_out(range(1000, 1010))
+        assert checked == before, "no doubling and no minute since the last scan: no scan"
+
+        now += 301  # discord.py's buckets are idle after 300 s without a request
+        http.get_ratelimit("GET /channels/{channel_id}:1")
+        assert list(http._buckets) == ["GET /channels/{channel_id}:1"], "the idle ones are dropped"
+    finally:
+        del loop.time  # the loop's own clock again
+
+
+def test_without_discord_pys_private_names_the_client_is_left_as_it_is() -> None:
+    class Elsewhere:
+        def _try_clear_expired_ratelimits(self) -> None:
+            pass
+
+    elsewhere = Elsewhere()  # a later discord.py: the scan is there, the buckets are not
+    assert not amortise_ratelimit_scan(elsewhere) and not amortise_ratelimit_scan(object())
+    assert "_try_clear_expired_ratelimits" not in vars(elsewhere)
+
+    http = DiscordAdapter("fake-token").client.http
+    installed = http._try_clear_expired_ratelimits
+    assert amortise_ratelimit_scan(http) and http._try_clear_expired_ratelimits is installed, "once only"

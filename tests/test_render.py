@@ -7,10 +7,12 @@ import re
 import unicodedata
 from html.parser import HTMLParser
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from bot.config import BUNDLED_CONTENT
+from bot.core import render
 from bot.core.bank import load
 from bot.core.render import escape, to_discord, to_plain, to_telegram_html, utf16_len
 
@@ -392,3 +394,27 @@ def test_any_mix_of_blocks_splits_into_valid_messages_under_any_limit(pieces: li
 
 def test_empty_input_gives_no_messages() -> None:
     assert to_telegram_html("") == [] and to_discord("  \n") == [] and to_plain("") == ""
+
+
+def test_a_text_rendered_again_is_not_laid_out_again_and_each_caller_gets_its_own_list(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    laid_out: list[str] = []
+    layout = render._layout
+
+    def counting_layout(md: str, *args: object) -> list[str]:
+        laid_out.append(md)
+        return layout(md, *args)
+
+    monkeypatch.setattr(render, "_layout", counting_layout)
+    render._remembered.cache_clear()
+    text = "**Why** does `attention` scale by √d? (a fan-out renders this once)"
+    first = to_telegram_html(text)
+    first.append("changed by a caller")
+    assert to_telegram_html(text) == first[:-1]
+    assert to_discord(text) and to_plain(text)  # another target is its own rendering
+    assert laid_out == [text, text, text]
+    long = "x" * (render.RENDERED_TEXT_LIMIT + 1)  # too long to keep: laid out each time
+    to_discord(long)
+    to_discord(long)
+    assert laid_out.count(long) == 2

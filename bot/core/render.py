@@ -22,7 +22,7 @@ import re
 import unicodedata
 from dataclasses import dataclass
 from enum import Enum
-from functools import cache
+from functools import cache, lru_cache
 from typing import Literal
 
 from markdown_it import MarkdownIt
@@ -82,18 +82,36 @@ def escape(text: str) -> str:
 
 def to_telegram_html(md: str, limit: int = TELEGRAM_LIMIT) -> list[str]:
     """Messages for `parse_mode=HTML`, each at most `limit` visible UTF-16 code units."""
-    return _layout(md, _Telegram(), limit, limit * TELEGRAM_RAW_PER_VISIBLE)
+    return _rendered(md, _Telegram, limit, limit * TELEGRAM_RAW_PER_VISIBLE)
 
 
 def to_discord(md: str, limit: int = DISCORD_LIMIT) -> list[str]:
     """Discord messages (or embed descriptions with `limit=4096`), each at most `limit` long."""
-    return _layout(md, _Discord(), limit, None)
+    return _rendered(md, _Discord, limit, None)
 
 
 def to_plain(md: str) -> str:
     """Console text: no markup left but list bullets, hidden parts shown as `||…||`."""
-    whole = _layout(md, _Plain(), None, None)  # without a limit: one chunk, or none for no text
+    whole = _rendered(md, _Plain, None, None)  # without a limit: one chunk, or none for no text
     return whole[0] if whole else ""
+
+
+# A fan-out renders the same question (its title, tags, hints) for chat after chat, and rendering
+# is a good part of what a post costs: the renderings of texts up to RENDERED_TEXT_LIMIT long are
+# remembered, the RENDERED_TEXTS most recent of them (a few MB at worst).
+RENDERED_TEXTS = 512
+RENDERED_TEXT_LIMIT = 8192
+
+
+def _rendered(md: str, target: type[_Target], limit: int | None, raw_limit: int | None) -> list[str]:
+    if len(md) > RENDERED_TEXT_LIMIT:
+        return _layout(md, target(), limit, raw_limit)
+    return list(_remembered(md, target, limit, raw_limit))  # a list of its own for the caller
+
+
+@lru_cache(maxsize=RENDERED_TEXTS)
+def _remembered(md: str, target: type[_Target], limit: int | None, raw_limit: int | None) -> tuple[str, ...]:
+    return tuple(_layout(md, target(), limit, raw_limit))
 
 
 def utf16_len(text: str) -> int:
