@@ -1,6 +1,6 @@
 """Input throughput: 200 users at once sending /quiz, answers and button presses to the real stack.
 
-    python -m bench.updates [--users 200] [--rounds 2] [--repeat 2] [--questions 1000]
+    python -m bench.updates [--users 200] [--rounds 1] [--repeat 4] [--questions 1000]
 
 Each user plays `rounds` times: /quiz, an answer (a spoiler reply to the question), a press on its
 Reveal button, a press on the Good grade button; the next step comes as soon as the bot's reply
@@ -14,8 +14,9 @@ Latency: from the moment an update is queued to the moment the fake answered the
 (sendMessage). The fake and its users run in a child process; the bot's process is measured
 alone. Neither bot has a rate limiter here: this measures what an update costs, not pacing.
 Cost per update: CPU seconds of the bot's process (its SQLite thread included) per update. Each
-bot runs `--repeat` times, interleaved with the other, and its best run counts (the figure is noisy
-on a shared machine; the table shows every run).
+bot runs `--repeat` times, interleaved with the other, and its best run counts: on a shared
+machine the CPU an update costs drifts by a third from minute to minute, alike for both bots, so
+several short interleaved runs are a steadier measure than a few long ones (the table shows every run).
 """
 
 from __future__ import annotations
@@ -240,9 +241,9 @@ async def echo(fake: Child, users: int, rounds: int) -> Run:
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--users", type=int, default=200)
-    parser.add_argument("--rounds", type=int, default=2, help="quiz → answer → reveal → grade, per user")
+    parser.add_argument("--rounds", type=int, default=1, help="quiz → answer → reveal → grade, per user")
     parser.add_argument(
-        "--repeat", type=int, default=2, help="runs of each bot, interleaved; the best counts"
+        "--repeat", type=int, default=4, help="runs of each bot, interleaved; the best counts"
     )
     parser.add_argument("--questions", type=int, default=1000, help="size of the synthetic bank")
     args = parser.parse_args()

@@ -203,49 +203,33 @@ async def test_a_write_whose_caller_is_cancelled_completes_and_the_next_write_go
         await store.close()
 
 
-# --- the chat cache ----------------------------------------------------------------------------------
+# --- lookups on the event loop ----------------------------------------------------------------------
 
 
-async def chat_reads(store: Store, action) -> int:
-    """How many times `action` made the database read a chat row."""
-    statements: list[str] = []
-    await store.db.set_trace_callback(statements.append)
-    try:
-        await action()
-    finally:
-        await store.db.set_trace_callback(None)
-    return sum(1 for sql in statements if sql.startswith("SELECT key, is_group, settings"))
-
-
-async def test_a_chat_row_is_read_once_and_every_write_to_it_is_seen(store: Store) -> None:
+async def test_lookups_see_each_committed_write_and_are_not_held_up_by_one_in_progress(store: Store) -> None:
     await store.save_chat(GROUP, True, {"time": "10:00"}, NOW)
+    assert (await store.chat(GROUP.key)).settings == {"time": "10:00"}
+    inside, release = threading.Event(), threading.Event()
 
-    async def read_three_times() -> None:
-        for _ in range(3):
-            assert (await store.chat(GROUP.key)).settings == {"time": "10:00"}
+    def slow_change(db: sqlite3.Connection) -> None:
+        db.execute('UPDATE chats SET settings = \'{"time": "11:00"}\' WHERE key = ?', (GROUP.key,))
+        inside.set()
+        release.wait()  # the database thread holds its write transaction open
 
-    assert await chat_reads(store, read_three_times) == 1
-    await store.save_chat(GROUP, True, {"time": "11:00"}, NOW, subscribed=True)
+    writer = asyncio.create_task(store.write(slow_change))
+    try:
+        await asyncio.to_thread(inside.wait)
+        # Answered at once, from the last committed state, though the database thread is busy.
+        during = await asyncio.wait_for(store.chat(GROUP.key), timeout=5)
+        assert during.settings == {"time": "10:00"}
+    finally:
+        release.set()
+        await writer
     assert (await store.chat(GROUP.key)).settings == {"time": "11:00"}
     await store.unsubscribe(GROUP.key)
     assert not (await store.chat(GROUP.key)).subscribed
-    supergroup = ChatRef("telegram", "-200")
-    assert await store.chat(supergroup.key) is None  # "no such chat" is kept too
-    await store.move_chat(GROUP.key, supergroup)
-    assert await store.chat(GROUP.key) is None
-    assert (await store.chat(supergroup.key)).settings == {"time": "11:00"}
-    private = ChatRef("telegram", "7")
-    assert await store.chat(private.key) is None
-    await store.add_quiz(private, False, "telegram:7", "Ann", "q1", "", NOW)  # makes the chat
-    assert await store.chat(private.key) is not None
 
 
-async def test_a_chat_read_already_on_its_way_when_a_write_is_queued_keeps_no_copy(store: Store) -> None:
-    await store.save_chat(GROUP, True, {"time": "10:00"}, NOW)
-    # Queued in this order on the database thread: the read sees the old row, the write replaces it.
-    old_read = asyncio.create_task(store.chat(GROUP.key))
-    write = asyncio.create_task(store.save_chat(GROUP, True, {"time": "11:00"}, NOW))
-    await asyncio.sleep(0)  # both started: one loop turn, not a wait for time
-    assert (await old_read).settings == {"time": "10:00"}
-    await write
-    assert (await store.chat(GROUP.key)).settings == {"time": "11:00"}
+async def test_the_lookup_connection_cannot_write(store: Store) -> None:
+    with pytest.raises(sqlite3.OperationalError, match="readonly"):
+        store._lookup("DELETE FROM chats")

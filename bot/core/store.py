@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
@@ -21,10 +20,6 @@ from bot.core.model import ChatRef
 
 T = TypeVar("T")
 
-# Chat rows kept in memory (least recently used dropped first): every update reads its chat, and
-# the trip to the database thread costs far more than the lookup. This connection is the only
-# writer (the instance lock), and every write to a chat row goes through `_write_chats`.
-CHAT_CACHE_SIZE = 4096
 
 # Append-only: a migration, once released, is never edited; the next change is a new entry.
 # Entry N brings the database from user_version N to N+1, in the same transaction as the bump.
@@ -133,29 +128,30 @@ class Store:
     def __init__(self, db: aiosqlite.Connection, path: Path) -> None:
         self.db = db
         self.path = path
-        self._chats: OrderedDict[str, ChatRow | None] = OrderedDict()
-        self._chat_reads: dict[str, object] = {}  # chat key → the read on its way (a write drops it)
+        self._lookups: sqlite3.Connection | None = None  # see _lookup
 
     @classmethod
     async def open(cls, path: Path | str) -> Store:
         path = Path(path)
-        if str(path) != ":memory:":
-            path.parent.mkdir(parents=True, exist_ok=True)
+        path.parent.mkdir(parents=True, exist_ok=True)
         db = await aiosqlite.connect(path, isolation_level=None)
+        store = cls(db, path)
         try:
             db.row_factory = aiosqlite.Row
             await db.execute("PRAGMA journal_mode=WAL")
             await db.execute("PRAGMA synchronous=NORMAL")
             await db.execute("PRAGMA busy_timeout=5000")
             await db.execute("PRAGMA foreign_keys=ON")
-            store = cls(db, path)
             await store._migrate()
+            store._lookups = _lookup_connection(path)
         except BaseException:
-            await db.close()
+            await store.close()
             raise
         return store
 
     async def close(self) -> None:
+        if self._lookups is not None:
+            self._lookups.close()
         await self.db.close()
 
     async def write(self, work: Callable[[sqlite3.Connection], T]) -> T:
@@ -170,22 +166,6 @@ class Store:
         # aiosqlite has no public way to run a function on its thread; `_execute` and `_conn` are
         # what its own methods use (pinned: aiosqlite <0.23, and every write in the tests goes here).
         return await self.db._execute(_in_transaction, self.db._conn, work)
-
-    async def _write_chats(self, keys: Iterable[str], work: Callable[[sqlite3.Connection], T]) -> T:
-        """`write` for work that changes (or creates) these chats' rows: their copies are dropped as
-        the write is queued, with no await in between, so any later read is queued after it (the
-        thread runs calls in order) and a read already on its way keeps no copy."""
-        for key in keys:
-            self._chats.pop(key, None)
-            self._chat_reads.pop(key, None)
-        return await self.write(work)
-
-    async def _write_maybe_making_chat(self, key: str, work: Callable[[sqlite3.Connection], T]) -> T:
-        """`write` for work that makes the chat's row if it is missing (`_ensure_chat`): a chat
-        known to exist is left as it is, so its copy stays."""
-        if self._chats.get(key) is not None:
-            return await self.write(work)
-        return await self._write_chats([key], work)
 
     async def schema_version(self) -> int:
         async with self.db.execute("PRAGMA user_version") as cursor:
@@ -210,8 +190,23 @@ class Store:
             await self.write(migrate)
 
     # --- reads ----------------------------------------------------------------------------
+    #
+    # Two ways, chosen per query:
+    # - `_lookup`: an index lookup that returns a few rows, what every update asks (its chat, the
+    #   post it answers, the user's answer to it). It runs at once on the event loop, on a
+    #   query-only connection of its own: the lookup takes microseconds, where a trip to
+    #   aiosqlite's thread and back costs 0.1 ms of CPU alone, and several times that with the
+    #   loop busy (bench/updates.py). In WAL mode a reader never waits for a writer.
+    # - `_one` / `_all`: a query that may read many rows (stats, leaderboards, the bank cycle)
+    #   goes to aiosqlite's thread, and the loop runs on meanwhile. execute_fetchall is one trip
+    #   there; execute + fetch + close would be three.
 
-    # execute_fetchall is one trip to the database thread; execute + fetch + close would be three.
+    def _lookup(self, sql: str, *params: Any) -> list[sqlite3.Row]:
+        assert self._lookups is not None, "the store is not open"
+        return self._lookups.execute(sql, params).fetchall()
+
+    def _lookup_one(self, sql: str, *params: Any) -> sqlite3.Row | None:
+        return next(iter(self._lookup(sql, *params)), None)
 
     async def _one(self, sql: str, *params: Any) -> aiosqlite.Row | None:
         rows = await self.db.execute_fetchall(sql, params)
@@ -221,26 +216,7 @@ class Store:
         return await self.db.execute_fetchall(sql, params)
 
     async def chat(self, key: str) -> ChatRow | None:
-        if key in self._chats:
-            self._chats.move_to_end(key)
-            return self._chats[key]
-        self._chat_reads[key] = read = object()
-        try:
-            chat = await self._read_chat(key)
-        finally:
-            # Still ours unless a write to this chat was queued meanwhile (the row may predate it)
-            # or a newer read of it started.
-            current = self._chat_reads.get(key) is read
-            if current:
-                del self._chat_reads[key]
-        if current:
-            self._chats[key] = chat
-            if len(self._chats) > CHAT_CACHE_SIZE:
-                self._chats.popitem(last=False)
-        return chat
-
-    async def _read_chat(self, key: str) -> ChatRow | None:
-        row = await self._one(
+        row = self._lookup_one(
             "SELECT key, is_group, settings, subscribed, schedule_from, platform_lang FROM chats WHERE key = ?",
             key,
         )
@@ -256,13 +232,13 @@ class Store:
         )
 
     async def post(self, post_id: int) -> Post | None:
-        row = await self._one(f"SELECT {_POST_COLUMNS} FROM posts p WHERE id = ?", post_id)
+        row = self._lookup_one(f"SELECT {_POST_COLUMNS} FROM posts p WHERE id = ?", post_id)
         return Post.from_row(row) if row else None
 
     async def post_by_message(self, chat_keys: tuple[str, ...], message_id: str) -> Post | None:
         """The question sent as `message_id` in one of `chat_keys` (a thread and its parent channel)."""
         marks = ",".join("?" * len(chat_keys))
-        row = await self._one(
+        row = self._lookup_one(
             f"SELECT {_POST_COLUMNS} FROM posts p WHERE chat_key IN ({marks}) AND message_id = ? "
             "ORDER BY id DESC LIMIT 1",
             *chat_keys,
@@ -271,7 +247,7 @@ class Store:
         return Post.from_row(row) if row else None
 
     async def open_question(self, user_key: str, chat_key: str) -> OpenQuestion | None:
-        row = await self._one(
+        row = self._lookup_one(
             f"SELECT {_POST_COLUMNS}, o.filter FROM open_questions o "
             "JOIN posts p ON p.id = o.post_id WHERE o.user_key = ? AND o.chat_key = ?",
             user_key,
@@ -283,7 +259,7 @@ class Store:
 
     async def current_post(self, user_key: str, chat_key: str) -> Post | None:
         """The newer of the user's open question in this chat and the chat's latest daily post."""
-        row = await self._one(
+        row = self._lookup_one(
             f"SELECT {_POST_COLUMNS}, o.opened_at AS since, 1 AS mine FROM open_questions o"
             " JOIN posts p ON p.id = o.post_id WHERE o.user_key = ?1 AND o.chat_key = ?2"
             " UNION ALL SELECT * FROM ("
@@ -312,21 +288,20 @@ class Store:
         return cycle, {r[0] for r in rows}, last["question_id"]
 
     async def seen_questions(self, user_key: str, among: Sequence[str] | None = None) -> set[str]:
-        """Questions the user was quizzed on or answered, anywhere (only those `among`, if given)."""
+        """Questions the user was quizzed on or answered, anywhere (only those `among`, if given:
+        a few, so a lookup; all of them may be thousands)."""
         among_clause = f"AND question_id IN ({','.join('?' * len(among))})" if among is not None else ""
         extra = list(among or ())
-        rows = await self._all(
+        sql = (
             f"SELECT question_id FROM posts WHERE user_key = ? {among_clause} "
-            f"UNION SELECT question_id FROM attempts WHERE user_key = ? {among_clause}",
-            user_key,
-            *extra,
-            user_key,
-            *extra,
+            f"UNION SELECT question_id FROM attempts WHERE user_key = ? {among_clause}"
         )
+        params = (user_key, *extra, user_key, *extra)
+        rows = self._lookup(sql, *params) if among is not None else await self._all(sql, *params)
         return {r[0] for r in rows}
 
     async def due_reviews(self, user_key: str, now: datetime, limit: int) -> list[str]:
-        rows = await self._all(
+        rows = self._lookup(
             "SELECT question_id FROM reviews WHERE user_key = ? AND due_at <= ? ORDER BY due_at LIMIT ?",
             user_key,
             iso(now),
@@ -336,7 +311,7 @@ class Store:
 
     async def answerers(self, post_id: int) -> list[str]:
         """Names of the users with an answer to the post, first answer first."""
-        rows = await self._all(
+        rows = self._lookup(
             "SELECT COALESCE(u.name, a.user_key) FROM attempts a LEFT JOIN users u ON u.key = a.user_key "
             "WHERE a.post_id = ? AND a.current = 1 ORDER BY a.id",
             post_id,
@@ -345,7 +320,7 @@ class Store:
 
     async def attempt(self, post_id: int, user_key: str) -> tuple[Attempt, Review | None] | None:
         """The user's current answer to the post, and their review card for its question, if any."""
-        row = await self._one(
+        row = self._lookup_one(
             "SELECT a.id, a.post_id, a.question_id, a.grade, r.card, r.post_id AS reviewed_post, r.previous_card"
             " FROM attempts a LEFT JOIN reviews r ON r.user_key = a.user_key AND r.question_id = a.question_id"
             " WHERE a.post_id = ? AND a.user_key = ? AND a.current = 1",
@@ -435,12 +410,11 @@ class Store:
                 ),
             )
 
-        await self._write_chats([chat.key], save)
+        await self.write(save)
 
     async def unsubscribe(self, chat_key: str) -> bool:
         """Stop the chat's daily posts; False when it was not subscribed."""
-        cursor = await self._write_chats(
-            [chat_key],
+        cursor = await self.write(
             lambda db: db.execute(
                 "UPDATE chats SET subscribed = 0 WHERE key = ? AND subscribed = 1", (chat_key,)
             ),
@@ -472,7 +446,7 @@ class Store:
             _set_open(db, user_key, chat.key, post_id, quiz_filter, now)
             return post_id
 
-        post_id = await self._write_maybe_making_chat(chat.key, add)
+        post_id = await self.write(add)
         return Post(
             post_id, chat.key, question_id, "quiz", user_key, None, None, 0, from_iso(iso(now)), None, None
         )
@@ -487,7 +461,7 @@ class Store:
             _ensure_user(db, user_key, user_name, now)
             _set_open(db, user_key, chat.key, post_id, "", now)
 
-        await self._write_maybe_making_chat(chat.key, open_it)
+        await self.write(open_it)
 
     async def set_message_id(self, post_id: int, message_id: str) -> None:
         await self.write(
@@ -599,7 +573,7 @@ class Store:
             )
             db.execute("DELETE FROM chats WHERE key = ?", (old_key,))
 
-        await self._write_chats([old_key, new_key], move)
+        await self.write(move)
 
 
 def _in_transaction(db: sqlite3.Connection, work: Callable[[sqlite3.Connection], T]) -> T:
@@ -738,3 +712,13 @@ def _set_open(
 def _statements(script: str) -> list[str]:
     lines = [line.split("--", 1)[0] for line in script.splitlines()]
     return [s.strip() for s in "\n".join(lines).split(";") if s.strip()]
+
+
+def _lookup_connection(path: Path) -> sqlite3.Connection:
+    """The connection `_lookup`s use, on the event loop's thread only; it cannot write."""
+    connection = sqlite3.connect(path, isolation_level=None)
+    connection.row_factory = sqlite3.Row
+    connection.execute("PRAGMA query_only=ON")
+    # A WAL reader waits only in rare moments (another process recovering the log): briefly.
+    connection.execute("PRAGMA busy_timeout=1000")
+    return connection
