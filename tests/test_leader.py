@@ -1,0 +1,251 @@
+"""Leader election and reload broadcasts on the real PostgreSQL server (bot.core.leader).
+
+Electors campaign on their own connections to a database made for each test; their waits
+between attempts are `Ticks`, which pass only when the test says, so nothing waits for time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+
+import asyncpg
+import pytest
+
+from bot.core.leader import AdvisoryLockElection, ReloadChannel, SoleProcess, announce_reload, while_leading
+
+WAIT = 10.0  # failure guard: each step normally takes milliseconds
+SERVER = "postgresql://postgres@127.0.0.1:5432"
+
+
+@pytest.fixture
+async def dsn() -> AsyncIterator[str]:
+    """A database of its own for the test, dropped afterwards."""
+    try:
+        admin = await asyncpg.connect(f"{SERVER}/test", timeout=5)
+    except (OSError, asyncpg.PostgresError) as error:
+        pytest.skip(f"no PostgreSQL at {SERVER} ({error}); start one: sudo service postgresql start")
+    name = f"dq_{uuid.uuid4().hex[:12]}"
+    await admin.execute(f"CREATE DATABASE {name}")
+    try:
+        yield f"{SERVER}/{name}"
+    finally:
+        await admin.execute(f"DROP DATABASE {name} WITH (FORCE)")
+        await admin.close()
+
+
+class Ticks:
+    """An elector's `sleep`: it returns only when the test calls `tick()`."""
+
+    def __init__(self) -> None:
+        self.asleep = 0
+        self._tick = asyncio.Event()
+        self._changed = asyncio.Condition()
+
+    async def sleep(self, seconds: float) -> None:
+        tick = self._tick
+        async with self._changed:
+            self.asleep += 1
+            self._changed.notify_all()
+        try:
+            await tick.wait()
+        finally:
+            self.asleep -= 1
+
+    def tick(self) -> None:
+        self._tick.set()
+        self._tick = asyncio.Event()
+
+    async def wait_asleep(self, count: int) -> None:
+        async with self._changed:
+            await asyncio.wait_for(self._changed.wait_for(lambda: self.asleep >= count), WAIT)
+
+
+@asynccontextmanager
+async def electors(dsn: str, count: int, ticks: Ticks) -> AsyncIterator[list[AdvisoryLockElection]]:
+    elections = [AdvisoryLockElection(dsn, sleep=ticks.sleep) for _ in range(count)]
+    tasks = [asyncio.create_task(election.run()) for election in elections]
+    try:
+        yield elections
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+
+async def first_leader(elections: list[AdvisoryLockElection]) -> AdvisoryLockElection:
+    waits = {asyncio.ensure_future(e.wait_for(True)): e for e in elections}
+    try:
+        done, _ = await asyncio.wait(waits, timeout=WAIT, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for wait in waits:
+            wait.cancel()
+    assert done, "nobody was elected"
+    return waits[done.pop()]
+
+
+async def settled(
+    ticks: Ticks, elections: list[AdvisoryLockElection], rounds: int = 3
+) -> list[AdvisoryLockElection]:
+    """Let every elector try `rounds` more times; the leaders then."""
+    for _ in range(rounds):
+        await ticks.wait_asleep(len(elections))
+        ticks.tick()
+    await ticks.wait_asleep(len(elections))
+    return [e for e in elections if e.is_leader]
+
+
+async def lock_holder_pid(dsn: str) -> int:
+    connection = await asyncpg.connect(dsn)
+    try:
+        return await connection.fetchval(
+            "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted"
+            " AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
+        )
+    finally:
+        await connection.close()
+
+
+async def within(awaitable: Awaitable[None]) -> None:
+    await asyncio.wait_for(awaitable, WAIT)
+
+
+async def test_one_of_several_electors_leads_and_keeps_leading(dsn: str) -> None:
+    ticks = Ticks()
+    async with electors(dsn, 3, ticks) as elections:
+        leader = await first_leader(elections)
+        assert await settled(ticks, elections) == [leader]
+
+
+async def test_a_follower_takes_over_when_the_leaders_connection_is_terminated(dsn: str) -> None:
+    ticks = Ticks()
+    async with electors(dsn, 3, ticks) as elections:
+        leader = await first_leader(elections)
+        await ticks.wait_asleep(3)
+        admin = await asyncpg.connect(dsn)
+        try:
+            await admin.execute("SELECT pg_terminate_backend($1)", await lock_holder_pid(dsn))
+        finally:
+            await admin.close()
+        # No tick has passed: the leader stands down as soon as its connection is gone.
+        await within(leader.wait_for(False))
+        assert not any(e.is_leader for e in elections)
+
+        [successor] = await settled(ticks, elections)
+        assert successor is not leader
+        assert await settled(ticks, elections) == [successor], "the old leader came back as a follower"
+
+
+async def test_a_follower_takes_over_when_the_leader_stops(dsn: str) -> None:
+    ticks = Ticks()
+    elections = [AdvisoryLockElection(dsn, sleep=ticks.sleep) for _ in range(2)]
+    tasks = [asyncio.create_task(election.run()) for election in elections]
+    try:
+        leader = await first_leader(elections)
+        tasks[elections.index(leader)].cancel()  # its connection is closed, the lock released
+        await within(leader.wait_for(False))
+        [successor] = await settled(ticks, [e for e in elections if e is not leader])
+        assert successor is not leader
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+
+async def test_electors_on_other_databases_or_schemas_do_not_compete(dsn: str) -> None:
+    ticks = Ticks()
+    connection = await asyncpg.connect(dsn)
+    await connection.execute("CREATE SCHEMA other")
+    await connection.close()
+    async with (
+        electors(dsn, 1, ticks) as [public],
+        electors(f"{dsn}?options=-csearch_path%3Dother", 1, ticks) as [other],
+    ):
+        await within(public.wait_for(True))
+        await within(other.wait_for(True))
+
+
+@asynccontextmanager
+async def running(coroutine: Awaitable[None]) -> AsyncIterator[asyncio.Task[None]]:
+    task = asyncio.ensure_future(coroutine)
+    try:
+        yield task
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+
+def recorder(events: list[str], word: str) -> Callable[[], Awaitable[None]]:
+    async def record() -> None:
+        events.append(word)
+
+    return record
+
+
+async def test_a_role_runs_only_while_leading_and_stops_with_the_process(dsn: str) -> None:
+    ticks = Ticks()
+    events: list[str] = []
+    async with electors(dsn, 1, ticks) as [election]:
+        async with running(while_leading(election, recorder(events, "start"), recorder(events, "stop"))):
+            await within(election.wait_for(True))
+            await ticks.wait_asleep(1)  # the heartbeat's wait: the role has started by now
+            assert events == ["start"]
+
+            admin = await asyncpg.connect(dsn)
+            await admin.execute("SELECT pg_terminate_backend($1)", await lock_holder_pid(dsn))
+            await admin.close()
+            await within(election.wait_for(False))
+            await ticks.wait_asleep(1)
+            assert events == ["start", "stop"]
+
+            ticks.tick()  # it reconnects and is elected again
+            await within(election.wait_for(True))
+            await ticks.wait_asleep(1)
+            assert events == ["start", "stop", "start"]
+        assert events == ["start", "stop", "start", "stop"]
+
+
+async def test_sqlite_has_one_process_and_it_always_leads() -> None:
+    events: list[str] = []
+    started = asyncio.Event()
+
+    async def start() -> None:
+        events.append("start")
+        started.set()
+
+    async with running(while_leading(SoleProcess(), start, recorder(events, "stop"))) as task:
+        await within(started.wait())
+        assert not task.done()
+    assert events == ["start", "stop"]
+
+
+async def test_a_reload_reaches_every_listening_process(dsn: str) -> None:
+    heard: list[str] = []
+    arrived = asyncio.Condition()
+
+    def channel(name: str) -> ReloadChannel:
+        async def reload() -> None:
+            async with arrived:
+                heard.append(name)
+                arrived.notify_all()
+
+        return ReloadChannel(dsn, reload)
+
+    async def heard_from(*names: str) -> None:
+        async with arrived:
+            await asyncio.wait_for(arrived.wait_for(lambda: sorted(heard) == sorted(names)), WAIT)
+
+    first, second = channel("first"), channel("second")
+    async with running(first.run()), running(second.run()):
+        await within(first.listening.wait_for(True))
+        await within(second.listening.wait_for(True))
+
+        assert await announce_reload(dsn) == 2  # `dailyq reload`: both listen
+        await heard_from("first", "second")
+
+        heard.clear()
+        await first.announce(except_this_process=True)  # /reload: the first has reloaded already
+        await heard_from("second")
+        assert heard == ["second"]
