@@ -173,7 +173,7 @@ def platform_adapters(settings: Settings, wanted: list[str] | None) -> dict[str,
             webhook_secret=settings.telegram_webhook_secret,
         )
     if settings.discord_token and (not wanted or "discord" in wanted):
-        from bot.adapters.discord import DiscordAdapter
+        from bot.adapters.discord import DiscordAdapter, Shards
 
         adapters["discord"] = DiscordAdapter(
             settings.discord_token,
@@ -181,6 +181,7 @@ def platform_adapters(settings: Settings, wanted: list[str] | None) -> dict[str,
             gateway_url=settings.discord_gateway_url,
             guild_ids=settings.discord_guild_ids,
             message_content=settings.discord_message_content,
+            shards=Shards(settings.discord_shard_count, settings.discord_shard_ids),
         )
     return adapters
 

@@ -25,6 +25,24 @@ def _integers(name: str, value: str) -> tuple[int, ...]:
         raise ConfigError(f"{name} must be whole numbers separated by commas, got {value!r}") from None
 
 
+def _shards(count: str | None, ids: str | None) -> tuple[int | None, tuple[int, ...]]:
+    """DISCORD_SHARD_COUNT and DISCORD_SHARD_IDS, checked against each other."""
+    counts = _integers("DISCORD_SHARD_COUNT", count or "")
+    shard_ids = _integers("DISCORD_SHARD_IDS", ids or "")
+    if not counts:
+        if shard_ids:
+            raise ConfigError("DISCORD_SHARD_IDS needs DISCORD_SHARD_COUNT, the number of shards in all")
+        return None, ()
+    if len(counts) > 1 or counts[0] < 1:
+        raise ConfigError(f"DISCORD_SHARD_COUNT must be one whole number of at least 1, got {count!r}")
+    wrong = [shard for shard in shard_ids if not 0 <= shard < counts[0]]
+    if wrong or len(set(shard_ids)) != len(shard_ids):
+        raise ConfigError(
+            f"DISCORD_SHARD_IDS must be different shards from 0 to {counts[0] - 1} (DISCORD_SHARD_COUNT), got {ids!r}"
+        )
+    return counts[0], shard_ids
+
+
 @dataclass(frozen=True)
 class Settings:
     db: Path = Path("./data/dailyq.sqlite3")
@@ -47,6 +65,8 @@ class Settings:
     discord_gateway_url: str | None = None
     discord_guild_ids: tuple[int, ...] = ()
     discord_message_content: bool = False  # the privileged intent: read answers typed in threads
+    discord_shard_count: int | None = None  # None: as many as Discord recommends, all in this process
+    discord_shard_ids: tuple[int, ...] = ()  # this process's shards of discord_shard_count; empty: all
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -58,6 +78,7 @@ class Settings:
             return value or None
 
         port = _integers("DAILYQ_HTTP_PORT", get("DAILYQ_HTTP_PORT") or "")
+        shard_count, shard_ids = _shards(get("DISCORD_SHARD_COUNT"), get("DISCORD_SHARD_IDS"))
         return cls(
             db=Path(get("DAILYQ_DB") or defaults.db),
             content=Path(get("DAILYQ_CONTENT") or defaults.content),
@@ -78,7 +99,10 @@ class Settings:
             discord_api_url=get("DISCORD_API_URL") or defaults.discord_api_url,
             discord_gateway_url=get("DISCORD_GATEWAY_URL"),
             discord_guild_ids=_integers("DISCORD_GUILD_IDS", get("DISCORD_GUILD_IDS") or ""),
-            discord_message_content=(get("DISCORD_MESSAGE_CONTENT") or "0").lower() in ("1", "true", "yes", "on"),
+            discord_message_content=(get("DISCORD_MESSAGE_CONTENT") or "0").lower()
+            in ("1", "true", "yes", "on"),
+            discord_shard_count=shard_count,
+            discord_shard_ids=shard_ids,
         )
 
     def override(self, **flags: object) -> Settings:

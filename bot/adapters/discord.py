@@ -73,6 +73,7 @@ DEFER_AFTER = 1.5  # seconds the core gets before the interaction is deferred (D
 # Discord's global limit is 50 requests per second per bot; the fan-out stays under it.
 SENDS_PER_SECOND = 48.0
 SEND_BURST = 2
+IDENTIFY_PAUSE = 5.0  # seconds between two shards' IDENTIFYs (discord.py's default)
 DRAIN_LIMIT = 10.0  # seconds input being handled gets to finish when the bot stops
 REMEMBERED_THREADS = 10_000  # post → thread, for reveals; older posts fall back to reply_to
 SPOILER = re.compile(r"\|\|(.+?)\|\|", re.DOTALL)
@@ -185,6 +186,18 @@ def amortise_ratelimit_scan(http: Any) -> bool:
     return True
 
 
+@dataclass(frozen=True)
+class Shards:
+    """This process's share of the bot's Discord shards (DISCORD_SHARD_COUNT, DISCORD_SHARD_IDS).
+
+    Discord sends a server's events to shard `(guild_id >> 22) % count`, and direct messages to
+    shard 0. No count: as many as Discord recommends, all in this process.
+    """
+
+    count: int | None = None
+    ids: tuple[int, ...] = ()  # empty: every shard of `count`
+
+
 @dataclass
 class _Outgoing:
     """One Discord message of a reply: content or an embed, and (on the last one) buttons."""
@@ -229,18 +242,37 @@ class PayloadButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=r"d
         await cast(_Client, interaction.client).adapter.on_button(interaction, self.payload)
 
 
-class _Client(discord.Client):
-    """discord.py's client with the adapter's hooks; the adapter holds the behaviour."""
+class _Client(discord.AutoShardedClient):
+    """discord.py's client with the adapter's hooks; the adapter holds the behaviour.
 
-    def __init__(self, adapter: DiscordAdapter, *, intents: discord.Intents) -> None:
+    Auto-sharded: with no shard settings it runs every shard Discord recommends (one, below
+    2,500 servers); with them, only this process's shards of the given count, the other
+    processes on the same database holding the rest.
+    """
+
+    def __init__(self, adapter: DiscordAdapter, *, intents: discord.Intents, shards: Shards) -> None:
         # No member list (a privileged intent it does not need) and no message cache.
-        super().__init__(intents=intents, chunk_guilds_at_startup=False, max_messages=None)
+        super().__init__(
+            intents=intents,
+            chunk_guilds_at_startup=False,
+            max_messages=None,
+            shard_count=shards.count,
+            shard_ids=list(shards.ids) if shards.ids else None,
+        )
         amortise_ratelimit_scan(self.http)
         self.adapter = adapter
         self.tree = app_commands.CommandTree(self)
 
     async def setup_hook(self) -> None:
+        if self.shard_count is None and self.adapter.gateway_overridden:
+            # Without a count discord.py connects to the gateway Discord names, not the override:
+            # ask for the recommended count here, and it connects to DEFAULT_GATEWAY.
+            self.shard_count, _, _ = await self.http.get_bot_gateway()
         await self.adapter.setup()
+
+    async def before_identify_hook(self, shard_id: int | None, *, initial: bool = False) -> None:
+        if not initial:  # as discord.py's own: Discord takes one IDENTIFY per few seconds
+            await asyncio.sleep(self.adapter.identify_pause)
 
     async def on_interaction(self, interaction: discord.Interaction) -> None:
         if interaction.type is discord.InteractionType.modal_submit:
@@ -277,12 +309,15 @@ class DiscordAdapter:
         gateway_url: str | None = None,
         guild_ids: Iterable[int] = (),
         message_content: bool = False,
+        shards: Shards = Shards(),
     ) -> None:
         self._token = token
+        self._shards = shards
         self._api_url = api_url
         self._gateway_url = gateway_url
         self._guild_ids = tuple(guild_ids)
         self.defer_after = DEFER_AFTER
+        self.identify_pause = IDENTIFY_PAUSE
         self.pacer = TokenBucket(SENDS_PER_SECOND, SEND_BURST)
         self._core: Core | None = None
         self._threads: OrderedDict[int, int] = OrderedDict()  # post id → its thread's id
@@ -295,11 +330,15 @@ class DiscordAdapter:
         self.client = self._new_client()
 
     def _new_client(self) -> _Client:
-        client = _Client(self, intents=self._intents)
+        client = _Client(self, intents=self._intents, shards=self._shards)
         for command in COMMANDS:
             client.tree.add_command(self._slash_command(command))
         client.tree.error(self._on_command_error)
         return client
+
+    @property
+    def gateway_overridden(self) -> bool:
+        return self._gateway_url is not None
 
     # ---- running --------------------------------------------------------------------------------
 
