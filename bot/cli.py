@@ -7,7 +7,7 @@ import asyncio
 import sys
 from pathlib import Path
 
-from bot.config import ConfigError, Settings
+from bot.config import ConfigError, Settings, database_location
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -15,7 +15,7 @@ def _parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     def with_common(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
-        p.add_argument("--db", type=Path, help="SQLite file (DAILYQ_DB)")
+        p.add_argument("--db", type=database_location, help="SQLite file or postgresql:// URL (DAILYQ_DB)")
         p.add_argument("--content", type=Path, help="directory of *.md banks, or one file (DAILYQ_CONTENT)")
         return p
 

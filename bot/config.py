@@ -6,6 +6,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 BUNDLED_CONTENT = Path(__file__).parent / "content"
 
@@ -43,9 +44,36 @@ def _shards(count: str | None, ids: str | None) -> tuple[int | None, tuple[int, 
     return counts[0], shard_ids
 
 
+def database_location(value: str) -> Path | str:
+    """DAILYQ_DB (or --db): a `postgresql://` URL stays text; anything else is a SQLite file."""
+    return value if is_database_url(value) else Path(value)
+
+
+def is_database_url(db: Path | str) -> bool:
+    return isinstance(db, str) and db.startswith(("postgresql://", "postgres://"))
+
+
+def database_password(db: Path | str) -> str | None:
+    password = urlsplit(db).password if isinstance(db, str) and is_database_url(db) else None
+    return unquote(password) if password else None
+
+
+def shown_database(db: Path | str) -> str:
+    """The database as messages name it: a URL with its password replaced by ***."""
+    if not (isinstance(db, str) and is_database_url(db)):
+        return str(db)
+    parts = urlsplit(db)
+    if parts.password is None:
+        return db
+    user, _, host = parts.netloc.rpartition("@")
+    return urlunsplit(parts._replace(netloc=f"{user.split(':', 1)[0]}:***@{host}"))
+
+
 @dataclass(frozen=True)
 class Settings:
-    db: Path = Path("./data/dailyq.sqlite3")
+    # A SQLite file, or a PostgreSQL URL, which may hold a password: see shown_database.
+    db: Path | str = field(default=Path("./data/dailyq.sqlite3"), repr=False)
+    db_pool_size: int = 10  # PostgreSQL connections this process may open
     content: Path = BUNDLED_CONTENT
     timezone: str = "UTC"
     post_time: str = "09:00"
@@ -79,8 +107,12 @@ class Settings:
 
         port = _integers("DAILYQ_HTTP_PORT", get("DAILYQ_HTTP_PORT") or "")
         shard_count, shard_ids = _shards(get("DISCORD_SHARD_COUNT"), get("DISCORD_SHARD_IDS"))
+        pool_size = _integers("DAILYQ_DB_POOL_SIZE", get("DAILYQ_DB_POOL_SIZE") or "")
+        if pool_size and pool_size[0] < 1:
+            raise ConfigError(f"DAILYQ_DB_POOL_SIZE must be at least 1, got {pool_size[0]}")
         return cls(
-            db=Path(get("DAILYQ_DB") or defaults.db),
+            db=database_location(get("DAILYQ_DB") or str(defaults.db)),
+            db_pool_size=pool_size[0] if pool_size else defaults.db_pool_size,
             content=Path(get("DAILYQ_CONTENT") or defaults.content),
             timezone=get("DAILYQ_TIMEZONE") or defaults.timezone,
             post_time=get("DAILYQ_POST_TIME") or defaults.post_time,
