@@ -10,14 +10,19 @@ import asyncio
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 
 import asyncpg
 import pytest
 
+from bot.adapters.telegram import TelegramAdapter
 from bot.core.leader import AdvisoryLockElection, ReloadChannel, SoleProcess, announce_reload, while_leading
+from bot.core.model import Incoming, Reply, SentRef
+from tests.fakes.telegram_api import FakeTelegram, User, private_chat
 
 WAIT = 10.0  # failure guard: each step normally takes milliseconds
 SERVER = "postgresql://postgres@127.0.0.1:5432"
+ALICE = User(1001, "Alice")
 
 
 @pytest.fixture
@@ -249,3 +254,47 @@ async def test_a_reload_reaches_every_listening_process(dsn: str) -> None:
         await first.announce(except_this_process=True)  # /reload: the first has reloaded already
         await heard_from("second")
         assert heard == ["second"]
+
+
+# ---- Telegram: one poller at a time ----------------------------------------------------------------
+
+
+@dataclass
+class Answering:
+    """A core that answers /ping with the name of the process that got the update."""
+
+    name: str
+
+    async def handle(self, incoming: Incoming) -> list[Reply]:
+        return [Reply(f"pong from {self.name}")]
+
+    async def sent(self, reply: Reply, ref: SentRef) -> None:
+        raise AssertionError("no question is sent in this test")
+
+
+async def pong(tg: FakeTelegram) -> str:
+    tg.user_says(private_chat(ALICE), ALICE, "/ping")
+    [answer] = await tg.wait_for("sendMessage", chat_id=ALICE.id, within=WAIT)
+    return answer.text
+
+
+async def test_only_the_leader_polls_telegram_and_a_follower_takes_over(dsn: str) -> None:
+    ticks = Ticks()
+    async with FakeTelegram() as tg, electors(dsn, 2, ticks) as elections:
+        adapters = [
+            TelegramAdapter(tg.token, base_url=tg.base_url, poll_timeout=1, poll_while=election)
+            for election in elections
+        ]
+        names = {id(election): f"process {n}" for n, election in enumerate(elections)}
+        runs = [adapter.run(Answering(names[id(e)])) for adapter, e in zip(adapters, elections, strict=True)]
+        async with running(asyncio.gather(*runs)):
+            leader = await first_leader(elections)
+            assert await pong(tg) == f"pong from {names[id(leader)]}"
+
+            admin = await asyncpg.connect(dsn)
+            await admin.execute("SELECT pg_terminate_backend($1)", await lock_holder_pid(dsn))
+            await admin.close()
+            await within(leader.wait_for(False))
+            [successor] = await settled(ticks, elections, rounds=1)
+            assert successor is not leader
+            assert await pong(tg) == f"pong from {names[id(successor)]}"

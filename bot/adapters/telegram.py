@@ -76,6 +76,7 @@ from telegram.warnings import PTBDeprecationWarning
 
 from bot.adapters.base import ChatGone, ChatMoved, Core, PlatformError, TransientError
 from bot.core import messages
+from bot.core.leader import Leadership, SoleProcess, while_leading
 from bot.core.model import Button, ChatRef, Incoming, Reply, SentRef
 from bot.core.quiz import COMMANDS
 from bot.core.render import to_telegram_html
@@ -237,6 +238,7 @@ class TelegramAdapter:
         rate_limiter: BaseRateLimiter | bool = True,
         poll_timeout: float = 10.0,
         admin_cache_seconds: float = 60.0,
+        poll_while: Leadership | None = None,
     ) -> None:
         _keep_out_of_logs(token)
         self._base_url = base_url
@@ -244,6 +246,8 @@ class TelegramAdapter:
         self._webhook_listen = webhook_listen or "0.0.0.0:8443"
         self._webhook_secret = webhook_secret
         self._poll_timeout = poll_timeout
+        # Telegram serves getUpdates to one consumer at a time: with several processes, the leader.
+        self._poll_while = poll_while or SoleProcess()
         self._admin_cache_seconds = admin_cache_seconds
         self._admin_cache: dict[tuple[int, int], tuple[float, bool]] = {}
         self._core: Core | None = None
@@ -291,15 +295,11 @@ class TelegramAdapter:
             await self._app.start()
             if self._webhook_url:
                 webhook = await self._serve_webhook()
+                log.info("telegram: running as @%s (webhook)", self.bot.username)
+                await asyncio.Event().wait()
             else:
-                assert self._app.updater is not None
-                await self._app.updater.start_polling(
-                    timeout=self._poll_timeout,
-                    allowed_updates=ALLOWED_UPDATES,
-                    error_callback=_log_poll_error,
-                )
-            log.info("telegram: running as @%s (%s)", self.bot.username, "webhook" if webhook else "polling")
-            await asyncio.Event().wait()
+                log.info("telegram: running as @%s (polling)", self.bot.username)
+                await while_leading(self._poll_while, self._start_polling, self._stop_polling)
         finally:
             if webhook:
                 await webhook.cleanup()
@@ -308,6 +308,21 @@ class TelegramAdapter:
             if self._app.running:
                 await self._app.stop()
             await self._app.shutdown()
+
+    async def _start_polling(self) -> None:
+        assert self._app.updater is not None
+        await self._app.updater.start_polling(
+            timeout=self._poll_timeout, allowed_updates=ALLOWED_UPDATES, error_callback=_log_poll_error
+        )
+        if not isinstance(self._poll_while, SoleProcess):
+            log.info("telegram: this process takes the updates (getUpdates) now")
+
+    async def _stop_polling(self) -> None:
+        assert self._app.updater is not None
+        if self._app.updater.running:
+            await self._app.updater.stop()
+            if not self._poll_while.is_leader:  # deposed, rather than shutting down
+                log.info("telegram: this process stopped taking the updates; another process polls")
 
     async def _initialize(self) -> None:
         """Connect and learn the bot's username (getMe); `send` may come before `run` does it."""
