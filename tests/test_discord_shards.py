@@ -1,6 +1,7 @@
-"""Discord shards: DISCORD_SHARD_COUNT and DISCORD_SHARD_IDS, and adapters that each hold some of
-the shards against the fake gateway, which sends each guild's events to the shard
-`(guild_id >> 22) % shard_count`, as Discord does."""
+"""Discord across processes: DISCORD_SHARD_COUNT and DISCORD_SHARD_IDS, adapters that each hold
+some of the shards against the fake gateway (which sends each guild's events to the shard
+`(guild_id >> 22) % shard_count`, as Discord does), and a reveal sent by another process than
+the one that posted."""
 
 from __future__ import annotations
 
@@ -18,9 +19,20 @@ from bot.config import ConfigError, Settings
 from bot.core.clock import FakeClock
 from bot.core.model import Incoming, Reply, SentRef
 from bot.core.quiz import Core
+from bot.core.scheduler import Scheduler
 from bot.core.store import Store
 from tests.fakes.discord_api import FakeDiscord
-from tests.test_discord import BANK, MONDAY_8AM, reply, running, shown
+from tests.test_discord import (
+    BANK,
+    FIVE_PM,
+    MONDAY_8AM,
+    NINE_AM,
+    make_adapter,
+    make_core,
+    reply,
+    running,
+    shown,
+)
 from tests.test_discord import fake as fake  # the fixture, by the name the tests ask for
 
 # ---- configuration ------------------------------------------------------------------------------
@@ -142,3 +154,34 @@ async def test_without_shard_settings_one_process_runs_every_recommended_shard(
         for channel in guilds.channels:
             await tags_answered(fake, channel)
     assert bot.chats == [f"discord:{channel}" for channel in guilds.channels]
+
+
+async def test_the_reveal_goes_to_the_posts_thread_whichever_process_sends_it(
+    fake: FakeDiscord, tmp_path: Path
+) -> None:
+    """Process A posts the daily question (and opens its thread); A goes away; process B, which
+    never saw the post, sends the reveal: it finds the thread from the database alone."""
+    store = await Store.open(tmp_path / "dailyq.sqlite3")
+    clock = FakeClock(MONDAY_8AM)
+    core = make_core(store, clock, tmp_path)
+    try:
+        first = make_adapter(fake)
+        async with running(first, core):
+            await fake.wait_connected()
+            subscribed = await reply(
+                fake, await fake.slash(fake.admin, "subscribe", time="09:00", zone="UTC")
+            )
+            assert shown(subscribed).startswith("Subscribed")
+            clock.set(NINE_AM)
+            await Scheduler(store, core, {"discord": first}, clock).sweep()
+        [thread] = fake.threads()
+
+        second = make_adapter(fake)
+        async with running(second, core):
+            await fake.wait_connected(2)
+            clock.set(FIVE_PM)
+            await Scheduler(store, core, {"discord": second}, clock).sweep()
+        revealed = [m for m in fake.channel_messages(int(thread["id"])) if m["content"].startswith("💡")]
+        assert len(revealed) == 1
+    finally:
+        await store.close()

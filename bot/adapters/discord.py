@@ -31,7 +31,6 @@ import inspect
 import logging
 import re
 import time
-from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
@@ -75,7 +74,6 @@ SENDS_PER_SECOND = 48.0
 SEND_BURST = 2
 IDENTIFY_PAUSE = 5.0  # seconds between two shards' IDENTIFYs (discord.py's default)
 DRAIN_LIMIT = 10.0  # seconds input being handled gets to finish when the bot stops
-REMEMBERED_THREADS = 10_000  # post → thread, for reveals; older posts fall back to reply_to
 SPOILER = re.compile(r"\|\|(.+?)\|\|", re.DOTALL)
 NETWORK_ERRORS = (aiohttp.ClientError, OSError, asyncio.TimeoutError)
 
@@ -320,7 +318,6 @@ class DiscordAdapter:
         self.identify_pause = IDENTIFY_PAUSE
         self.pacer = TokenBucket(SENDS_PER_SECOND, SEND_BURST)
         self._core: Core | None = None
-        self._threads: OrderedDict[int, int] = OrderedDict()  # post id → its thread's id
         self._logged_in = asyncio.Event()  # REST works from log-in, before the gateway is up
         self._handling: set[asyncio.Task[Any]] = set()  # input being answered right now
         self._intents = discord.Intents.none()
@@ -665,23 +662,21 @@ class DiscordAdapter:
         name = to_plain(reply.question.title)[:THREAD_NAME_LIMIT].strip() or "…"
         try:
             await self.pacer.acquire()
-            thread = await post.create_thread(name=name, auto_archive_duration=THREAD_ARCHIVE_MINUTES)
+            await post.create_thread(name=name, auto_archive_duration=THREAD_ARCHIVE_MINUTES)
         except (discord.HTTPException, *NETWORK_ERRORS) as error:
             # The post itself went out; answers still come through the Answer button and /answer.
             log.warning("discord: no thread for post %s in %s: %r", post.id, post.channel.id, error)
-            return
-        if reply.post_id is not None:
-            self._threads[reply.post_id] = thread.id
-            while len(self._threads) > REMEMBERED_THREADS:
-                self._threads.popitem(last=False)
 
     async def _reveal_in_thread(self, reply: Reply, lang: str) -> None:
-        """The reveal also in the thread opened on its post (a thread has its post's message id)."""
-        thread_id = self._threads.get(reply.post_id) if reply.post_id is not None else None
-        if thread_id is None and reply.reply_to:
-            thread_id = int(reply.reply_to)
-        if thread_id is None:
+        """The reveal also in the thread opened on its post.
+
+        A thread started from a message has the message's id, and the reveal quotes its post
+        (`reply_to`, the post's message id from the database): so whichever process sends the
+        reveal finds the thread, with nothing kept in memory.
+        """
+        if not reply.reply_to:
             return
+        thread_id = int(reply.reply_to)
         try:
             thread = self.client.get_channel(thread_id)
             if thread is None:  # not cached: archived, or opened by an earlier run
