@@ -120,3 +120,19 @@ async def test_a_taken_port_is_an_error_and_leaves_nothing_running(server):
             await serve(health, metrics, "127.0.0.1", first.addresses[0][1])
     finally:
         await first.cleanup()
+
+
+async def test_healthz_reports_facts_beside_the_checks(server):
+    health, metrics, get = server
+    leading = False
+    health.add_check("db", constant(True))
+    health.add_fact("leader", lambda: leading)
+    metrics.scheduler_leader.set_function(lambda: int(leading))
+
+    status, _, body = await get("/healthz")
+    assert status == 200 and '"facts": {"leader": false}' in body, "a follower is healthy"
+    assert "dailyq_scheduler_leader 0.0" in (await get("/metrics"))[2]
+
+    leading = True
+    assert '"facts": {"leader": true}' in (await get("/healthz"))[2]
+    assert "dailyq_scheduler_leader 1.0" in (await get("/metrics"))[2]

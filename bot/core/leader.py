@@ -40,7 +40,7 @@ SILENCE_LIMIT = 20.0  # seconds the server keeps a silent control session (and i
 CONNECT_TIMEOUT = 10.0
 RELOAD_CHANNEL = "dailyq_reload"
 # One lock per database and schema: bots on different schemas of one database are different bots.
-TRY_LOCK = "SELECT pg_try_advisory_lock(hashtextextended('dailyq:leader:' || current_schema(), 0))"
+TRY_LOCK = "SELECT pg_try_advisory_lock(hashtextextended('dailyq:leader:' || coalesce(current_schema(), ''), 0))"
 # Errors that mean "the database is not there right now": reconnect after a wait.
 CONNECTION_ERRORS = (OSError, asyncio.TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError)
 

@@ -1,7 +1,8 @@
 """`/healthz` and `/metrics` on one small aiohttp server.
 
 Health is a set of named checks the app registers (`db`, `scheduler`, `platform:telegram`, …),
-each an async callable answering "are you working?". Metrics live in a private
+each an async callable answering "are you working?", plus facts it reports that never fail (whether
+this process leads the scheduler). Metrics live in a private
 CollectorRegistry, so two apps (or two tests) in one process count separately.
 """
 
@@ -12,7 +13,14 @@ import logging
 from collections.abc import Awaitable, Callable
 
 from aiohttp import web
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
 
 from bot.core.store import Store
 
@@ -27,10 +35,18 @@ CHECK_TIMEOUT = 3.0
 class Health:
     def __init__(self, timeout: float = CHECK_TIMEOUT) -> None:
         self._checks: dict[str, Check] = {}
+        self._facts: dict[str, Callable[[], object]] = {}
         self._timeout = timeout
 
     def add_check(self, name: str, check: Check) -> None:
         self._checks[name] = check
+
+    def add_fact(self, name: str, fact: Callable[[], object]) -> None:
+        """Something /healthz reports as it is, under "facts" (a JSON value), without judging it."""
+        self._facts[name] = fact
+
+    def facts(self) -> dict[str, object]:
+        return {name: fact() for name, fact in self._facts.items()}
 
     async def status(self) -> dict[str, str]:
         """Every check's state: "ok", "failing" (it said False), "error" (it raised) or "timeout"."""
@@ -77,6 +93,11 @@ class Metrics:
             buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
             registry=self.registry,
         )
+        self.scheduler_leader = Gauge(
+            "dailyq_scheduler_leader",
+            "1 while this process leads: runs the scheduler's sweeps (and the Telegram poller)",
+            registry=self.registry,
+        )
 
     def exposition(self) -> bytes:
         return generate_latest(self.registry)
@@ -89,6 +110,8 @@ async def serve(health: Health, metrics: Metrics, host: str, port: int) -> web.A
         checks = await health.status()
         failing = [name for name, state in checks.items() if state != "ok"]
         body = {"status": "failing" if failing else "ok", "checks": checks}
+        if facts := health.facts():
+            body["facts"] = facts
         if failing:
             body["failing"] = failing
         return web.json_response(body, status=503 if failing else 200)
