@@ -10,16 +10,25 @@ import sqlite3
 import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from contextlib import asynccontextmanager, contextmanager
+from contextlib import AbstractContextManager, asynccontextmanager, contextmanager, nullcontext
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from bot.adapters.base import Adapter, ChatGone, ChatMoved, Core, PlatformError, TransientError
-from bot.config import Settings
+from bot.config import Settings, is_database_url, shown_database
 from bot.core.bank import LoadResult, load
 from bot.core.clock import Clock, SystemClock
+from bot.core.leader import (
+    CONNECTION_ERRORS,
+    AdvisoryLockElection,
+    Leadership,
+    ReloadChannel,
+    SoleProcess,
+    announce_reload,
+    while_leading,
+)
 from bot.core.model import ChatRef, Incoming, Reply, SentRef
 from bot.core.quiz import COMMANDS_BY_NAME, split_command
 from bot.core.quiz import Core as QuizCore
@@ -77,19 +86,39 @@ async def reload_bank(core: QuizCore) -> LoadResult:
     return loaded
 
 
+def leadership_for(settings: Settings) -> Leadership:
+    """Who runs the scheduler (and the Telegram poller): on SQLite this process, the only one the
+    instance lock lets in; on PostgreSQL whichever process holds the database's advisory lock."""
+    if is_database_url(settings.db):
+        return AdvisoryLockElection(str(settings.db))
+    return SoleProcess()
+
+
+def instance_lock(settings: Settings) -> AbstractContextManager[object]:
+    """One process per SQLite file; any number on a PostgreSQL database."""
+    return nullcontext() if is_database_url(settings.db) else hold_instance_lock(settings.db)
+
+
 @dataclass
 class Running:
     store: Store
     core: QuizCore
     scheduler: Scheduler
+    leadership: Leadership
+    reloads: ReloadChannel | None  # PostgreSQL: reloads reach every process on the database
 
 
 @asynccontextmanager
 async def running(
-    settings: Settings, adapters: dict[str, Adapter], clock: Clock | None = None
+    settings: Settings,
+    adapters: dict[str, Adapter],
+    clock: Clock | None = None,
+    leadership: Leadership | None = None,
 ) -> AsyncIterator[Running]:
-    """Open the bank and the database, start the scheduler; undo it all on the way out."""
+    """Open the bank and the database, run the scheduler while this process leads; undo it all on
+    the way out."""
     clock = clock or SystemClock()
+    leadership = leadership or leadership_for(settings)
     grace = catch_up_grace(settings)
     loaded = load(settings.content)
     log_problems(loaded, settings.content)
@@ -102,11 +131,26 @@ async def running(
     try:
         core = QuizCore(store, loaded.bank, settings, clock)
         scheduler = Scheduler(store, core, adapters, clock, grace=grace)
-        scheduler.start()
+
+        async def start_scheduler() -> None:
+            scheduler.start()
+
+        reloads = None
+        if is_database_url(settings.db):
+            reloads = ReloadChannel(str(settings.db), lambda: reload_bank(core))
+        roles = [
+            asyncio.create_task(leadership.run(), name="leader election"),
+            asyncio.create_task(while_leading(leadership, start_scheduler, scheduler.shutdown), name="scheduler"),
+        ]
+        if reloads is not None:
+            roles.append(asyncio.create_task(reloads.run(), name="reload listener"))
         try:
-            yield Running(store, core, scheduler)
+            yield Running(store, core, scheduler, leadership, reloads)
         finally:
             await scheduler.shutdown()
+            for role in roles:
+                role.cancel()
+            await asyncio.gather(*roles, return_exceptions=True)
     finally:
         await store.close()
 
@@ -116,10 +160,10 @@ async def run_console(settings: Settings, *, user: str, chat: str, group: bool, 
 
     adapter = ConsoleAdapter(sys.stdin, sys.stdout, user=user, chat=chat, group=group, member=member)
     try:
-        with hold_instance_lock(settings.db):
+        with instance_lock(settings):
             async with running(settings, {adapter.platform: adapter}) as app:
                 # The console holds the database's lock too, so `dailyq reload` signals it.
-                with reloading_on_sighup(app.core):
+                with reloading_on_sighup(app):
                     await adapter.run(app.core)
     except (StartupError, BackupError) as error:
         print(f"dailyq: {error}", file=sys.stderr)
@@ -128,18 +172,27 @@ async def run_console(settings: Settings, *, user: str, chat: str, group: bool, 
 
 
 @contextmanager
-def reloading_on_sighup(core: QuizCore) -> Iterator[None]:
-    """While inside, SIGHUP (what `dailyq reload` sends) re-reads the bank."""
+def reloading_on_sighup(app: Running) -> Iterator[None]:
+    """While inside, SIGHUP (what `dailyq reload` sends on SQLite) re-reads the bank; on PostgreSQL
+    it asks every process on the database to, this one included."""
     loop = asyncio.get_running_loop()
-    reloads: set[asyncio.Task[LoadResult]] = set()  # the loop keeps only weak references to tasks
+    reloads: set[asyncio.Task[object]] = set()  # the loop keeps only weak references to tasks
 
-    def finished(task: asyncio.Task[LoadResult]) -> None:
+    def finished(task: asyncio.Task[object]) -> None:
         reloads.discard(task)
         if not task.cancelled() and (error := task.exception()) is not None:
             log.error("reload failed; the bank is unchanged", exc_info=error)
 
+    async def reload_everywhere(channel: ReloadChannel) -> None:
+        try:
+            await channel.announce()
+        except CONNECTION_ERRORS as error:
+            log.error("reload: the other processes could not be told (%s); reloading this one", error)
+            await reload_bank(app.core)
+
     def on_hangup() -> None:
-        task = loop.create_task(reload_bank(core))
+        work = reload_bank(app.core) if app.reloads is None else reload_everywhere(app.reloads)
+        task: asyncio.Task[object] = loop.create_task(work)
         reloads.add(task)
         task.add_done_callback(finished)
 
@@ -155,8 +208,11 @@ def reloading_on_sighup(core: QuizCore) -> Iterator[None]:
 TOKEN_VARIABLES = {"telegram": "TELEGRAM_BOT_TOKEN", "discord": "DISCORD_BOT_TOKEN"}
 
 
-def platform_adapters(settings: Settings, wanted: list[str] | None) -> dict[str, Adapter]:
-    """An adapter for every platform whose token is set (and that --platform names, if given)."""
+def platform_adapters(
+    settings: Settings, wanted: list[str] | None, leadership: Leadership | None = None
+) -> dict[str, Adapter]:
+    """An adapter for every platform whose token is set (and that --platform names, if given).
+    Telegram polls only while this process leads (`leadership`): Telegram takes one poller."""
     tokens = {"telegram": settings.telegram_token, "discord": settings.discord_token}
     for name in wanted or ():
         if not tokens[name]:
@@ -171,6 +227,7 @@ def platform_adapters(settings: Settings, wanted: list[str] | None) -> dict[str,
             webhook_url=settings.telegram_webhook_url,
             webhook_listen=settings.telegram_webhook_listen,
             webhook_secret=settings.telegram_webhook_secret,
+            poll_while=leadership,
         )
     if settings.discord_token and (not wanted or "discord" in wanted):
         from bot.adapters.discord import DiscordAdapter, Shards
@@ -285,14 +342,15 @@ async def run_platforms(settings: Settings, platforms: list[str] | None = None) 
         print(f"dailyq: {error}", file=sys.stderr)
         return 2
     try:
-        adapters = platform_adapters(settings, platforms)
+        leadership = leadership_for(settings)
+        adapters = platform_adapters(settings, platforms, leadership)
         if not adapters:
             print(NO_TOKEN, file=sys.stderr)
             return 2
         metrics = Metrics()
         measured = {name: MeasuredAdapter(adapter, metrics) for name, adapter in adapters.items()}
-        with hold_instance_lock(settings.db):
-            async with running(settings, dict(measured)) as app:
+        with instance_lock(settings):
+            async with running(settings, dict(measured), leadership=leadership) as app:
                 return await _serve(settings, app, adapters, metrics)
     except (StartupError, BackupError) as error:
         log.error("%s", error)
@@ -303,10 +361,11 @@ async def run_platforms(settings: Settings, platforms: list[str] | None = None) 
 async def _serve(settings: Settings, app: Running, adapters: dict[str, Adapter], metrics: Metrics) -> int:
     core = MeasuredCore(app.core, metrics)
     supervisors = {name: PlatformSupervisor(adapter, core) for name, adapter in adapters.items()}
+    metrics.scheduler_leader.set_function(lambda: int(app.leadership.is_leader))
     http = await _serve_http(settings.http_port, app_health(app, supervisors), metrics)
     stop = asyncio.Event()
     try:
-        with stopping_on_signals(stop), reloading_on_sighup(app.core):
+        with stopping_on_signals(stop), reloading_on_sighup(app):
             tasks = [asyncio.create_task(s.run(), name=f"platform:{n}") for n, s in supervisors.items()]
             try:
                 await stop.wait()
@@ -361,18 +420,20 @@ async def _serve_http(port: int | None, health: Health, metrics: Metrics) -> web
 
 
 def app_health(app: Running, supervisors: dict[str, PlatformSupervisor]) -> Health:
-    """What /healthz asks: the database answers, the scheduler sweeps, every platform runs."""
+    """What /healthz asks: the database answers, the scheduler sweeps (if this process leads),
+    every platform runs; and whether this process leads."""
     health = Health()
     health.add_check("db", database_check(app.store))
-    health.add_check("scheduler", _scheduler_check(app.scheduler))
+    health.add_check("scheduler", _scheduler_check(app.scheduler, app.leadership))
+    health.add_fact("leader", lambda: app.leadership.is_leader)
     for name, supervisor in supervisors.items():
         health.add_check(f"platform:{name}", _connected_check(supervisor))
     return health
 
 
-def _scheduler_check(scheduler: Scheduler) -> Callable[[], Awaitable[bool]]:
+def _scheduler_check(scheduler: Scheduler, leadership: Leadership) -> Callable[[], Awaitable[bool]]:
     async def scheduler_alive() -> bool:
-        return scheduler.running
+        return scheduler.running or not leadership.is_leader  # a follower's scheduler waits its turn
 
     return scheduler_alive
 
@@ -385,7 +446,10 @@ def _connected_check(supervisor: PlatformSupervisor) -> Callable[[], Awaitable[b
 
 
 def signal_reload(settings: Settings) -> int:
-    """`dailyq reload`: ask the running bot on this database to re-read its bank (SIGHUP)."""
+    """`dailyq reload`: ask the running bot on this database to re-read its bank (SIGHUP; on
+    PostgreSQL a NOTIFY that every process on the database hears)."""
+    if is_database_url(settings.db):
+        return _notify_reload(str(settings.db))
     try:
         with hold_instance_lock(settings.db):
             print(f"dailyq reload: no dailyq is running on {settings.db}", file=sys.stderr)
@@ -401,4 +465,17 @@ def signal_reload(settings: Settings) -> int:
         return 1
     # The bot re-reads its own DAILYQ_CONTENT, which may differ from this command's.
     print(f"dailyq reload: asked pid {pid} to re-read its bank; its log says how that went")
+    return 0
+
+
+def _notify_reload(url: str) -> int:
+    try:
+        listening = asyncio.run(announce_reload(url))
+    except CONNECTION_ERRORS as error:
+        print(f"dailyq reload: cannot reach {shown_database(url)}: {error}", file=sys.stderr)
+        return 1
+    if not listening:
+        print(f"dailyq reload: no dailyq is running on {shown_database(url)}", file=sys.stderr)
+        return 1
+    print(f"dailyq reload: asked {listening} process(es) on {shown_database(url)} to re-read their banks; their logs say how that went")
     return 0

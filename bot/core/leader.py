@@ -56,11 +56,17 @@ class Leadership(Protocol):
     async def wait_for(self, leading: bool) -> None:
         """Return once `is_leader == leading` (at once if it already is)."""
 
+    async def run(self) -> None:
+        """Take part in the election until cancelled."""
+
 
 class SoleProcess:
     """SQLite: the only process on the database, always the leader."""
 
     is_leader = True
+
+    async def run(self) -> None:
+        return  # nobody to elect
 
     async def wait_for(self, leading: bool) -> None:
         if not leading:
