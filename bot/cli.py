@@ -38,6 +38,10 @@ def _parser() -> argparse.ArgumentParser:
     backup.add_argument("dest", help="a file, or a directory (ending in /) for a dated file")
     restore = with_common(sub.add_parser("restore", help="replace the database with a backup (bot stopped)"))
     restore.add_argument("source", type=Path, help="the backup file")
+    copy = sub.add_parser("copy-db", help="copy every row from one database to another (SQLite <-> PostgreSQL)")
+    copy.add_argument("source", metavar="FROM", type=database_location, help="a SQLite file or a postgresql:// URL")
+    copy.add_argument("target", metavar="TO", type=database_location, help="a SQLite file or a postgresql:// URL")
+    copy.add_argument("--replace", action="store_true", help="delete what TO already holds, then copy")
     return parser
 
 
@@ -70,6 +74,10 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
         from bot.app import run_platforms
 
         return asyncio.run(run_platforms(settings, platforms=args.platform))
+    if args.command == "copy-db":
+        from bot.ops.copydb import run_copy_db
+
+        return asyncio.run(run_copy_db(args.source, args.target, replace=args.replace))
     if args.command == "reload":
         from bot.app import signal_reload
 

@@ -1,0 +1,908 @@
+"""PostgreSQL through asyncpg: a connection pool, the same numbered migrations, the same transactions.
+
+The same Store, method for method, as sqlite.py, for a database several dailyq processes share.
+What differs, and why:
+
+- Each write method is one transaction on one pooled connection. SQLite runs every write
+  transaction alone (BEGIN IMMEDIATE); PostgreSQL runs them side by side (READ COMMITTED), so the
+  methods whose result depends on rows they read first take a row lock to keep SQLite's outcome:
+  answers to one post are written one at a time (`add_attempt`), a chat that moves is locked
+  (`move_chat`). Claims need no lock: an INSERT on the unique key, or an UPDATE whose WHERE is the
+  compare-and-swap, is atomic in both.
+- Instants are timestamptz, written to the second as sqlite.py writes them, so a value read back
+  compares equal to the one a compare-and-swap was given.
+- While the database is away (restarting, unreachable), a method raises DatabaseUnavailable and
+  nothing is half-written: a transaction the server never committed is rolled back by it. A
+  pooled connection found dead before anything was sent on it is replaced and the call goes on.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from typing import Any, TypeVar
+
+import asyncpg
+from bot.core.store.records import (
+    Attempt,
+    ChatRow,
+    DatabaseUnavailable,
+    DueReveal,
+    OpenQuestion,
+    Post,
+    PostKind,
+    PostStatus,
+    RevealStatus,
+    Review,
+    StaleClaim,
+    Standing,
+    SubscribedChat,
+    UserStats,
+)
+
+from bot.core.model import ChatRef
+from bot.core.store.migrations import numbered_migrations
+from bot.core.store.tables import EXPORT_BATCH, ORDER, TABLES, check_row_counts, column_list
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+DEFAULT_POOL_SIZE = 10
+CONNECT_TIMEOUT = 5.0  # seconds to open one connection: a server that does not answer is down
+COMMAND_TIMEOUT = 30.0  # seconds for one statement: past that the server is as good as gone
+
+# What opening a connection raises when the server is down, restarting or unreachable.
+CONNECTION_LOST = (
+    OSError,  # refused, no route, unknown host
+    TimeoutError,
+    asyncpg.PostgresConnectionError,  # 08xxx
+    asyncpg.CannotConnectNowError,  # 57P03: starting up or shutting down
+)
+
+
+class _PooledConnection(asyncpg.Connection):  # type: ignore[misc]
+    """A pooled connection that skips asyncpg's reset round trip on release (its default resets
+    session settings, LISTENs and advisory locks, none of which the store's connections use; an
+    open transaction is still rolled back). That round trip would double the cost of each lookup."""
+
+    def get_reset_query(self) -> str:
+        return ""
+
+
+class PostgreSQLStore:
+    """The database on a PostgreSQL server. Open with `await PostgreSQLStore.open(url)`."""
+
+    backend = "postgresql"
+
+    def __init__(self, pool: asyncpg.Pool, url: str) -> None:
+        self.pool = pool
+        self.url = url
+
+    @classmethod
+    async def open(cls, url: str, pool_size: int = DEFAULT_POOL_SIZE, *, purpose: str = "bot") -> PostgreSQLStore:
+        """Connect, and migrate the schema (in the URL's `search_path`, else the server's default).
+
+        Each connection is named `dailyq <purpose> <schema>` (pg_stat_activity's application_name),
+        which tells an operator who is connected and copy-db whether a bot is.
+        """
+
+        async def name_it(connection: asyncpg.Connection) -> None:
+            await connection.execute(
+                "SELECT set_config('application_name', $1 || ' ' || current_schema(), false)", f"dailyq {purpose}"
+            )
+
+        try:
+            pool = await asyncpg.create_pool(
+                url,
+                # Connections are opened as needed and kept (no idle timeout): with a floor, asyncpg
+                # would reconnect in the background while the server is away, logging a traceback
+                # at each try; without one, the next call reconnects, or says the server is away.
+                min_size=0,
+                max_inactive_connection_lifetime=0,
+                max_size=pool_size,
+                timeout=CONNECT_TIMEOUT,
+                command_timeout=COMMAND_TIMEOUT,
+                connection_class=_PooledConnection,
+                init=name_it,
+            )
+        except CONNECTION_LOST as error:
+            raise DatabaseUnavailable(_describe(error)) from None
+        except asyncpg.PostgresError as error:  # a refused password, a missing database
+            raise DatabaseUnavailable(_describe(error)) from None
+        store = cls(pool, url)
+        try:
+            await store._migrate()
+        except BaseException:
+            await store.close()
+            raise
+        return store
+
+    async def close(self) -> None:
+        await self.pool.close()
+
+    @property
+    def pool_figures(self) -> PoolFigures:
+        return PoolFigures(
+            size=self.pool.get_size(), idle=self.pool.get_idle_size(), max_size=self.pool.get_max_size()
+        )
+
+    async def schema_version(self) -> int:
+        return await self._read("fetchval", "SELECT COALESCE(MAX(version), 0) FROM schema_migrations")
+
+    async def _migrate(self) -> None:
+        known = numbered_migrations("postgresql")
+
+        async def migrate(db: asyncpg.Connection) -> None:
+            # One process migrates at a time; the others wait here and then find nothing to do.
+            # The lock is per schema, so dailyq instances in other schemas do not wait.
+            await db.execute("SELECT pg_advisory_xact_lock(hashtext('dailyq migrate ' || current_schema()))")
+            await db.execute(
+                "CREATE TABLE IF NOT EXISTS schema_migrations ("
+                " version integer PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())"
+            )
+            version = await db.fetchval("SELECT COALESCE(MAX(version), 0) FROM schema_migrations")
+            if version > len(known):
+                raise RuntimeError(
+                    f"the database was written by a newer dailyq (schema {version}, this one knows "
+                    f"{len(known)}); upgrade dailyq or restore a backup"
+                )
+            # DDL is transactional here: the migrations and their rows commit together, or none.
+            for number in range(version, len(known)):
+                await db.execute(known[number].sql)
+                await db.execute(
+                    "INSERT INTO schema_migrations (version, name) VALUES ($1, $2)", number + 1, known[number].name
+                )
+                log.info("database: applied migration %s", known[number].name)
+
+        await self._transaction(migrate)
+
+    async def bots_connected(self) -> int:
+        """How many connections bots (`dailyq run` or console) hold on this database and schema."""
+        return await self._read(
+            "fetchval",
+            "SELECT COUNT(*) FROM pg_stat_activity WHERE datname = current_database()"
+            " AND application_name = 'dailyq bot ' || current_schema()",
+        )
+
+    async def ping(self) -> bool:
+        """Whether the database answers a query (for /healthz)."""
+        try:
+            return await self._read("fetchval", "SELECT 1") == 1
+        except DatabaseUnavailable:
+            return False
+
+    # --- the two ways in --------------------------------------------------------------------
+
+    async def _read(self, method: str, sql: str, *params: Any) -> Any:
+        """`connection.<method>(sql, *params)`: fetch, fetchrow or fetchval. A read is safe to
+        repeat, so one that meets a dead connection (the server restarted since) is tried again."""
+        for attempt in (1, 2):
+            async with self._connection() as db:
+                try:
+                    return await getattr(db, method)(sql, *params)
+                except Exception as error:
+                    if not _lost(db, error):
+                        raise
+                    if attempt == 2:
+                        raise DatabaseUnavailable(_describe(error)) from error
+                    log.info("database: a connection was lost (%s); reading again", _describe(error))
+        raise AssertionError("unreachable")
+
+    async def _transaction(self, work: Callable[[asyncpg.Connection], Awaitable[T]]) -> T:
+        """Run `work(connection)` in one transaction: committed whole, or rolled back.
+
+        A connection found dead at BEGIN had nothing sent on it, so another is taken. Once the
+        transaction has begun a lost connection is not retried: the server rolls back what it did
+        not commit, and the caller learns it failed (DatabaseUnavailable).
+        """
+        for attempt in (1, 2):
+            async with self._connection() as db:
+                transaction = db.transaction()
+                try:
+                    await transaction.start()
+                except Exception as error:
+                    if not _lost(db, error):
+                        raise
+                    if attempt == 2:
+                        raise DatabaseUnavailable(_describe(error)) from error
+                    continue
+                try:
+                    result = await work(db)
+                    await transaction.commit()
+                except BaseException as error:
+                    if _lost(db, error):
+                        raise DatabaseUnavailable(_describe(error)) from error
+                    await transaction.rollback()
+                    raise
+                return result
+        raise AssertionError("unreachable")
+
+    @asynccontextmanager
+    async def _connection(self) -> AsyncIterator[asyncpg.Connection]:
+        try:
+            connection = await self.pool.acquire()
+        except CONNECTION_LOST as error:
+            raise DatabaseUnavailable(_describe(error)) from error
+        except asyncpg.PostgresError as error:  # 53300 too many connections, 57P03 starting up
+            raise DatabaseUnavailable(_describe(error)) from error
+        try:
+            yield connection
+        finally:
+            await self.pool.release(connection)
+
+    async def _changed(self, sql: str, *params: Any) -> bool:
+        """One statement in its own transaction; whether it changed a row."""
+
+        async def run(db: asyncpg.Connection) -> str:
+            return await db.execute(sql, *params)
+
+        return _rows_changed(await self._transaction(run)) > 0
+
+    # --- reads ----------------------------------------------------------------------------
+
+    async def chat(self, key: str) -> ChatRow | None:
+        row = await self._read(
+            "fetchrow",
+            "SELECT key, is_group, settings, subscribed, schedule_from, platform_lang FROM chats WHERE key = $1",
+            key,
+        )
+        if row is None:
+            return None
+        return ChatRow(
+            key=row["key"],
+            is_group=row["is_group"],
+            settings=json.loads(row["settings"]),
+            subscribed=row["subscribed"],
+            schedule_from=row["schedule_from"],
+            platform_lang=row["platform_lang"],
+        )
+
+    async def post(self, post_id: int) -> Post | None:
+        row = await self._read("fetchrow", f"SELECT {_POST_COLUMNS} FROM posts p WHERE id = $1", post_id)
+        return _post(row) if row else None
+
+    async def post_by_message(self, chat_keys: tuple[str, ...], message_id: str) -> Post | None:
+        """The question sent as `message_id` in one of `chat_keys` (a thread and its parent channel)."""
+        row = await self._read(
+            "fetchrow",
+            f"SELECT {_POST_COLUMNS} FROM posts p WHERE chat_key = ANY($1::text[]) AND message_id = $2 "
+            "ORDER BY id DESC LIMIT 1",
+            list(chat_keys),
+            message_id,
+        )
+        return _post(row) if row else None
+
+    async def open_question(self, user_key: str, chat_key: str) -> OpenQuestion | None:
+        row = await self._read(
+            "fetchrow",
+            f"SELECT {_POST_COLUMNS}, o.filter FROM open_questions o "
+            "JOIN posts p ON p.id = o.post_id WHERE o.user_key = $1 AND o.chat_key = $2",
+            user_key,
+            chat_key,
+        )
+        if row is None:
+            return None
+        return OpenQuestion(_post(row), row["filter"])
+
+    async def current_post(self, user_key: str, chat_key: str) -> Post | None:
+        """The newer of the user's open question in this chat and the chat's latest daily post."""
+        row = await self._read(
+            "fetchrow",
+            f"SELECT {_POST_COLUMNS}, o.opened_at AS since, 1 AS mine FROM open_questions o"
+            " JOIN posts p ON p.id = o.post_id WHERE o.user_key = $1 AND o.chat_key = $2"
+            " UNION ALL ("
+            f"  SELECT {_POST_COLUMNS}, p.created_at AS since, 0 AS mine FROM posts p"
+            "   WHERE p.chat_key = $2 AND p.kind = 'daily' AND p.status = 'sent' ORDER BY p.id DESC LIMIT 1"
+            ") ORDER BY since DESC, mine DESC LIMIT 1",
+            user_key,
+            chat_key,
+        )
+        return _post(row) if row else None
+
+    async def daily_cycle(self, chat_key: str) -> tuple[int, set[str], str | None]:
+        """The chat's current cycle through the bank, the questions posted in it, and the last one posted."""
+        last = await self._read(
+            "fetchrow",
+            "SELECT cycle, question_id FROM posts WHERE chat_key = $1 AND kind = 'daily' ORDER BY id DESC LIMIT 1",
+            chat_key,
+        )
+        if last is None:
+            return 0, set(), None
+        cycle = last["cycle"]  # cycles only grow, so the latest post is in the current one
+        rows = await self._read(
+            "fetch",
+            "SELECT question_id FROM posts WHERE chat_key = $1 AND kind = 'daily' AND cycle = $2",
+            chat_key,
+            cycle,
+        )
+        return cycle, {r[0] for r in rows}, last["question_id"]
+
+    async def seen_questions(self, user_key: str, among: Sequence[str] | None = None) -> set[str]:
+        """Questions the user was quizzed on or answered, anywhere (only those `among`, if given)."""
+        if among is None:
+            rows = await self._read(
+                "fetch",
+                "SELECT question_id FROM posts WHERE user_key = $1 "
+                "UNION SELECT question_id FROM attempts WHERE user_key = $1",
+                user_key,
+            )
+        else:
+            rows = await self._read(
+                "fetch",
+                "SELECT question_id FROM posts WHERE user_key = $1 AND question_id = ANY($2::text[]) "
+                "UNION SELECT question_id FROM attempts WHERE user_key = $1 AND question_id = ANY($2::text[])",
+                user_key,
+                list(among),
+            )
+        return {r[0] for r in rows}
+
+    async def due_reviews(self, user_key: str, now: datetime, limit: int) -> list[str]:
+        rows = await self._read(
+            "fetch",
+            "SELECT question_id FROM reviews WHERE user_key = $1 AND due_at <= $2 ORDER BY due_at LIMIT $3",
+            user_key,
+            _second(now),
+            limit,
+        )
+        return [r[0] for r in rows]
+
+    async def answerers(self, post_id: int) -> list[str]:
+        """Names of the users with an answer to the post, first answer first."""
+        rows = await self._read(
+            "fetch",
+            "SELECT COALESCE(u.name, a.user_key) FROM attempts a LEFT JOIN users u ON u.key = a.user_key "
+            "WHERE a.post_id = $1 AND a.current ORDER BY a.id",
+            post_id,
+        )
+        return [r[0] for r in rows]
+
+    async def attempt(self, post_id: int, user_key: str) -> tuple[Attempt, Review | None] | None:
+        """The user's current answer to the post, and their review card for its question, if any."""
+        row = await self._read(
+            "fetchrow",
+            "SELECT a.id, a.post_id, a.question_id, a.grade, r.card, r.post_id AS reviewed_post, r.previous_card"
+            " FROM attempts a LEFT JOIN reviews r ON r.user_key = a.user_key AND r.question_id = a.question_id"
+            " WHERE a.post_id = $1 AND a.user_key = $2 AND a.current",
+            post_id,
+            user_key,
+        )
+        if row is None:
+            return None
+        attempt = Attempt(row["id"], row["post_id"], row["question_id"], row["grade"])
+        review = Review(row["card"], row["reviewed_post"], row["previous_card"]) if row["card"] else None
+        return attempt, review
+
+    async def user_stats(self, user_key: str, now: datetime) -> UserStats:
+        """The user's answers, grades, answer days and due reviews, across chats, in one row (the
+        ids and days come as arrays, so a user with a thousand answers costs one row)."""
+        row = await self._read(
+            "fetchrow",
+            "SELECT (SELECT array_agg(question_id) FROM attempts WHERE user_key = $1 AND current),"
+            " (SELECT COUNT(grade) FROM attempts WHERE user_key = $1 AND current),"
+            " (SELECT array_agg(DISTINCT local_date ORDER BY local_date DESC) FROM attempts WHERE user_key = $1),"
+            " (SELECT COUNT(*) FROM reviews WHERE user_key = $1 AND due_at <= $2)",
+            user_key,
+            _second(now),
+        )
+        answered, graded, days, due = row
+        return UserStats(answered=list(answered or ()), graded=graded, days=list(days or ()), due=due)
+
+    async def leaderboard(self, chat_key: str, since: datetime | None, limit: int) -> list[Standing]:
+        """Who answered most in the chat (since `since`), ties broken by grades given."""
+        rows = await self._read(
+            "fetch",
+            "SELECT s.user_key, COALESCE(u.name, s.user_key), s.answers, s.grades FROM ("
+            "  SELECT user_key, COUNT(*) AS answers, COUNT(grade) AS grades FROM attempts"
+            "  WHERE chat_key = $1 AND current AND ($2::timestamptz IS NULL OR created_at >= $2)"
+            "  GROUP BY user_key ORDER BY answers DESC, grades DESC, user_key LIMIT $3"
+            ") s LEFT JOIN users u ON u.key = s.user_key ORDER BY s.answers DESC, s.grades DESC, s.user_key",
+            chat_key,
+            _second(since) if since else None,
+            limit,
+        )
+        return [Standing(r[0], r[1], r[2], r[3]) for r in rows]
+
+    async def user_data_counts(self, user_key: str) -> tuple[int, int]:
+        """(answers including superseded ones, review cards) kept for the user."""
+        row = await self._read(
+            "fetchrow",
+            "SELECT (SELECT COUNT(*) FROM attempts WHERE user_key = $1), "
+            "(SELECT COUNT(*) FROM reviews WHERE user_key = $1)",
+            user_key,
+        )
+        return row[0], row[1]
+
+    # --- writes: one transaction each ----------------------------------------------------
+
+    async def save_chat(
+        self,
+        chat: ChatRef,
+        is_group: bool,
+        settings: dict,
+        now: datetime,
+        *,
+        subscribed: bool | None = None,
+        reschedule: bool = False,
+        platform_lang: str | None = None,
+    ) -> None:
+        """Store the chat's settings; `reschedule` makes only instants after `now` due."""
+
+        async def save(db: asyncpg.Connection) -> None:
+            await _ensure_chat(db, chat, is_group, now)
+            await db.execute(
+                "UPDATE chats SET settings = $1, subscribed = COALESCE($2, subscribed), "
+                "schedule_from = CASE WHEN $3 THEN $4 ELSE schedule_from END, "
+                "platform_lang = COALESCE($5, platform_lang) WHERE key = $6",
+                json.dumps(settings, ensure_ascii=False),
+                subscribed,
+                reschedule,
+                _second(now),
+                platform_lang,
+                chat.key,
+            )
+
+        await self._transaction(save)
+
+    async def unsubscribe(self, chat_key: str) -> bool:
+        """Stop the chat's daily posts; False when it was not subscribed."""
+        return await self._changed("UPDATE chats SET subscribed = false WHERE key = $1 AND subscribed", chat_key)
+
+    async def add_quiz(
+        self,
+        chat: ChatRef,
+        is_group: bool,
+        user_key: str,
+        user_name: str,
+        question_id: str,
+        quiz_filter: str,
+        now: datetime,
+    ) -> Post:
+        """A /quiz post for the user, which becomes the question they are on in this chat."""
+
+        async def add(db: asyncpg.Connection) -> int:
+            await _ensure_chat(db, chat, is_group, now)
+            await _ensure_user(db, user_key, user_name, now)
+            post_id = await db.fetchval(
+                "INSERT INTO posts (chat_key, question_id, kind, user_key, status, created_at, sent_at) "
+                "VALUES ($1, $2, $3, $4, $5, $6, $6) RETURNING id",
+                chat.key,
+                question_id,
+                PostKind.QUIZ,
+                user_key,
+                PostStatus.SENT,
+                _second(now),
+            )
+            await _set_open(db, user_key, chat.key, post_id, quiz_filter, now)
+            return post_id
+
+        post_id = await self._transaction(add)
+        return Post(post_id, chat.key, question_id, PostKind.QUIZ, user_key, None, None, 0, _second(now), None, None)
+
+    async def open_post(
+        self, chat: ChatRef, is_group: bool, user_key: str, user_name: str, post_id: int, now: datetime
+    ) -> None:
+        """Make `post_id` (a group's question) the one the user answers in this (private) chat."""
+
+        async def open_it(db: asyncpg.Connection) -> None:
+            await _ensure_chat(db, chat, is_group, now)
+            await _ensure_user(db, user_key, user_name, now)
+            await _set_open(db, user_key, chat.key, post_id, "", now)
+
+        await self._transaction(open_it)
+
+    async def set_message_id(self, post_id: int, message_id: str) -> None:
+        await self._changed("UPDATE posts SET message_id = $1 WHERE id = $2", message_id, post_id)
+
+    async def add_attempt(
+        self,
+        post: Post,
+        user_key: str,
+        user_name: str,
+        text: str,
+        hidden: bool,
+        local_date: str,
+        now: datetime,
+    ) -> bool:
+        """Store an answer to the post; True when it supersedes the user's earlier answer to it."""
+
+        async def add(db: asyncpg.Connection) -> bool:
+            await _ensure_user(db, user_key, user_name, now)
+            # Answers to one post one at a time: two at once from one user (a double tap reaching
+            # two processes) would otherwise both find no current answer and both stay current.
+            await db.execute("SELECT 1 FROM posts WHERE id = $1 FOR NO KEY UPDATE", post.id)
+            superseded = await db.execute(
+                "UPDATE attempts SET current = false WHERE post_id = $1 AND user_key = $2 AND current",
+                post.id,
+                user_key,
+            )
+            await db.execute(
+                "INSERT INTO attempts (post_id, user_key, chat_key, question_id, text, hidden, local_date, "
+                "created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+                post.id,
+                user_key,
+                post.chat_key,
+                post.question_id,
+                text,
+                hidden,
+                date.fromisoformat(local_date),
+                _second(now),
+            )
+            return _rows_changed(superseded) > 0
+
+        return await self._transaction(add)
+
+    async def grade(
+        self,
+        attempt: Attempt,
+        user_key: str,
+        grade: str,
+        previous_card: str | None,
+        card: str,
+        due: datetime,
+        now: datetime,
+    ) -> None:
+        """Record the attempt's grade and the review card it produced from `previous_card`."""
+
+        async def record(db: asyncpg.Connection) -> None:
+            await db.execute(
+                "UPDATE attempts SET grade = $1, graded_at = $2 WHERE id = $3", grade, _second(now), attempt.id
+            )
+            await db.execute(
+                "INSERT INTO reviews (user_key, question_id, card, due_at, updated_at, post_id, previous_card) "
+                "VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (user_key, question_id) DO UPDATE SET "
+                "card = excluded.card, due_at = excluded.due_at, updated_at = excluded.updated_at, "
+                "post_id = excluded.post_id, previous_card = excluded.previous_card",
+                user_key,
+                attempt.question_id,
+                card,
+                _second(due),
+                _second(now),
+                attempt.post_id,
+                previous_card,
+            )
+
+        await self._transaction(record)
+
+    async def mark_revealed(self, post_id: int, now: datetime) -> None:
+        await self._changed(
+            "UPDATE posts SET revealed_at = $1 WHERE id = $2 AND revealed_at IS NULL", _second(now), post_id
+        )
+
+    async def forget_user(self, user_key: str) -> None:
+        """Delete the user's answers, grades, reviews and name everywhere; their quizzes become anonymous."""
+
+        async def forget(db: asyncpg.Connection) -> None:
+            for sql in (
+                "DELETE FROM attempts WHERE user_key = $1",
+                "DELETE FROM reviews WHERE user_key = $1",
+                "DELETE FROM open_questions WHERE user_key = $1",
+                "UPDATE posts SET user_key = NULL WHERE user_key = $1",
+                "DELETE FROM users WHERE key = $1",
+            ):
+                await db.execute(sql, user_key)
+
+        await self._transaction(forget)
+
+    async def move_chat(self, old_key: str, new_chat: ChatRef) -> None:
+        """Give the chat a new key (a Telegram group upgraded to a supergroup), keeping its state.
+
+        When the new key already exists (someone used the bot there first), the old chat's
+        schedule wins and its history moves over, except daily posts for days the new one has.
+        """
+        new_key = new_chat.key
+        if new_key == old_key:
+            return
+
+        async def move(db: asyncpg.Connection) -> None:
+            # Both chats locked first: another process's sweep or command waits for the move.
+            existing = await db.fetch("SELECT key FROM chats WHERE key = ANY($1::text[]) FOR UPDATE", [old_key, new_key])
+            await db.execute("UPDATE attempts SET chat_key = $1 WHERE chat_key = $2", new_key, old_key)
+            if new_key not in {row["key"] for row in existing}:
+                await db.execute(
+                    "UPDATE chats SET key = $1, platform = $2, chat_id = $3, thread_id = $4 WHERE key = $5",
+                    new_key,
+                    new_chat.platform,
+                    new_chat.chat_id,
+                    new_chat.thread_id,
+                    old_key,
+                )
+                return
+            await db.execute(
+                "UPDATE chats SET (settings, subscribed, schedule_from, platform_lang) = "
+                "(SELECT settings, subscribed, schedule_from, platform_lang FROM chats WHERE key = $1) "
+                "WHERE key = $2",
+                old_key,
+                new_key,
+            )
+            # SQLite's UPDATE OR IGNORE: rows that would collide with the new chat's stay behind
+            # (and go with the old chat below).
+            await db.execute(
+                "UPDATE posts SET chat_key = $1 WHERE chat_key = $2 AND (local_date IS NULL OR local_date NOT IN "
+                "(SELECT local_date FROM posts WHERE chat_key = $1 AND local_date IS NOT NULL))",
+                new_key,
+                old_key,
+            )
+            await db.execute(
+                "UPDATE open_questions o SET chat_key = $1 WHERE chat_key = $2 AND NOT EXISTS "
+                "(SELECT 1 FROM open_questions n WHERE n.user_key = o.user_key AND n.chat_key = $1)",
+                new_key,
+                old_key,
+            )
+            await db.execute("DELETE FROM chats WHERE key = $1", old_key)
+
+        await self._transaction(move)
+
+    # --- the scheduler's bookkeeping: claims, leases and reveals --------------------------
+
+    async def subscribed_chats(self, after: str, limit: int) -> list[SubscribedChat]:
+        """Subscribed chats with keys after `after`, in key order, `limit` at most (a page)."""
+        rows = await self._read(
+            "fetch",
+            "SELECT c.key, c.settings, COALESCE(c.schedule_from, c.created_at) AS schedule_from,"
+            " (SELECT MAX(p.local_date) FROM posts p WHERE p.chat_key = c.key AND p.kind = 'daily') AS last_daily"
+            " FROM chats c WHERE c.subscribed AND c.key > $1 ORDER BY c.key LIMIT $2",
+            after,
+            limit,
+        )
+        return [
+            SubscribedChat(
+                key=row["key"],
+                settings_json=row["settings"],
+                schedule_from=row["schedule_from"],
+                last_daily=row["last_daily"],
+            )
+            for row in rows
+        ]
+
+    async def stale_claims(self, claimed_before: datetime) -> list[StaleClaim]:
+        """Daily posts still pending that were claimed before `claimed_before`."""
+        rows = await self._read(
+            "fetch",
+            "SELECT p.id, p.chat_key, p.local_date, p.created_at, c.settings"
+            " FROM posts p JOIN chats c ON c.key = p.chat_key"
+            " WHERE p.kind = 'daily' AND p.status = 'pending' AND p.created_at < $1",
+            _second(claimed_before),
+        )
+        return [
+            StaleClaim(
+                post_id=row["id"],
+                chat_key=row["chat_key"],
+                settings_json=row["settings"],
+                local_date=row["local_date"],
+                claimed_at=row["created_at"],
+            )
+            for row in rows
+        ]
+
+    async def due_reveals(self, now: datetime, claimed_before: datetime) -> list[DueReveal]:
+        """Sent daily posts whose reveal is due by `now` and neither done nor claimed (or claimed
+        before `claimed_before`, by a sweep that died), the earliest due first."""
+        rows = await self._read(
+            "fetch",
+            "SELECT p.id, p.chat_key, p.reveal_due_at, p.revealed_at, c.settings"
+            " FROM posts p JOIN chats c ON c.key = p.chat_key"
+            " WHERE p.kind = 'daily' AND p.status = 'sent' AND p.reveal_due_at <= $1"
+            " AND ((p.revealed_at IS NULL AND p.reveal_status IS NULL)"
+            "      OR (p.reveal_status = 'pending' AND p.revealed_at < $2))"
+            " ORDER BY p.reveal_due_at",
+            _second(now),
+            _second(claimed_before),
+        )
+        return [
+            DueReveal(
+                post_id=row["id"],
+                chat_key=row["chat_key"],
+                settings_json=row["settings"],
+                due_at=row["reveal_due_at"],
+                claimed_at=row["revealed_at"],
+            )
+            for row in rows
+        ]
+
+    async def claim_daily(
+        self, chat_key: str, question_id: str, local_date: date, cycle: int, now: datetime
+    ) -> int | None:
+        """Claim the chat's post for `local_date` (pending); its id, or None if it was claimed already."""
+
+        async def claim(db: asyncpg.Connection) -> int | None:
+            return await db.fetchval(
+                "INSERT INTO posts (chat_key, question_id, kind, local_date, status, cycle, created_at)"
+                " VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (chat_key, local_date) DO NOTHING RETURNING id",
+                chat_key,
+                question_id,
+                PostKind.DAILY,
+                local_date,
+                PostStatus.PENDING,
+                cycle,
+                _second(now),
+            )
+
+        return await self._transaction(claim)
+
+    async def take_over_claim(self, post_id: int, claimed_at: datetime, now: datetime) -> bool:
+        """Make a stale pending claim ours (claimed at `now`); False if another process took it first."""
+        return await self._changed(
+            "UPDATE posts SET created_at = $1 WHERE id = $2 AND status = $3 AND created_at = $4",
+            _second(now),
+            post_id,
+            PostStatus.PENDING,
+            claimed_at,
+        )
+
+    async def mark_sent(self, post_id: int, message_id: str, sent_at: datetime, reveal_due_at: datetime) -> None:
+        """The platform accepted the claimed post as `message_id`; its reveal is due at `reveal_due_at`."""
+        await self._changed(
+            "UPDATE posts SET status = $1, message_id = $2, sent_at = $3, reveal_due_at = $4 WHERE id = $5",
+            PostStatus.SENT,
+            message_id,
+            _second(sent_at),
+            _second(reveal_due_at),
+            post_id,
+        )
+
+    async def mark_failed(self, post_id: int) -> None:
+        """A pending claim will never be sent (the chat is gone, or it is past its grace window)."""
+        await self._changed(
+            "UPDATE posts SET status = $1 WHERE id = $2 AND status = $3", PostStatus.FAILED, post_id, PostStatus.PENDING
+        )
+
+    async def claim_reveal(self, post_id: int, claimed_at: datetime | None, now: datetime) -> bool:
+        """Claim the post's scheduled reveal (pending, started at `now`), if it is still as read:
+        unclaimed (`claimed_at` None) or claimed at `claimed_at`. False if another process (or a
+        /reveal by hand) got there first."""
+        return await self._changed(
+            "UPDATE posts SET reveal_status = $1, revealed_at = $2"
+            " WHERE id = $3 AND revealed_at IS NOT DISTINCT FROM $4 AND (reveal_status IS NULL OR reveal_status = $1)",
+            RevealStatus.PENDING,
+            _second(now),
+            post_id,
+            claimed_at,
+        )
+
+    async def end_reveal(self, post_id: int, status: RevealStatus) -> None:
+        """The scheduled reveal is over: sent, failed (the chat is gone) or skipped (too late)."""
+        await self._changed("UPDATE posts SET reveal_status = $1 WHERE id = $2", status, post_id)
+
+
+    # --- moving house: dailyq copy-db -----------------------------------------------------
+
+    async def row_counts(self) -> dict[str, int]:
+        return dict(zip(TABLES, await self._read("fetchrow", _COUNT_ROWS), strict=True))
+
+    async def export_rows(self, batch_size: int = EXPORT_BATCH) -> AsyncIterator[tuple[str, list[tuple]]]:
+        """Every row of every table, table by table (tables.py's order and kinds), in batches,
+        all from one snapshot of the database."""
+        async with self._connection() as db, db.transaction(isolation="repeatable_read", readonly=True):
+            for table, columns in TABLES.items():
+                query = f"SELECT {column_list(columns)} FROM {table} ORDER BY {ORDER[table]}"
+                batch: list[tuple] = []
+                async for record in db.cursor(query, prefetch=batch_size):
+                    batch.append(tuple(record))
+                    if len(batch) == batch_size:
+                        yield table, batch
+                        batch = []
+                if batch:
+                    yield table, batch
+
+    async def import_rows(
+        self, batches: AsyncIterable[tuple[str, list[tuple]]], expected: Mapping[str, int], *, replace: bool
+    ) -> None:
+        """Add the rows `export_rows` gives (ids kept), in one transaction that commits only if
+        every table then holds `expected` rows. `replace` deletes what the tables held first."""
+
+        async def load(db: asyncpg.Connection) -> None:
+            if replace:
+                await db.execute(f"TRUNCATE {', '.join(TABLES)}")
+            async for table, rows in batches:
+                await db.copy_records_to_table(table, records=rows, columns=list(TABLES[table]))
+            for table in ("posts", "attempts"):  # the next id after the copied ones
+                await db.execute(
+                    f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), COALESCE(MAX(id), 0) + 1, false) "
+                    f"FROM {table}"
+                )
+            check_row_counts(dict(zip(TABLES, await db.fetchrow(_COUNT_ROWS), strict=True)), expected)
+
+        await self._transaction(load)
+
+
+@dataclass(frozen=True)
+class PoolFigures:
+    size: int  # connections open now
+    idle: int  # of those, not in use
+    max_size: int
+
+
+_COUNT_ROWS = "SELECT " + ", ".join(f"(SELECT COUNT(*) FROM {table})" for table in TABLES)
+
+_POST_COLUMNS = (
+    "p.id, p.chat_key, p.question_id, p.kind, p.user_key, p.local_date, p.message_id, p.cycle, "
+    "p.created_at, p.reveal_due_at, p.revealed_at"
+)
+
+
+def _post(row: asyncpg.Record) -> Post:
+    local_date = row["local_date"]
+    return Post(
+        id=row["id"],
+        chat_key=row["chat_key"],
+        question_id=row["question_id"],
+        kind=row["kind"],
+        user_key=row["user_key"],
+        local_date=local_date.isoformat() if local_date else None,
+        message_id=row["message_id"],
+        cycle=row["cycle"],
+        created_at=row["created_at"],
+        reveal_due_at=row["reveal_due_at"],
+        revealed_at=row["revealed_at"],
+    )
+
+
+def _second(instant: datetime) -> datetime:
+    """An instant as stored: UTC, to the second (as sqlite.py's ISO text)."""
+    return instant.astimezone(UTC).replace(microsecond=0)
+
+
+def _rows_changed(status: str) -> int:
+    """The row count of a command status such as 'UPDATE 3' or 'INSERT 0 1'."""
+    return int(status.rsplit(" ", 1)[-1])
+
+
+def _lost(db: asyncpg.Connection, error: BaseException) -> bool:
+    """Whether `error` means the connection is gone. Which exception asyncpg raises then depends on
+    when the server hung up (ConnectionDoesNotExistError, AdminShutdownError, and while a statement
+    was being set up even InternalClientError), so the connection's own state decides."""
+    if isinstance(error, CONNECTION_LOST) and not isinstance(error, TimeoutError):
+        return True
+    try:
+        return db.is_closed()
+    except asyncpg.InterfaceError:  # the pool has already taken back the connection that died
+        return True
+
+
+def _describe(error: BaseException) -> str:
+    """One line about a connection problem (asyncpg's messages never quote the password)."""
+    text = str(error).strip().splitlines()[0] if str(error).strip() else ""
+    return f"{type(error).__name__}: {text}" if text else type(error).__name__
+
+
+async def _ensure_chat(db: asyncpg.Connection, chat: ChatRef, is_group: bool, now: datetime) -> None:
+    await db.execute(
+        "INSERT INTO chats (key, platform, chat_id, thread_id, is_group, created_at) VALUES ($1, $2, $3, $4, $5, $6) "
+        "ON CONFLICT (key) DO NOTHING",
+        chat.key,
+        chat.platform,
+        chat.chat_id,
+        chat.thread_id,
+        is_group,
+        _second(now),
+    )
+
+
+async def _ensure_user(db: asyncpg.Connection, user_key: str, name: str, now: datetime) -> None:
+    await db.execute(
+        "INSERT INTO users (key, name, created_at) VALUES ($1, $2, $3) "
+        "ON CONFLICT (key) DO UPDATE SET name = excluded.name WHERE users.name <> excluded.name",
+        user_key,
+        name,
+        _second(now),
+    )
+
+
+async def _set_open(
+    db: asyncpg.Connection, user_key: str, chat_key: str, post_id: int, quiz_filter: str, now: datetime
+) -> None:
+    await db.execute(
+        "INSERT INTO open_questions (user_key, chat_key, post_id, filter, opened_at) VALUES ($1, $2, $3, $4, $5) "
+        "ON CONFLICT (user_key, chat_key) DO UPDATE SET post_id = excluded.post_id, "
+        "filter = excluded.filter, opened_at = excluded.opened_at",
+        user_key,
+        chat_key,
+        post_id,
+        quiz_filter,
+        _second(now),
+    )
