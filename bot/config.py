@@ -7,7 +7,15 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-BUNDLED_CONTENT = Path(__file__).parent / "content"
+
+def _bundled_content() -> Path:
+    """The bank that ships with dailyq: content/ at the top of a checkout, mapped into the package
+    as bot/content when a wheel is built (pyproject.toml), so an installed dailyq has it too."""
+    packaged = Path(__file__).parent / "content"
+    return packaged if packaged.is_dir() else Path(__file__).parent.parent / "content"
+
+
+BUNDLED_CONTENT = _bundled_content()
 
 
 class ConfigError(ValueError):
