@@ -125,7 +125,6 @@ class PostgreSQLStore:
     async def close(self) -> None:
         await self.pool.close()
 
-    @property
     def pool_figures(self) -> PoolFigures:
         return PoolFigures(
             size=self.pool.get_size(), idle=self.pool.get_idle_size(), max_size=self.pool.get_max_size()
@@ -814,7 +813,11 @@ class PostgreSQLStore:
 class PoolFigures:
     size: int  # connections open now
     idle: int  # of those, not in use
-    max_size: int
+    max_size: int  # DAILYQ_DB_POOL_SIZE
+
+    @property
+    def in_use(self) -> int:
+        return self.size - self.idle
 
 
 _COUNT_ROWS = "SELECT " + ", ".join(f"(SELECT COUNT(*) FROM {table})" for table in TABLES)
