@@ -20,9 +20,9 @@ import html
 import posixpath
 import re
 import unicodedata
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum
-from collections.abc import Callable
 from functools import cache, lru_cache
 from typing import Literal
 
@@ -237,12 +237,8 @@ def _cjk_flanking(src: str, start: int, end: int, maximum: int) -> tuple[bool, b
     before_space, after_space = isWhiteSpace(ord(before)), isWhiteSpace(ord(after))
     before_punct = isMdAsciiPunct(ord(before)) or isPunctChar(before)
     after_punct = isMdAsciiPunct(ord(after)) or isPunctChar(after)
-    left_flanking = not after_space and (
-        not after_punct or before_space or before_punct or _is_cjk(before)
-    )
-    right_flanking = not before_space and (
-        not before_punct or after_space or after_punct or _is_cjk(after)
-    )
+    left_flanking = not after_space and (not after_punct or before_space or before_punct or _is_cjk(before))
+    right_flanking = not before_space and (not before_punct or after_space or after_punct or _is_cjk(after))
     return left_flanking, right_flanking
 
 
