@@ -129,8 +129,10 @@ _DOCUMENTATION_STEMS = frozenset({"readme", "license", "notice", "changelog", "c
 _NEWLINE = re.compile(r"\r\n?")  # what markdown-it counts as a line break, so line numbers agree
 _OAICITE = re.compile(r":?contentReference\[oaicite:\d+\]\{index=\d+\}")
 _QUESTION_PREFIX = re.compile(r"(?:#+[ \t]+)*Q[.．][ \t]*")
-# `**Name**:`, `**Name** ：` or `**Name:**`; the value runs to the next field.
-_FIELD = re.compile(r"\*\*[ \t]*([^*:：\n]+?)[ \t]*(?:\*\*[ \t]*[:：]|[:：][ \t]*\*\*)")
+# `**Name**:`, `**Name** ：` or `**Name:**`; the value runs to the next field. Linear by
+# construction: no two parts of the pattern can match the same character, so nothing backtracks
+# (the name's spaces are stripped afterwards; a pattern that matched them apart was cubic).
+_FIELD = re.compile(r"\*\*([^*:：\n]*+)(?:\*\*[ \t]*+[:：]|[:：][ \t]*+\*\*)")
 _FIELD_SEPARATORS = " \t|｜"
 _KNOWN_FIELDS = ("company", "round", "date", "tags")
 _TAG_SEPARATOR = re.compile(r"[,，、]")
@@ -439,7 +441,7 @@ def _metadata_fields(line: str) -> list[tuple[str, str]] | None:
     """(name, value) pairs when the line is a metadata line: bold `Name:` fields only, at least one
     of Company/Round/Date/Tags; otherwise None."""
     text = line.lstrip(" \t>")
-    matches = list(_FIELD.finditer(text))
+    matches = [m for m in _FIELD.finditer(text) if m.group(1).strip()]
     if not matches or matches[0].start() != 0:
         return None
     if not any(m.group(1).strip().casefold() in _KNOWN_FIELDS for m in matches):
