@@ -118,6 +118,35 @@ def _remembered(md: str, target: type[_Target], limit: int | None, raw_limit: in
     return tuple(_layout(md, target(), limit, raw_limit))
 
 
+@dataclass(frozen=True)
+class Formula:
+    """A math span of a markdown text, as the renderers see it."""
+
+    line: int  # 1-based, in the text given
+    source: str  # as written, delimiters included
+    text: str | None  # what the reader sees; None when it is shown as its source
+
+
+
+def formulas(md: str) -> list[Formula]:
+    """Every formula of `md` (inline, display, fenced math) with its line, in order."""
+    found: list[Formula] = []
+    for token in _parser().parse(md):
+        first = token.map[0] + 1 if token.map else 1
+        if token.type == "math_block" or (token.type == "fence" and _is_math_fence(token.info)):
+            source = token.content.removesuffix("\n")
+            found.append(Formula(first, source, to_unicode(source)))
+        elif token.type == "inline":
+            searched = 0
+            for child in token.children or ():
+                if child.type == "math_inline":
+                    at = token.content.find(child.content, searched)
+                    searched = max(at, searched)
+                    line = first + token.content.count("\n", 0, searched)
+                    found.append(Formula(line, child.content, to_unicode(_math_body(child.content)[1])))
+    return found
+
+
 def utf16_len(text: str) -> int:
     return len(text) if text.isascii() else len(text.encode("utf-16-le")) // 2
 
