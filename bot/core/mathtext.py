@@ -151,8 +151,8 @@ _POST_SPACE = "\x00"
 # The edges of a fraction become a space only between two things that would otherwise run
 # together: `1/n ∑xᵢ`, but `=a/b` and `(a/b)`.
 _EDGE = "\x01"
-_NO_SPACE_AFTER = _OPERATORS | frozenset("([⟨ ")
-_NO_SPACE_BEFORE = _OPERATORS | frozenset(")]⟩,; ")
+_NO_SPACE_AFTER = _OPERATORS | frozenset("([⟨")
+_NO_SPACE_BEFORE = _OPERATORS | frozenset(")]⟩,;")
 
 
 class Unconvertible(Exception):
@@ -299,9 +299,7 @@ class _Renderer:
             if item == _Char(_POST_SPACE):
                 # Kept before `=` or another macro, dropped where it only ended the name: `\Delta W`.
                 following = items.argument_ahead(skip_invisible=True)
-                ends_name = isinstance(following, _Char) and (
-                    following.char.isalnum() or following.char in "(["
-                )
+                ends_name = isinstance(following, _Char) and following.char.isalnum()
                 out.append("" if ends_name else " ")
             elif item in (_Char("^"), _Char("_")):
                 out.append(self.script(item.char, self.argument(items)))
@@ -344,8 +342,11 @@ class _Renderer:
             if isinstance(following := items.argument_ahead(), _Macro) and following.name in FRACTIONS:
                 return f"{name}({self.argument(items).strip()})"  # `log a/b` would read as (log a)/b
             following = items.argument_ahead(skip_invisible=True)
-            tight = isinstance(following, _Char) and following.char in "(^_[|"
-            return name if tight or following is None else name + " "
+            if isinstance(following, _Char) and following.char in "(^_[|":
+                while items.more() and (_is_blank(items.peek()) or _is_invisible(items.peek())):
+                    items.take()  # `\\exp \\left(` is `exp(`
+                return name
+            return name if following is None else name + " "
         if name in DROPPED:
             if name in ("left", "right") and items.peek() == _Char("."):
                 items.take()  # `\left.` is an invisible delimiter
@@ -443,10 +444,17 @@ def _resolve_edges(line: str) -> str:
             out.append(char)
             continue
         following = line[index + 1 : index + 2]
-        between_words = out and following and following != _EDGE
-        if between_words and out[-1] not in _NO_SPACE_AFTER and following not in _NO_SPACE_BEFORE:
+        previous = out[-1] if out else ""
+        if previous and following and following != _EDGE and _run_together(previous, following):
             out.append(" ")
     return "".join(out)
+
+
+def _run_together(previous: str, following: str) -> bool:
+    """Whether two characters would read as one word without a space between them."""
+    if previous.isspace() or following.isspace():
+        return False
+    return previous not in _NO_SPACE_AFTER and following not in _NO_SPACE_BEFORE
 
 
 def _operand(text: str, juxtaposed: bool = False) -> str:

@@ -450,6 +450,8 @@ def _inline_math(source: str, out: list[Event]) -> bool:
     if not display and "\n" not in text:
         out.append(Leaf(text))
         return False
+    if out and isinstance(out[-1], Leaf) and not out[-1].code:
+        out[-1] = Leaf(out[-1].text.rstrip(" "))  # no space left dangling at the end of the line
     if out and out[-1] is not BREAK:
         out.append(BREAK)
     for index, line in enumerate(text.split("\n")):
