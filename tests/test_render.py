@@ -206,14 +206,21 @@ def test_telegram_nesting_rules_are_kept() -> None:
 
 
 def test_the_bundled_bank_renders_to_valid_messages() -> None:
-    questions = load(BUNDLED_CONTENT).bank.questions
-    longest = sorted(questions, key=lambda q: len(q.answer))[-12:]
-    for question in longest:
-        telegram_texts(to_telegram_html(question.answer))
-        assert all(len(chunk) <= 2000 for chunk in to_discord(question.answer))
-    for question in questions:
-        telegram_texts(to_telegram_html(question.title))
+    """Every question's title, answer and summary (math converted): valid Telegram HTML within the
+    split limit, entities escaped; Discord within 2,000 (messages) and 4,096 (embeds)."""
+    for question in load(BUNDLED_CONTENT).bank.questions:
+        for text in (question.title, question.answer, question.summary or ""):
+            if not text:
+                continue
+            for chunk in to_telegram_html(text):
+                assert not BARE_AMPERSAND.search(chunk), chunk
+            telegram_texts(to_telegram_html(text))
+            assert all(len(chunk) <= 2000 for chunk in to_discord(text))
+            assert all(len(chunk) <= 4096 for chunk in to_discord(text, limit=4096))
         assert "**" not in to_plain(question.summary or "")
+
+
+BARE_AMPERSAND = re.compile(r"&(?!amp;|lt;|gt;|quot;|#\d+;|#x[0-9a-f]+;)", re.IGNORECASE)
 
 
 def test_dollar_amounts_are_not_math() -> None:
