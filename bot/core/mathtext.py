@@ -144,7 +144,7 @@ _SCRIPT_EXCEPTIONS = {"B": "ℬ", "E": "ℰ", "F": "ℱ", "H": "ℋ", "I": "ℐ"
 _OPERATORS = frozenset("+-=<>/,|×·±∓÷≤≥≠≈∼≃≡∝∈∉⊂⊆∪∩→←⇒⇐⟺⟹↦≪≫≻≺‖⊗⊕⊙∘∧∨")
 _BRACKETS = {"(": ")", "[": "]", "{": "}", "⟨": "⟩", "|": "|"}
 _SPACE_RUN = re.compile(r" +")
-_SPACE_INSIDE_BRACKETS = re.compile(r"(?<=[(\[⟨]) | (?=[)\]⟩,;])")
+_SPACE_INSIDE_BRACKETS = re.compile(r"(?<=[(\[{⟨]) | (?=[)\]}⟩,;])")
 CELL_GAP = "\u2003"
 # The space after a macro name (`\alpha = 1`, `\Delta W`), as parsed.
 _POST_SPACE = "\x00"
