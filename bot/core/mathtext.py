@@ -53,72 +53,19 @@ SYMBOLS = {
     "{": "{", "}": "}", "$": "$", "_": "_", "%": "%", "#": "#", "&": "&",
     "lvert": "|", "rvert": "|", "vert": "|", "lVert": "‖", "rVert": "‖",
 }  # fmt: skip
-FUNCTIONS = frozenset(
-    [
-        "log",
-        "ln",
-        "exp",
-        "min",
-        "max",
-        "sin",
-        "cos",
-        "tan",
-        "tanh",
-        "sigmoid",
-        "arg",
-        "argmax",
-        "argmin",
-        "lim",
-        "sup",
-        "inf",
-        "det",
-        "dim",
-        "ker",
-        "Pr",
-    ]
-)
+FUNCTIONS = frozenset({
+    "log", "ln", "exp", "min", "max", "sin", "cos", "tan", "tanh", "sigmoid", "arg", "argmax", "argmin",
+    "lim", "sup", "inf", "det", "dim", "ker", "Pr",
+})  # fmt: skip
 SPACES = {",": " ", ":": " ", ";": " ", " ": " ", "quad": " ", "qquad": " ", "!": ""}
-DROPPED = frozenset(
-    [
-        "left",
-        "right",
-        "big",
-        "Big",
-        "bigg",
-        "Bigg",
-        "bigl",
-        "bigr",
-        "Bigl",
-        "Bigr",
-        "biggl",
-        "biggr",
-        "Biggl",
-        "Biggr",
-        "displaystyle",
-        "textstyle",
-        "limits",
-        "nolimits",
-        "rm",
-        "it",
-        "bf",
-        "mathstrut",
-    ]
-)
-PLAIN = frozenset(
-    [
-        "text",
-        "mathrm",
-        "textrm",
-        "operatorname",
-        "mathit",
-        "textit",
-        "mathbf",
-        "textbf",
-        "boldsymbol",
-        "bm",
-        "mathsf",
-    ]
-)
+DROPPED = frozenset({
+    "left", "right", "big", "Big", "bigg", "Bigg", "bigl", "bigr", "Bigl", "Bigr", "biggl", "biggr",
+    "Biggl", "Biggr", "displaystyle", "textstyle", "limits", "nolimits", "rm", "it", "bf", "mathstrut",
+})  # fmt: skip
+PLAIN = frozenset({
+    "text", "mathrm", "textrm", "operatorname", "mathit", "textit", "mathbf", "textbf", "boldsymbol", "bm",
+    "mathsf",
+})  # fmt: skip
 FRACTIONS = frozenset(("frac", "tfrac", "dfrac"))
 ACCENTS = {
     "hat": "\u0302", "widehat": "\u0302", "bar": "\u0304", "overline": "\u0305", "tilde": "\u0303",
@@ -142,7 +89,6 @@ SUPERSCRIPTS["⊤"] = "ᵀ"
 _BLACKBOARD_EXCEPTIONS = {"C": "ℂ", "H": "ℍ", "N": "ℕ", "P": "ℙ", "Q": "ℚ", "R": "ℝ", "Z": "ℤ"}
 _SCRIPT_EXCEPTIONS = {"B": "ℬ", "E": "ℰ", "F": "ℱ", "H": "ℋ", "I": "ℐ", "L": "ℒ", "M": "ℳ", "R": "ℛ"}
 _OPERATORS = frozenset("+-=<>/,|×·±∓÷≤≥≠≈∼≃≡∝∈∉⊂⊆∪∩→←⇒⇐⟺⟹↦≪≫≻≺‖⊗⊕⊙∘∧∨")
-_BRACKETS = {"(": ")", "[": "]", "{": "}", "⟨": "⟩", "|": "|"}
 _SPACE_RUN = re.compile(r" +")
 _SPACE_INSIDE_BRACKETS = re.compile(r"(?<=[(\[{⟨]) | (?=[)\]}⟩,;])")
 CELL_GAP = "\u2003"
