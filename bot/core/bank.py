@@ -97,13 +97,17 @@ class Bank:
         needle = words.strip().casefold()
         if not needle:
             return list(self.questions)
-        key = name_key(self.aliases.get(name_key(needle), needle))
+        key = self.merged_name(needle)
         exact = [
             q
             for q in self.questions
             if key in (name_key(t) for t in q.tags) or name_key(q.company or "") == key
         ]
         return exact or [q for q in self.questions if needle in q.title.casefold()]
+
+    def merged_name(self, name: str) -> str:
+        """The key a tag or company of any spelling (or alias) is merged under; compare these."""
+        return name_key(self.aliases.get(name_key(name), name))
 
     def tag_counts(self) -> Counter[str]:
         return Counter(t for q in self.questions for t in q.tags)
