@@ -97,7 +97,7 @@ class Bank:
         needle = words.strip().casefold()
         if not needle:
             return list(self.questions)
-        key = self.merged_name(needle)
+        key = self.merged_key(needle)
         exact = [
             q
             for q in self.questions
@@ -105,7 +105,7 @@ class Bank:
         ]
         return exact or [q for q in self.questions if needle in q.title.casefold()]
 
-    def merged_name(self, name: str) -> str:
+    def merged_key(self, name: str) -> str:
         """The key a tag or company of any spelling (or alias) is merged under; compare these."""
         return name_key(self.aliases.get(name_key(name), name))
 
