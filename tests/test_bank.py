@@ -447,7 +447,9 @@ def test_an_aliases_table_merges_other_spellings(tmp_path: Path) -> None:
     assert result.bank.company_counts() == {"字节跳动": 2}
     assert result.bank.tag_counts() == {"RLHF": 1, "RL": 1}  # 强化学习 and rl are one tag of the question
     assert [q.title for q in result.bank.matching("字节")] == ["one", "two"]
-    assert result.bank.merged_key("ByteDance") == result.bank.merged_key("字节跳动") == "字节跳动"  # keys: casefolded, no spaces
+    assert (
+        result.bank.merged_key("ByteDance") == result.bank.merged_key("字节跳动") == "字节跳动"
+    )  # keys: casefolded, no spaces
 
 
 def test_a_broken_aliases_table_is_an_error_at_its_line(tmp_path: Path) -> None:
