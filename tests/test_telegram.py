@@ -22,7 +22,7 @@ from aiohttp import ClientSession
 
 from bot.adapters.base import ChatGone, PlatformError
 from bot.adapters.base import Core as CoreProtocol
-from bot.adapters.telegram import RequestTimeouts, TelegramAdapter
+from bot.adapters.telegram import AdminCache, RequestTimeouts, TelegramAdapter
 from bot.config import Settings
 from bot.core.bank import Bank
 from bot.core.clock import FakeClock
@@ -659,6 +659,30 @@ async def test_a_user_who_never_started_the_bot_is_asked_to_in_the_group(tg: Fak
     assert shown(notice) == said(t("en", "private_blocked"))
     assert notice.params["reply_parameters"]["message_id"] == asked["message"]["message_id"]
     assert notice.buttons == [{"text": t("en", "button_open_private"), "url": "https://t.me/dailyq_test_bot"}]
+
+
+async def test_the_admin_cache_keeps_the_most_recently_asked_pairs_only(tg: FakeTelegram) -> None:
+    core = RecordingCore()
+    adapter = TelegramAdapter(tg.token, base_url=tg.base_url, request_timeouts=FAST, admin_cache_size=2)
+    carol = User(1004, "Carol", language_code="en")
+    tg.set_member_status(GROUP, BOB, "administrator")
+    async with running(adapter, core, tg):
+        for user in (ALICE, BOB, ALICE, carol, ALICE, BOB):  # Bob is the least recent when Carol comes
+            await says(tg, GROUP, user, "/stats")
+    asked = [int(call.params["user_id"]) for call in tg.calls_to("getChatMember")]
+    assert asked == [ALICE.id, BOB.id, carol.id, BOB.id]
+    assert core.admin == [False, True, False, False, False, True]
+    assert len(adapter.admin_cache) == 2
+
+
+def test_an_admin_answer_expires_after_its_time() -> None:
+    now = [0.0]
+    cache = AdminCache(60.0, 10, now=lambda: now[0])
+    cache.put(-1, 7, True)
+    now[0] = 59.9
+    assert cache.get(-1, 7) is True
+    now[0] = 60.0
+    assert cache.get(-1, 7) is None and len(cache) == 0
 
 
 def webhook_adapter(tg: FakeTelegram) -> tuple[TelegramAdapter, str]:
