@@ -10,6 +10,7 @@ import asyncio
 import logging
 import random
 import socket
+import string
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass, field
@@ -685,7 +686,7 @@ def test_an_admin_answer_expires_after_its_time() -> None:
     assert cache.get(-1, 7) is None and len(cache) == 0
 
 
-def webhook_adapter(tg: FakeTelegram) -> tuple[TelegramAdapter, str]:
+def webhook_adapter(tg: FakeTelegram, secret: str | None = "s3cret") -> tuple[TelegramAdapter, str]:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
@@ -696,7 +697,7 @@ def webhook_adapter(tg: FakeTelegram) -> tuple[TelegramAdapter, str]:
         request_timeouts=FAST,
         webhook_url=url,
         webhook_listen=f"127.0.0.1:{port}",
-        webhook_secret="s3cret",
+        webhook_secret=secret,
     )
     return adapter, url
 
@@ -718,6 +719,39 @@ async def test_webhook_mode_checks_the_secret(tg: FakeTelegram) -> None:
     assert [i.text for i in core.seen] == ["/start"]
     assert tg.webhook_statuses == [200]
     assert tg.calls_to("getUpdates") == []
+
+
+async def test_webhook_mode_without_a_configured_secret_makes_one_and_refuses_forgeries(
+    tg: FakeTelegram, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    adapter, url = webhook_adapter(tg, secret=None)
+    core = RecordingCore()
+    # A forged message "from an anonymous admin": sent on behalf of the group itself.
+    forged = {
+        "update_id": 999,
+        "message": {
+            "message_id": 1,
+            "date": 0,
+            "chat": GROUP.to_json(),
+            "sender_chat": GROUP.to_json(),
+            "text": "/settings time 03:00",
+            "entities": [{"type": "bot_command", "offset": 0, "length": 9}],
+        },
+    }
+    async with running(adapter, core, tg):
+        [registered] = await tg.wait_for("setWebhook", after=0)
+        secret = registered.params["secret_token"]
+        assert len(secret) >= 32 and set(secret) <= set(string.ascii_letters + string.digits + "_-")
+        async with ClientSession() as http:
+            for headers in ({}, {"X-Telegram-Bot-Api-Secret-Token": ""}, {"X-Telegram-Bot-Api-Secret-Token": "x"}):
+                async with http.post(url, json=forged, headers=headers) as response:
+                    assert response.status == 403
+        tg.user_says(private_chat(ALICE), ALICE, "/start")  # Telegram's own delivery carries the secret
+        await tg.wait_for("sendMessage", chat_id=ALICE.id)
+    assert [i.text for i in core.seen] == ["/start"]
+    assert tg.webhook_statuses == [200]
+    assert secret not in caplog.text, "python-telegram-bot logs setWebhook's parameters at DEBUG"
 
 
 async def test_webhook_mode_acknowledges_an_update_it_cannot_read_and_goes_on(

@@ -22,6 +22,7 @@ import functools
 import hmac
 import logging
 import re
+import secrets
 import ssl
 import time
 import warnings
@@ -100,6 +101,7 @@ OVERALL_MESSAGES_PER_SECOND = 29  # just under Telegram's 30, so timing jitter n
 GROUP_MESSAGES_PER_MINUTE = 20
 RATE_LIMIT_RETRIES = 3
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
+WEBHOOK_SECRET_BYTES = 32  # random bytes of a generated secret: 43 characters of Telegram's allowed A-Za-z0-9_-
 # Bad Request descriptions that mean the chat (or the forum topic a subscription lives in) is gone.
 GONE_DESCRIPTIONS = ("chat not found", "message thread not found", "topic_deleted")
 COMMAND = re.compile(r"/([^\s@]+)(?:@(\S+))?")  # /name@bot_username
@@ -141,15 +143,17 @@ async def _yes() -> bool:
     return True
 
 
-_REDACTING: dict[str, RedactingFilter] = {}
+_REDACTING: dict[tuple[str, ...], RedactingFilter] = {}
 
 
-def _keep_out_of_logs(token: str) -> None:
-    """python-telegram-bot logs its API URL, token included, on its own loggers: redact there too,
-    so the token stays out even where `bot.ops.logs.setup_logging` did not run (tests, embedding)."""
-    if token not in _REDACTING:  # one filter per token, however many adapters use it
-        _REDACTING[token] = RedactingFilter(Redactor([token]))
-    redacting = _REDACTING[token]
+def _keep_out_of_logs(*hidden: str) -> None:
+    """python-telegram-bot logs its API URL, token included, and (at DEBUG) every call's parameters
+    (setWebhook's secret token) on its own loggers: redact there too, so the secrets stay out even
+    where `bot.ops.logs.setup_logging` did not run (tests, embedding) or does not know them (a
+    webhook secret generated at start)."""
+    if hidden not in _REDACTING:  # one filter per set of secrets, however many adapters use it
+        _REDACTING[hidden] = RedactingFilter(Redactor(hidden))
+    redacting = _REDACTING[hidden]
     # A filter acts only on its own logger's records, so it goes where the URL is logged
     # (adding the same filter object again is a no-op).
     for name in ("telegram.Bot", "telegram.ext.ExtBot"):
@@ -278,11 +282,13 @@ class TelegramAdapter:
         admin_cache_seconds: float = 60.0,
         admin_cache_size: int = ADMIN_CACHE_ENTRIES,
     ) -> None:
-        _keep_out_of_logs(token)
         self._base_url = base_url
         self._webhook_url = webhook_url
         self._webhook_listen = webhook_listen or "0.0.0.0:8443"
-        self._webhook_secret = webhook_secret
+        # Always a secret: without one, anyone who finds the URL can post updates (a forged
+        # "anonymous admin" message passes the admin check). Telegram sends it with every update.
+        self._webhook_secret = webhook_secret or secrets.token_urlsafe(WEBHOOK_SECRET_BYTES)
+        _keep_out_of_logs(*((token, self._webhook_secret) if webhook_url else (token,)))
         self._poll_timeout = poll_timeout
         self.admin_cache = AdminCache(admin_cache_seconds, admin_cache_size)
         self._core: Core | None = None
@@ -390,7 +396,7 @@ class TelegramAdapter:
 
     async def _on_webhook(self, request: web.Request) -> web.Response:
         given = request.headers.get(SECRET_HEADER, "")
-        if self._webhook_secret and not hmac.compare_digest(given, self._webhook_secret):
+        if not hmac.compare_digest(given.encode(), self._webhook_secret.encode()):
             return web.Response(status=403)
         try:
             data = await request.json()
