@@ -101,7 +101,8 @@ OVERALL_MESSAGES_PER_SECOND = 29  # just under Telegram's 30, so timing jitter n
 GROUP_MESSAGES_PER_MINUTE = 20
 RATE_LIMIT_RETRIES = 3
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
-WEBHOOK_SECRET_BYTES = 32  # random bytes of a generated secret: 43 characters of Telegram's allowed A-Za-z0-9_-
+# Random bytes of a generated webhook secret: 43 characters of the A-Za-z0-9_- Telegram allows.
+WEBHOOK_SECRET_BYTES = 32
 # Bad Request descriptions that mean the chat (or the forum topic a subscription lives in) is gone.
 GONE_DESCRIPTIONS = ("chat not found", "message thread not found", "topic_deleted")
 COMMAND = re.compile(r"/([^\s@]+)(?:@(\S+))?")  # /name@bot_username
