@@ -650,16 +650,20 @@ async def test_a_private_reply_from_a_group_goes_to_the_users_private_chat(tg: F
     assert "reply_parameters" not in private.params, "the message replied to is in the group"
 
 
-async def test_a_user_who_never_started_the_bot_is_asked_to_in_the_group(tg: FakeTelegram) -> None:
+@pytest.mark.parametrize(("language_code", "lang"), [("en", "en"), ("zh-hans", "zh"), (None, "en")])
+async def test_a_user_who_never_started_the_bot_is_asked_to_in_the_group(
+    tg: FakeTelegram, language_code: str | None, lang: str
+) -> None:
+    user = User(1001, "Alice", language_code=language_code)
     core = RecordingCore(answer=lambda incoming: [Reply("just for you", private=True)])
     async with running(TelegramAdapter(tg.token, base_url=tg.base_url, request_timeouts=FAST), core, tg):
-        tg.fail("sendMessage", NEVER_STARTED, chat_id=ALICE.id)
-        asked = tg.user_says(GROUP, ALICE, "/stats")
+        tg.fail("sendMessage", NEVER_STARTED, chat_id=user.id)
+        asked = tg.user_says(GROUP, user, "/stats")
         refused, notice = await tg.wait_for("sendMessage", count=2)
     assert refused.fault is NEVER_STARTED and notice.chat_id == GROUP.id
-    assert shown(notice) == said(t("en", "private_blocked"))
+    assert shown(notice) == said(t(lang, "private_blocked"))
     assert notice.params["reply_parameters"]["message_id"] == asked["message"]["message_id"]
-    assert notice.buttons == [{"text": t("en", "button_open_private"), "url": "https://t.me/dailyq_test_bot"}]
+    assert notice.buttons == [{"text": t(lang, "button_open_private"), "url": "https://t.me/dailyq_test_bot"}]
 
 
 async def test_the_admin_cache_keeps_the_most_recently_asked_pairs_only(tg: FakeTelegram) -> None:

@@ -79,7 +79,7 @@ from telegram.warnings import PTBDeprecationWarning
 from bot.adapters.base import ChatGone, ChatMoved, Core, PlatformError, TransientError
 from bot.core import messages
 from bot.core.model import Button, ChatRef, Incoming, Reply, SentRef
-from bot.core.quiz import COMMANDS
+from bot.core.quiz import COMMANDS, platform_language
 from bot.core.render import to_telegram_html
 from bot.ops.logs import RedactingFilter, Redactor
 
@@ -551,7 +551,7 @@ class TelegramAdapter:
         try:
             return await self._post(ChatRef(PLATFORM, incoming.user_id), replace(reply, reply_to=None))
         except Forbidden:
-            lang = incoming.lang or "en"
+            lang = platform_language(incoming.lang) or "en"  # 'zh-hans' → zh, as the core reads it
             start = Button(messages.t(lang, "button_open_private"), url=f"https://t.me/{self.bot.username}")
             notice = Reply(
                 messages.t(lang, "private_blocked"),
