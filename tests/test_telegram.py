@@ -319,6 +319,82 @@ async def test_an_answer_in_the_clear_gets_the_reminder_and_a_hidden_one_does_no
     assert await world.row("SELECT hidden FROM attempts WHERE user_key = 'telegram:1001'") == (0,)
 
 
+# Shapes of real updates (Bot API documentation, python-telegram-bot's and pyTelegramBotAPI's tests).
+def photo_with_caption(caption: str, entities: list[dict[str, Any]]) -> dict[str, Any]:
+    sizes = [(90, 67, 1251), (320, 240, 13597), (800, 600, 53720)]
+    return {
+        "photo": [
+            {
+                "file_id": f"AgACAgIAAxkBAAIBY2X{w}",
+                "file_unique_id": f"AQADr7{w}",
+                "file_size": size,
+                "width": w,
+                "height": h,
+            }
+            for w, h, size in sizes
+        ],
+        "caption": caption,
+        "caption_entities": entities,
+    }
+
+
+def document_with_caption(caption: str, entities: list[dict[str, Any]]) -> dict[str, Any]:
+    thumbnail = {
+        "file_id": "AAMCAgADGQEAAgF",
+        "file_unique_id": "AQADbw",
+        "file_size": 1940,
+        "width": 90,
+        "height": 90,
+    }
+    return {
+        "document": {
+            "file_name": "answer.pdf",
+            "mime_type": "application/pdf",
+            "thumbnail": thumbnail,
+            "thumb": thumbnail,
+            "file_id": "BQACAgIAAxkBAAIBZGX",
+            "file_unique_id": "AgADCw",
+            "file_size": 48213,
+        },
+        "caption": caption,
+        "caption_entities": entities,
+    }
+
+
+@pytest.mark.parametrize("media", [photo_with_caption, document_with_caption], ids=["photo", "document"])
+async def test_an_answer_in_a_caption_counts(world: World, media: Callable[..., dict[str, Any]]) -> None:
+    tg = world.tg
+    await subscribe(world, GROUP)
+    mark = tg.mark()
+    world.clock.set(NINE_AM)
+    await world.scheduler.sweep()  # the daily post, its message id recorded before the answer comes
+    [post] = tg.calls_to("sendMessage", after=mark, chat_id=GROUP.id)
+    answer = "keys and values"
+    tg.user_sends(GROUP, ALICE, media(answer, spoiler(answer)), reply_to=post.result["message_id"])
+    [ack] = await tg.wait_for("sendMessage", chat_id=GROUP.id)
+    assert shown(ack).startswith("Got your answer")
+    assert await world.row("SELECT text, hidden FROM attempts") == (answer, 1)
+
+
+async def test_an_edited_answer_replaces_the_answer(world: World) -> None:
+    tg, me = world.tg, private_chat(ALICE)
+    question = await says(tg, me, ALICE, "/quiz llm")
+    first = tg.user_says(me, ALICE, "keys", reply_to=question.result["message_id"])
+    await tg.wait_for("sendMessage", chat_id=ALICE.id)
+    fixed = "keys and values"
+    tg.user_edits(first["message"], fixed, entities=spoiler(fixed))
+    [ack] = await tg.wait_for("sendMessage", chat_id=ALICE.id)
+    assert shown(ack).startswith("Replaced your earlier answer")
+    assert await world.row("SELECT text, hidden FROM attempts WHERE current = 1") == (fixed, 1)
+    # An edited command other than /answer is not run again.
+    quiz = tg.user_says(me, ALICE, "/quiz rag")
+    await tg.wait_for("sendMessage", chat_id=ALICE.id)
+    mark = tg.mark()
+    tg.user_edits(quiz["message"], "/quiz llm")
+    await says(tg, me, ALICE, "/answer sequence of steps")
+    assert len(tg.calls_to("sendMessage", after=mark)) == 1
+
+
 async def test_a_full_answer_of_9000_characters_is_split_into_valid_messages(world: World) -> None:
     tg, me = world.tg, private_chat(ALICE)
     await says(tg, me, ALICE, "/quiz long")
@@ -598,6 +674,41 @@ async def test_in_groups_only_commands_and_replies_to_the_bot_reach_the_core(
     assert recorded.admin == [True, False]
 
 
+async def test_spoilers_count_by_the_utf16_positions_of_the_body_only(
+    tg: FakeTelegram, recorded: RecordingCore
+) -> None:
+    def over(offset: int, length: int) -> list[dict[str, Any]]:
+        return [{"type": "spoiler", "offset": offset, "length": length}]
+
+    text = "/answer keys and values"
+    emoji = "/answer 🚀 keys and values"  # 🚀 is two UTF-16 units
+    cases = [
+        (text, over(0, 16), False),  # "/answer keys and": as many characters as the body, not its own
+        (text, over(8, 15), True),
+        (text, over(0, 23), True),
+        (text, over(8, 14), False),  # the final "s" is in the clear
+        (emoji, over(8, 18), True),
+        (emoji, over(8, 17), False),  # counted in characters, 17 would reach the end
+        ("/answer ||keys|| and values", over(17, 10), True),  # typed and entity spoilers together
+        ("答案 🚀 kv", over(0, 4), False),
+        ("答案 🚀 kv", over(0, 8), True),
+    ]
+    for words, entities, _ in cases:
+        await says(tg, private_chat(ALICE), ALICE, words, entities=entities)
+    assert [i.hidden for i in recorded.seen] == [hidden for *_, hidden in cases]
+
+
+async def test_in_groups_unknown_commands_not_addressed_to_us_are_ignored(
+    tg: FakeTelegram, recorded: RecordingCore
+) -> None:
+    for words in ("/random 1000 2000", "/test @OtherBot", "/roll@dice_bot 6"):
+        tg.user_says(GROUP, ALICE, words)
+    await says(tg, GROUP, ALICE, "/nonsense@dailyq_test_bot")  # addressed to us: we say it is unknown
+    await says(tg, GROUP, ALICE, "/stats")
+    await says(tg, private_chat(ALICE), ALICE, "/random 1000 2000")  # a private chat is ours alone
+    assert [i.text for i in recorded.seen] == ["/nonsense", "/stats", "/random 1000 2000"]
+
+
 async def test_a_forum_topic_is_part_of_the_address(tg: FakeTelegram, recorded: RecordingCore) -> None:
     in_topic = await says(tg, FORUM, ALICE, "/quiz", thread_id=TOPIC)
     assert in_topic.thread_id == TOPIC
@@ -613,6 +724,20 @@ async def test_a_forum_topic_is_part_of_the_address(tg: FakeTelegram, recorded: 
     await tg.wait_for("answerCallbackQuery")
     await tg.wait_for("sendMessage", message_thread_id=TOPIC)
     assert recorded.seen[-1].chat.key == f"telegram:{FORUM.id}/{TOPIC}"
+
+
+async def test_a_press_on_an_inaccessible_message_keeps_its_forum_topic(tg: FakeTelegram) -> None:
+    core = RecordingCore(answer=lambda incoming: [Reply("ok", buttons=((Button("Reveal", "/reveal 12"),),))])
+    async with running(TelegramAdapter(tg.token, base_url=tg.base_url, request_timeouts=FAST), core, tg):
+        tg.user_says(FORUM, ALICE, "/quiz", thread_id=TOPIC)
+        [in_topic] = await tg.wait_for("sendMessage", message_thread_id=TOPIC)
+        mark = tg.mark()
+        tg.press_inaccessible(in_topic.button("/reveal"), in_topic.result, ALICE)
+        await tg.wait_for("answerCallbackQuery", after=mark)
+        [answer] = await tg.wait_for("sendMessage", after=mark)
+    pressed = core.seen[-1]
+    assert (pressed.text, pressed.chat.key) == ("/reveal 12", f"telegram:{FORUM.id}/{TOPIC}")
+    assert answer.thread_id == TOPIC, "the reply went to General"
 
 
 async def test_buttons_go_on_the_last_message_and_core_learns_the_first(tg: FakeTelegram) -> None:
@@ -748,7 +873,11 @@ async def test_webhook_mode_without_a_configured_secret_makes_one_and_refuses_fo
         secret = registered.params["secret_token"]
         assert len(secret) >= 32 and set(secret) <= set(string.ascii_letters + string.digits + "_-")
         async with ClientSession() as http:
-            for headers in ({}, {"X-Telegram-Bot-Api-Secret-Token": ""}, {"X-Telegram-Bot-Api-Secret-Token": "x"}):
+            for headers in (
+                {},
+                {"X-Telegram-Bot-Api-Secret-Token": ""},
+                {"X-Telegram-Bot-Api-Secret-Token": "x"},
+            ):
                 async with http.post(url, json=forged, headers=headers) as response:
                     assert response.status == 403
         tg.user_says(private_chat(ALICE), ALICE, "/start")  # Telegram's own delivery carries the secret

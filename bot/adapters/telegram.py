@@ -88,8 +88,9 @@ log = logging.getLogger(__name__)
 PLATFORM = "telegram"
 DEFAULT_BASE_URL = "https://api.telegram.org/bot"
 # What the bot asks Telegram for; my_chat_member (the bot removed from a chat) is left out on
-# purpose: the next send's Forbidden tells the scheduler, which unsubscribes the chat.
-ALLOWED_UPDATES = ("message", "callback_query")
+# purpose: the next send's Forbidden tells the scheduler, which unsubscribes the chat. An edited
+# message is a user fixing (or hiding) an answer.
+ALLOWED_UPDATES = ("message", "edited_message", "callback_query")
 ADMIN_STATUSES = frozenset({ChatMember.OWNER, ChatMember.ADMINISTRATOR})
 CALLBACK_DATA_BYTES = 64
 # (chat, user) pairs whose admin status is remembered: about 2 MB, and more than the distinct users
@@ -106,6 +107,11 @@ WEBHOOK_SECRET_BYTES = 32
 # Bad Request descriptions that mean the chat (or the forum topic a subscription lives in) is gone.
 GONE_DESCRIPTIONS = ("chat not found", "message thread not found", "topic_deleted")
 COMMAND = re.compile(r"/([^\s@]+)(?:@(\S+))?")  # /name@bot_username
+OUR_COMMANDS = frozenset(command.name for command in COMMANDS)
+ANSWER_COMMAND = "answer"
+# A button in a forum topic carries its topic after its payload, so that a press still finds the
+# topic when Telegram sends the message as inaccessible (older ones come as chat and id only).
+TOPIC_SEPARATOR = "\n"  # never inside a payload: payloads are one-line commands
 START_PAYLOAD = re.compile(r"/start ([A-Za-z0-9_-]{1,64})")
 TYPED_SPOILER = re.compile(r"\|\|.+?\|\|", re.DOTALL)
 NO_PREVIEW = LinkPreviewOptions(is_disabled=True)
@@ -295,7 +301,9 @@ class TelegramAdapter:
         self._core: Core | None = None
         self._init_lock = asyncio.Lock()
         self._app = self._build(token, request_timeouts, rate_limiter)
-        self._app.add_handler(MessageHandler(filters.UpdateType.MESSAGE & filters.TEXT, self._on_message))
+        self._app.add_handler(
+            MessageHandler(filters.UpdateType.MESSAGES & (filters.TEXT | filters.CAPTION), self._on_message)
+        )
         self._app.add_handler(CallbackQueryHandler(self._on_button))
 
     def _build(
@@ -419,23 +427,33 @@ class TelegramAdapter:
             return self._from_button(update.callback_query)
         if update.message:
             return self._from_message(update.message)
+        if update.edited_message:
+            return self._from_message(update.edited_message, edited=True)
         return None
 
-    def _from_message(self, message: Message) -> Incoming | None:
-        user, text = message.from_user, message.text
+    def _from_message(self, message: Message, *, edited: bool = False) -> Incoming | None:
+        """A text message, or a photo or document with a caption (an answer may come as either)."""
+        user = message.from_user
+        text, entities = _text_and_entities(message)
         if user is None or text is None:
             return None
         replied = self._replied_bot_message(message)
-        command = COMMAND.match(text) if _starts_with_command(message) else None
+        command = COMMAND.match(text) if _starts_with_command(entities) else None
+        body_start = 0
         if command:
-            if command[2] and command[2].casefold() != (self.bot.username or "").casefold():
+            name, addressed = command[1].casefold(), command[2]
+            if addressed and addressed.casefold() != (self.bot.username or "").casefold():
                 return None  # for another bot
-            body = text[command.end() :]
-            text = f"/{command[1]}{body}"
+            if _is_group(message.chat) and not addressed and name not in OUR_COMMANDS:
+                # Another bot's command (`/random 1 6`, `/test @OtherBot`): Telegram shows groups'
+                # commands to every bot that posted last, so an unknown one is not ours to refuse.
+                return None
+            if edited and name != ANSWER_COMMAND:
+                return None  # an edited /answer replaces the answer; other commands are not run twice
+            body_start = command.end()
+            text = f"/{command[1]}{text[body_start:]}"
         elif message.chat.type != ChatType.PRIVATE and replied is None:
             return None  # group chatter (seen only with privacy mode off)
-        else:
-            body = text
         return Incoming(
             platform=PLATFORM,
             chat=_chat_ref(message),
@@ -445,7 +463,7 @@ class TelegramAdapter:
             is_group=_is_group(message.chat),
             is_admin=self._admin_check(message.chat, user.id, message.sender_chat),
             reply_to=str(replied.message_id) if replied else None,
-            hidden=_is_hidden(message, body),
+            hidden=_is_hidden(message, body_start),
             lang=user.language_code,
             message_id=str(message.message_id),
         )
@@ -454,14 +472,19 @@ class TelegramAdapter:
         message = query.message
         if message is None or not query.data:
             return None  # a button under an inline-mode message: not ours
+        payload, _, topic = query.data.partition(TOPIC_SEPARATOR)
+        if isinstance(message, Message) and message.is_accessible:
+            chat = _chat_ref(message)
+        else:
+            # Inaccessible (python-telegram-bot reads it as a Message dated 0): only the chat and
+            # the message id came; the topic is in the data.
+            chat = ChatRef(PLATFORM, str(message.chat.id), topic if topic.isdigit() else None)
         return Incoming(
             platform=PLATFORM,
-            chat=_chat_ref(message)
-            if isinstance(message, Message)
-            else ChatRef(PLATFORM, str(message.chat.id)),
+            chat=chat,
             user_id=str(query.from_user.id),
             user_name=query.from_user.full_name,
-            text=query.data,
+            text=payload,
             is_group=_is_group(message.chat),
             is_admin=self._admin_check(message.chat, query.from_user.id, None),
             lang=query.from_user.language_code,
@@ -583,7 +606,7 @@ class TelegramAdapter:
                 parse_mode=ParseMode.HTML,
                 message_thread_id=thread,
                 reply_parameters=_reply_parameters(reply.reply_to) if first is None else None,
-                reply_markup=self._keyboard(reply.buttons) if number == len(chunks) else None,
+                reply_markup=self._keyboard(reply.buttons, thread) if number == len(chunks) else None,
                 link_preview_options=NO_PREVIEW,
             )
             first = first or sent
@@ -591,11 +614,13 @@ class TelegramAdapter:
             raise ValueError("a reply with no text to send")
         return SentRef(chat, str(first.message_id))
 
-    def _keyboard(self, rows: tuple[tuple[Button, ...], ...]) -> InlineKeyboardMarkup | None:
-        keyboard = [[self._inline_button(button) for button in row] for row in rows if row]
+    def _keyboard(
+        self, rows: tuple[tuple[Button, ...], ...], thread: int | None
+    ) -> InlineKeyboardMarkup | None:
+        keyboard = [[self._inline_button(button, thread) for button in row] for row in rows if row]
         return InlineKeyboardMarkup(keyboard) if keyboard else None
 
-    def _inline_button(self, button: Button) -> InlineKeyboardButton:
+    def _inline_button(self, button: Button, thread: int | None) -> InlineKeyboardButton:
         if button.url:
             return InlineKeyboardButton(button.label, url=button.url)
         # `/start <parameter>` is what a deep link makes the user send to the bot's private chat.
@@ -604,7 +629,7 @@ class TelegramAdapter:
             return InlineKeyboardButton(
                 button.label, url=f"https://t.me/{self.bot.username}?start={start[1]}"
             )
-        return InlineKeyboardButton(button.label, callback_data=_callback_data(button.payload))
+        return InlineKeyboardButton(button.label, callback_data=_callback_data(button.payload, thread))
 
     async def _send_images(self, chat_id: int, thread: int | None, images: Sequence[str]) -> None:
         for image in images:
@@ -624,8 +649,14 @@ class TelegramAdapter:
                 log.warning("telegram: image %s not sent: %s", image, error)
 
 
-def _starts_with_command(message: Message) -> bool:
-    return any(e.type == MessageEntity.BOT_COMMAND and e.offset == 0 for e in message.entities)
+def _text_and_entities(message: Message) -> tuple[str | None, Sequence[MessageEntity]]:
+    if message.text is not None:
+        return message.text, message.entities
+    return message.caption, message.caption_entities
+
+
+def _starts_with_command(entities: Sequence[MessageEntity]) -> bool:
+    return any(e.type == MessageEntity.BOT_COMMAND and e.offset == 0 for e in entities)
 
 
 def _is_group(chat: TgChat) -> bool:
@@ -638,22 +669,34 @@ def _chat_ref(message: Message) -> ChatRef:
     return ChatRef(PLATFORM, str(message.chat.id), str(thread) if thread else None)
 
 
-def _visible_count(text: str) -> int:
-    return sum(not char.isspace() for char in text)
+def _is_hidden(message: Message, body_start: int) -> bool:
+    """Every visible character of the body (the text from `body_start`, past a command) is inside
+    a spoiler: a spoiler entity (its offsets count UTF-16 units) or a typed `||…||`."""
+    text, entities = _text_and_entities(message)
+    assert text is not None
+    spoilers = [
+        (entity.offset, entity.offset + entity.length)
+        for entity in entities
+        if entity.type == MessageEntity.SPOILER
+    ]
+    typed = [match.span() for match in TYPED_SPOILER.finditer(text, body_start)]
+    visible = False
+    unit = _utf16_len(text[:body_start])  # the UTF-16 position of the character at `index`
+    for index in range(body_start, len(text)):
+        char = text[index]
+        if not char.isspace():
+            visible = True
+            covered = any(start <= unit < end for start, end in spoilers) or any(
+                start <= index < end for start, end in typed
+            )
+            if not covered:
+                return False
+        unit += _utf16_len(char)
+    return visible
 
 
-def _is_hidden(message: Message, body: str) -> bool:
-    """Every visible character of `body` is inside a spoiler (entities, or typed `||…||`)."""
-    visible = _visible_count(body)
-    if not visible:
-        return False
-    if not TYPED_SPOILER.sub("", body).strip():
-        return True
-    try:
-        spoilers = message.parse_entities([MessageEntity.SPOILER]).values()
-    except UnicodeDecodeError:  # entity offsets that split a character: not a client's doing
-        return False
-    return sum(_visible_count(part) for part in spoilers) >= visible
+def _utf16_len(text: str) -> int:
+    return len(text.encode("utf-16-le")) // 2
 
 
 def _reply_parameters(message_id: str | None) -> ReplyParameters | None:
@@ -662,7 +705,11 @@ def _reply_parameters(message_id: str | None) -> ReplyParameters | None:
     return ReplyParameters(int(message_id), allow_sending_without_reply=True)
 
 
-def _callback_data(payload: str) -> str:
+def _callback_data(payload: str, thread: int | None) -> str:
+    """The payload, with its forum topic after it when both fit in Telegram's 64 bytes."""
+    with_topic = f"{payload}{TOPIC_SEPARATOR}{thread}" if thread else payload
+    if len(with_topic.encode()) <= CALLBACK_DATA_BYTES:
+        return with_topic
     data = payload.encode()
     if len(data) > CALLBACK_DATA_BYTES:
         # Payloads are short by design; cut at a character boundary rather than have Telegram
