@@ -6,7 +6,9 @@ translation tests use a recording core instead, to see exactly what the adapter 
 
 from __future__ import annotations
 
+import ast
 import asyncio
+import inspect
 import logging
 import random
 import socket
@@ -19,8 +21,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import telegram
 from aiohttp import ClientSession
+from telegram import Bot
+from telegram.ext import ExtBot
 
+from bot.adapters import telegram as telegram_adapter
 from bot.adapters.base import ChatGone, PlatformError
 from bot.adapters.base import Core as CoreProtocol
 from bot.adapters.telegram import AdminCache, RequestTimeouts, TelegramAdapter
@@ -901,3 +907,25 @@ async def test_webhook_mode_acknowledges_an_update_it_cannot_read_and_goes_on(
     assert tg.webhook_statuses == [200, 200]
     assert [i.text for i in core.seen] == ["/start"]
     assert f"update {bad['update_id']} is unreadable" in caplog.text
+
+
+def test_the_adapter_needs_no_private_name_of_python_telegram_bot() -> None:
+    # The adapter once re-implemented get_updates through Bot._post and Bot._request, names that
+    # can change in any release. Reading a batch update by update now goes through public API:
+    # these are the names it needs; this fails, naming the version, if a release drops one.
+    version = telegram.__version__
+    asked = {"offset", "limit", "timeout", "allowed_updates"}
+    assert asked <= set(inspect.signature(Bot.get_updates).parameters), (
+        f"python-telegram-bot {version}: Bot.get_updates has other parameters now"
+    )
+    for name in ("do_api_request", "insert_callback_data"):
+        assert callable(getattr(ExtBot, name, None)), f"python-telegram-bot {version} has no ExtBot.{name}"
+    tree = ast.parse(Path(telegram_adapter.__file__).read_text())
+    private = [
+        node.module
+        for node in ast.walk(tree)
+        if isinstance(node, ast.ImportFrom)
+        and (node.module or "").split(".")[0] == "telegram"
+        and any(part.startswith("_") for part in (node.module or "").split("."))
+    ]
+    assert private == [], f"python-telegram-bot {version}: the adapter imports private modules {private}"

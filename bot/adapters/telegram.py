@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import hmac
+import inspect
 import logging
 import re
 import secrets
@@ -32,6 +33,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 import certifi
@@ -50,8 +52,6 @@ from telegram import (
     Update,
 )
 from telegram import Chat as TgChat
-from telegram._utils.defaultvalue import DEFAULT_NONE, DefaultValue  # private: see _TolerantBot
-from telegram._utils.types import JSONDict, ODVInput, TimePeriod
 from telegram.constants import ChatType, ParseMode
 from telegram.error import (
     BadRequest,
@@ -74,7 +74,7 @@ from telegram.ext import (
     filters,
 )
 from telegram.request import HTTPXRequest
-from telegram.warnings import PTBDeprecationWarning
+from telegram.warnings import PTBDeprecationWarning, PTBUserWarning
 
 from bot.adapters.base import ChatGone, ChatMoved, Core, PlatformError, TransientError
 from bot.core import messages
@@ -114,6 +114,7 @@ ANSWER_COMMAND = "answer"
 TOPIC_SEPARATOR = "\n"  # never inside a payload: payloads are one-line commands
 START_PAYLOAD = re.compile(r"/start ([A-Za-z0-9_-]{1,64})")
 TYPED_SPOILER = re.compile(r"\|\|.+?\|\|", re.DOTALL)
+SPACE_UTF16 = " ".encode("utf-16-le")
 NO_PREVIEW = LinkPreviewOptions(is_disabled=True)
 
 
@@ -191,36 +192,36 @@ class _TolerantBot(ExtBot):
 
     Bot.get_updates parses a batch in one go: one update it cannot read (a required field missing,
     say) raises, the Updater keeps its offset and fetches the same batch again, forever, and the
-    bot answers no one. Here each update is parsed on its own, and an unreadable one is replaced
-    by a bare Update with its id: no handler takes it, and the next offset acknowledges it.
-    It mirrors Bot.get_updates with some of the library's private names: pyproject pins it to 22.x.
+    bot answers no one. Here, when that happens, the batch is fetched once more (the offset has
+    not moved, so Telegram sends the same updates, at once: timeout 0) as plain JSON through the
+    public `do_api_request`, and each update is read on its own: an unreadable one becomes a bare
+    Update with its id, no handler takes it, and the next offset acknowledges it. Only public API:
+    a batch that reads (every batch but a rare one) costs exactly what Bot.get_updates costs.
     """
 
-    async def get_updates(
-        self,
-        offset: int | None = None,
-        limit: int | None = None,
-        timeout: TimePeriod | float | None = None,  # noqa: ASYNC109 (Bot.get_updates's signature)
-        allowed_updates: Sequence[str] | None = None,
-        *,
-        read_timeout: ODVInput[float] = DEFAULT_NONE,
-        write_timeout: ODVInput[float] = DEFAULT_NONE,
-        connect_timeout: ODVInput[float] = DEFAULT_NONE,
-        pool_timeout: ODVInput[float] = DEFAULT_NONE,
-        api_kwargs: JSONDict | None = None,
-    ) -> tuple[Update, ...]:
-        # As Bot.get_updates: the read timeout is the request's own plus the long poll's wait.
-        base = self._request[0].read_timeout if isinstance(read_timeout, DefaultValue) else read_timeout
-        wait = timeout.total_seconds() if isinstance(timeout, timedelta) else timeout or 0
-        batch: list[JSONDict] = await self._post(
-            "getUpdates",
-            {"timeout": timeout, "offset": offset, "limit": limit, "allowed_updates": allowed_updates},
-            read_timeout=(base or 0) + wait,
-            write_timeout=write_timeout,
-            connect_timeout=connect_timeout,
-            pool_timeout=pool_timeout,
-            api_kwargs=api_kwargs,
-        )
+    async def get_updates(self, *args: Any, **kwargs: Any) -> tuple[Update, ...]:
+        try:
+            return await super().get_updates(*args, **kwargs)
+        except TelegramError:
+            raise  # network and API errors: the Updater's retry loop handles them
+        except Exception as error:
+            asked = inspect.signature(Bot.get_updates).bind(self, *args, **kwargs).arguments
+            log.info(
+                "telegram: python-telegram-bot could not read a batch (%r); reading it update by update",
+                error,
+            )
+            with warnings.catch_warnings():
+                # "use Bot.get_updates instead": that is the call that could not read the batch.
+                warnings.simplefilter("ignore", PTBUserWarning)
+                batch = await self.do_api_request(
+                    "getUpdates",
+                    api_kwargs={
+                        "offset": asked.get("offset"),
+                        "limit": asked.get("limit"),
+                        "timeout": 0,
+                        "allowed_updates": asked.get("allowed_updates"),
+                    },
+                )
         updates = tuple(read_update(data, self) for data in batch)
         for update in updates:
             self.insert_callback_data(update)  # as ExtBot.get_updates does
@@ -262,7 +263,7 @@ class AdminCache:
             self._entries.popitem(last=False)
 
 
-def read_update(data: JSONDict, bot: Bot) -> Update:
+def read_update(data: dict[str, Any], bot: Bot) -> Update:
     """The update, or a bare one with its id (logged) when python-telegram-bot cannot read it:
     either way it is acknowledged, so it is not delivered again and the updates after it flow."""
     try:
@@ -671,28 +672,32 @@ def _chat_ref(message: Message) -> ChatRef:
 
 def _is_hidden(message: Message, body_start: int) -> bool:
     """Every visible character of the body (the text from `body_start`, past a command) is inside
-    a spoiler: a spoiler entity (its offsets count UTF-16 units) or a typed `||…||`."""
+    a spoiler: a spoiler entity (its offsets count UTF-16 units) or a typed `||…||`.
+
+    Worked in UTF-16, the units entity offsets count: covered units become spaces, and the body
+    is hidden when nothing but whitespace is left of it. A spoiler that covers half of a
+    character (a surrogate pair) leaves a replacement character behind: not hidden.
+    """
     text, entities = _text_and_entities(message)
     assert text is not None
-    spoilers = [
+    if not text[body_start:].strip():
+        return False
+    units = bytearray(text.encode("utf-16-le"))  # two bytes per unit
+    body = _utf16_len(text[:body_start])
+    spans = [
         (entity.offset, entity.offset + entity.length)
         for entity in entities
         if entity.type == MessageEntity.SPOILER
     ]
-    typed = [match.span() for match in TYPED_SPOILER.finditer(text, body_start)]
-    visible = False
-    unit = _utf16_len(text[:body_start])  # the UTF-16 position of the character at `index`
-    for index in range(body_start, len(text)):
-        char = text[index]
-        if not char.isspace():
-            visible = True
-            covered = any(start <= unit < end for start, end in spoilers) or any(
-                start <= index < end for start, end in typed
-            )
-            if not covered:
-                return False
-        unit += _utf16_len(char)
-    return visible
+    spans += [
+        (_utf16_len(text[: match.start()]), _utf16_len(text[: match.end()]))
+        for match in TYPED_SPOILER.finditer(text, body_start)
+    ]
+    for start, end in spans:
+        start, end = max(start, body), min(end, len(units) // 2)
+        if start < end:
+            units[2 * start : 2 * end] = SPACE_UTF16 * (end - start)
+    return not units[2 * body :].decode("utf-16-le", errors="replace").strip()
 
 
 def _utf16_len(text: str) -> int:
