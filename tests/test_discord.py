@@ -25,9 +25,11 @@ from bot.adapters.discord import (
     RATELIMIT_SCAN_INTERVAL,
     THREAD_ARCHIVE_MINUTES,
     DiscordAdapter,
+    GuardedParser,
     RateLimitScan,
     TokenBucket,
     amortise_ratelimit_scan,
+    guard_gateway_parsers,
 )
 from bot.config import Settings
 from bot.core.bank import Bank
@@ -797,3 +799,22 @@ def test_without_discord_pys_private_names_the_client_is_left_as_it_is() -> None
     http = DiscordAdapter("fake-token").client.http
     installed = http._try_clear_expired_ratelimits
     assert amortise_ratelimit_scan(http) and http._try_clear_expired_ratelimits is installed, "once only"
+
+
+def test_every_gateway_parser_is_guarded_and_a_later_discord_py_is_named() -> None:
+    client = DiscordAdapter("fake-token").client
+    parsers = getattr(getattr(client, "_connection", None), "parsers", None)
+    assert isinstance(parsers, dict) and parsers, (
+        f"discord.py {discord.__version__} keeps no gateway parsers in client._connection.parsers: "
+        "guard_gateway_parsers must find them elsewhere"
+    )
+    assert all(isinstance(parse, GuardedParser) for parse in parsers.values())
+    assert guard_gateway_parsers(client, {}) and not any(
+        isinstance(parse.parse, GuardedParser) for parse in parsers.values()
+    ), "guarded once only"
+
+    class Elsewhere(discord.Client):  # a later discord.py: no parsers where 2.7 keeps them
+        def __init__(self) -> None:
+            pass
+
+    assert not guard_gateway_parsers(Elsewhere(), {})
