@@ -57,6 +57,7 @@ log = logging.getLogger(__name__)
 
 PLATFORM = "discord"
 CUSTOM_ID_PREFIX = "dq:"
+PAYLOAD_CUSTOM_ID = re.compile(r"dq:(?P<payload>.+)")  # a PayloadButton's custom id
 CUSTOM_ID_LIMIT = 100
 ANSWER_PAYLOAD = "/answer"  # the Answer button: /answer without text opens the modal
 # The core's "answer privately" button (a deep link on Telegram) is the same modal here.
@@ -258,7 +259,7 @@ class _Outgoing:
         return result
 
 
-class PayloadButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=r"dq:(?P<payload>.+)"):
+class PayloadButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=PAYLOAD_CUSTOM_ID.pattern):
     """A button whose custom id carries the core's payload; it works in any later run of the bot."""
 
     def __init__(self, payload: str, label: str) -> None:
@@ -487,9 +488,9 @@ class DiscordAdapter:
     async def on_component(self, interaction: discord.Interaction) -> None:
         """A button or menu that is not ours (another app's custom id on a message we can see, or
         a shape we never made): acknowledged without a word, so the client shows no failure.
-        Ours (`dq:…`) go to PayloadButton."""
+        Ours go to PayloadButton, which discord.py finds by the same pattern."""
         data = cast(dict[str, Any], interaction.data or {})
-        if not str(data.get("custom_id", "")).startswith(CUSTOM_ID_PREFIX):
+        if not PAYLOAD_CUSTOM_ID.fullmatch(str(data.get("custom_id", ""))):
             await _acknowledge(interaction)
 
     async def on_modal_submit(self, interaction: discord.Interaction) -> None:
