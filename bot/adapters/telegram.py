@@ -2,11 +2,14 @@
 
 Every behaviour lives in the core; this module only knows Telegram:
 
-- Input is a message's text (commands with their `@botname` stripped) or a button's callback data.
-  In groups the bot passes on commands and replies to its own messages (all that a bot in privacy
-  mode sees anyway); a reply carries the replied message id, which is how an answer finds its
-  question. An answer is hidden when spoiler entities (or typed `||…||`) cover every visible
-  character. A forum topic is part of the chat's address (`ChatRef.thread_id`).
+- Input is a message's text or a photo's or document's caption (commands with their `@botname`
+  stripped), an edit of an answer, or a button's callback data. In groups the bot passes on its
+  own commands and replies to its own messages (all that a bot in privacy mode sees anyway), and
+  ignores commands it does not know unless they name it; a reply carries the replied message id,
+  which is how an answer finds its question. An answer is hidden when spoiler entities (or typed
+  `||…||`) cover every visible character of its body. A forum topic is part of the chat's address
+  (`ChatRef.thread_id`); a button in a topic carries the topic in its callback data.
+- Webhook mode always checks Telegram's secret token header (generated when none is configured).
 - Output is Telegram HTML from `bot.core.render`, split into messages by the renderer; buttons go
   on the last one, a question's images before it, a private reply from a group to the user's
   private chat.
