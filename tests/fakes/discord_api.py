@@ -819,6 +819,16 @@ class FakeDiscord:
         self.channels[thread_id] = self._thread(thread_id, parent_id, owner, name, auto_archive_duration=1440)
         return thread_id
 
+    async def create_role(self, name: str, permissions: int = 0) -> int:
+        """A role made by a server member, announced to a connected bot by GUILD_ROLE_CREATE."""
+        role_id = self.new_id()
+        self.roles[role_id] = self._role(role_id, name, permissions, len(self.roles))
+        if self._session is not None:
+            await self.dispatch(
+                "GUILD_ROLE_CREATE", {"guild_id": str(self.guild_id), "role": self.roles[role_id]}
+            )
+        return role_id
+
     def add_member(self, name: str, roles: tuple[int, ...] = ()) -> FakeUser:
         user = FakeUser(self.new_id(), name, roles=roles)
         self.users[user.id] = user
@@ -916,7 +926,15 @@ class FakeDiscord:
         **options: str,
     ) -> FakeInteraction:
         """A slash command as a user types it; the command must have been synced."""
-        command = self._command(name, int(self.channels[channel_id or self.channel_id]["guild_id"]))
+        channel_id = channel_id or self.channel_id
+        guild_id = int(self.channels[channel_id]["guild_id"])
+        data = self.slash_data(name, guild_id=guild_id, **options)
+        return await self._interact(user, channel_id, 2, data, locale=locale)
+
+    def slash_data(self, name: str, *, guild_id: int | None = None, **options: str) -> JSON:
+        """The `data` of a slash command's interaction, for a command synced globally or to the
+        guild (the fake's own guild unless told)."""
+        command = self._command(name, guild_id or self.guild_id)
         declared = {o["name"] for o in command.get("options", [])}
         unknown = set(options) - declared
         assert not unknown, f"/{name} has no option(s) {unknown}; declared: {declared}"
@@ -928,7 +946,7 @@ class FakeDiscord:
         }
         if "guild_id" in command:
             data["guild_id"] = command["guild_id"]
-        return await self._interact(user, channel_id or self.channel_id, 2, data, locale=locale)
+        return data
 
     def _command(self, name: str, guild_id: int) -> JSON:
         for commands in (self.commands.get(guild_id, []), self.commands.get(None, [])):

@@ -25,6 +25,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any, TypeVar
+from urllib.parse import parse_qs, urlsplit
 
 import asyncpg
 from bot.core.store.records import (
@@ -91,6 +92,12 @@ class PostgreSQLStore:
         which tells an operator who is connected and copy-db whether a bot is.
         """
 
+        # Commits as durable as the SQLite store's (WAL, synchronous=NORMAL): a crash of the server
+        # or its machine may lose the last fraction of a second of commits, never corrupt the
+        # database; a commit does not wait for the disk (2.5 ms a write on this project's
+        # machines, more than a whole command). `?synchronous_commit=on` in the URL waits.
+        durability = {} if "synchronous_commit" in parse_qs(urlsplit(url).query) else {"synchronous_commit": "off"}
+
         async def name_it(connection: asyncpg.Connection) -> None:
             await connection.execute(
                 "SELECT set_config('application_name', $1 || ' ' || current_schema(), false)", f"dailyq {purpose}"
@@ -109,6 +116,7 @@ class PostgreSQLStore:
                 command_timeout=COMMAND_TIMEOUT,
                 connection_class=_PooledConnection,
                 init=name_it,
+                server_settings=durability,
             )
         except CONNECTION_LOST as error:
             raise DatabaseUnavailable(_describe(error)) from None
@@ -178,8 +186,19 @@ class PostgreSQLStore:
     # --- the two ways in --------------------------------------------------------------------
 
     async def _read(self, method: str, sql: str, *params: Any) -> Any:
-        """`connection.<method>(sql, *params)`: fetch, fetchrow or fetchval. A read is safe to
-        repeat, so one that meets a dead connection (the server restarted since) is tried again."""
+        """`connection.<method>(sql, *params)`: fetch, fetchrow or fetchval."""
+        return await self._statement(method, sql, *params, repeatable=True)
+
+    async def _write(self, sql: str, *params: Any, method: str, repeatable: bool) -> Any:
+        """One statement, its own transaction (autocommit): execute, or fetchval for RETURNING."""
+        return await self._statement(method, sql, *params, repeatable=repeatable)
+
+    async def _statement(self, method: str, sql: str, *params: Any, repeatable: bool) -> Any:
+        """One statement on a pooled connection. One that meets a dead connection (the server
+        restarted since it was opened) is tried once more on a new one when it is `repeatable`:
+        a read, or a write that leaves the same rows when run twice (an upsert, a compare-and-swap,
+        setting a column). One that adds a row raises DatabaseUnavailable instead: the server may
+        have committed it just before the connection broke."""
         for attempt in (1, 2):
             async with self._connection() as db:
                 try:
@@ -187,9 +206,9 @@ class PostgreSQLStore:
                 except Exception as error:
                     if not _lost(db, error):
                         raise
-                    if attempt == 2:
+                    if attempt == 2 or not repeatable:
                         raise DatabaseUnavailable(_describe(error)) from error
-                    log.info("database: a connection was lost (%s); reading again", _describe(error))
+                    log.info("database: a connection was lost (%s); trying again", _describe(error))
         raise AssertionError("unreachable")
 
     async def _transaction(self, work: Callable[[asyncpg.Connection], Awaitable[T]]) -> T:
@@ -235,12 +254,8 @@ class PostgreSQLStore:
             await self.pool.release(connection)
 
     async def _changed(self, sql: str, *params: Any) -> bool:
-        """One statement in its own transaction; whether it changed a row."""
-
-        async def run(db: asyncpg.Connection) -> str:
-            return await db.execute(sql, *params)
-
-        return _rows_changed(await self._transaction(run)) > 0
+        """One repeatable statement (see _statement); whether it changed a row."""
+        return _rows_changed(await self._write(sql, *params, method="execute", repeatable=True)) > 0
 
     # --- reads ----------------------------------------------------------------------------
 
@@ -430,22 +445,25 @@ class PostgreSQLStore:
         platform_lang: str | None = None,
     ) -> None:
         """Store the chat's settings; `reschedule` makes only instants after `now` due."""
-
-        async def save(db: asyncpg.Connection) -> None:
-            await _ensure_chat(db, chat, is_group, now)
-            await db.execute(
-                "UPDATE chats SET settings = $1, subscribed = COALESCE($2, subscribed), "
-                "schedule_from = CASE WHEN $3 THEN $4 ELSE schedule_from END, "
-                "platform_lang = COALESCE($5, platform_lang) WHERE key = $6",
-                json.dumps(settings, ensure_ascii=False),
-                subscribed,
-                reschedule,
-                _second(now),
-                platform_lang,
-                chat.key,
-            )
-
-        await self._transaction(save)
+        await self._changed(
+            "INSERT INTO chats (key, platform, chat_id, thread_id, is_group, created_at, settings, subscribed,"
+            " schedule_from, platform_lang) VALUES ($1, $2, $3, $4, $5, $6, $7, COALESCE($8, false),"
+            " CASE WHEN $9 THEN $6::timestamptz END, $10)"
+            " ON CONFLICT (key) DO UPDATE SET settings = excluded.settings,"
+            " subscribed = COALESCE($8, chats.subscribed),"
+            " schedule_from = CASE WHEN $9 THEN excluded.created_at ELSE chats.schedule_from END,"
+            " platform_lang = COALESCE(excluded.platform_lang, chats.platform_lang)",
+            chat.key,
+            chat.platform,
+            chat.chat_id,
+            chat.thread_id,
+            is_group,
+            _second(now),
+            json.dumps(settings, ensure_ascii=False),
+            subscribed,
+            reschedule,
+            platform_lang,
+        )
 
     async def unsubscribe(self, chat_key: str) -> bool:
         """Stop the chat's daily posts; False when it was not subscribed."""
@@ -462,37 +480,34 @@ class PostgreSQLStore:
         now: datetime,
     ) -> Post:
         """A /quiz post for the user, which becomes the question they are on in this chat."""
-
-        async def add(db: asyncpg.Connection) -> int:
-            await _ensure_chat(db, chat, is_group, now)
-            await _ensure_user(db, user_key, user_name, now)
-            post_id = await db.fetchval(
-                "INSERT INTO posts (chat_key, question_id, kind, user_key, status, created_at, sent_at) "
-                "VALUES ($1, $2, $3, $4, $5, $6, $6) RETURNING id",
-                chat.key,
-                question_id,
-                PostKind.QUIZ,
-                user_key,
-                PostStatus.SENT,
-                _second(now),
-            )
-            await _set_open(db, user_key, chat.key, post_id, quiz_filter, now)
-            return post_id
-
-        post_id = await self._transaction(add)
+        post_id = await self._write(
+            f"WITH {_ENSURE_CHAT}, {_ENSURE_USER.format(key='$7', name='$8', now='$6')},"
+            " post AS (INSERT INTO posts (chat_key, question_id, kind, user_key, status, created_at, sent_at)"
+            "  VALUES ($1, $9, $10, $7, $11, $6, $6) RETURNING id),"
+            f" {_SET_OPEN.format(post='(SELECT id FROM post)', filter='$12')}"
+            " SELECT id FROM post",
+            *_chat_and_user(chat, is_group, user_key, user_name, now),
+            question_id,
+            PostKind.QUIZ,
+            PostStatus.SENT,
+            quiz_filter,
+            method="fetchval",
+            repeatable=False,
+        )
         return Post(post_id, chat.key, question_id, PostKind.QUIZ, user_key, None, None, 0, _second(now), None, None)
 
     async def open_post(
         self, chat: ChatRef, is_group: bool, user_key: str, user_name: str, post_id: int, now: datetime
     ) -> None:
         """Make `post_id` (a group's question) the one the user answers in this (private) chat."""
-
-        async def open_it(db: asyncpg.Connection) -> None:
-            await _ensure_chat(db, chat, is_group, now)
-            await _ensure_user(db, user_key, user_name, now)
-            await _set_open(db, user_key, chat.key, post_id, "", now)
-
-        await self._transaction(open_it)
+        set_open = _SET_OPEN.format(post="$9::bigint", filter="''")
+        await self._write(
+            f"WITH {_ENSURE_CHAT}, {_ENSURE_USER.format(key='$7', name='$8', now='$6')}, {set_open} SELECT 1",
+            *_chat_and_user(chat, is_group, user_key, user_name, now),
+            post_id,
+            method="execute",
+            repeatable=True,
+        )
 
     async def set_message_id(self, post_id: int, message_id: str) -> None:
         await self._changed("UPDATE posts SET message_id = $1 WHERE id = $2", message_id, post_id)
@@ -510,18 +525,23 @@ class PostgreSQLStore:
         """Store an answer to the post; True when it supersedes the user's earlier answer to it."""
 
         async def add(db: asyncpg.Connection) -> bool:
-            await _ensure_user(db, user_key, user_name, now)
             # Answers to one post one at a time: two at once from one user (a double tap reaching
             # two processes) would otherwise both find no current answer and both stay current.
-            await db.execute("SELECT 1 FROM posts WHERE id = $1 FOR NO KEY UPDATE", post.id)
-            superseded = await db.execute(
-                "UPDATE attempts SET current = false WHERE post_id = $1 AND user_key = $2 AND current",
+            # The lock first; the statement after it sees every answer committed before it.
+            await db.execute(
+                f"WITH {_ENSURE_USER.format(key='$2', name='$3', now='$4')}"
+                " SELECT 1 FROM posts WHERE id = $1 FOR NO KEY UPDATE",
                 post.id,
                 user_key,
+                user_name,
+                _second(now),
             )
-            await db.execute(
-                "INSERT INTO attempts (post_id, user_key, chat_key, question_id, text, hidden, local_date, "
-                "created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+            return await db.fetchval(
+                "WITH superseded AS ("
+                "  UPDATE attempts SET current = false WHERE post_id = $1 AND user_key = $2 AND current RETURNING 1),"
+                " added AS (INSERT INTO attempts (post_id, user_key, chat_key, question_id, text, hidden, local_date,"
+                "  created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8))"
+                " SELECT COUNT(*) > 0 FROM superseded",
                 post.id,
                 user_key,
                 post.chat_key,
@@ -531,7 +551,6 @@ class PostgreSQLStore:
                 date.fromisoformat(local_date),
                 _second(now),
             )
-            return _rows_changed(superseded) > 0
 
         return await self._transaction(add)
 
@@ -546,26 +565,22 @@ class PostgreSQLStore:
         now: datetime,
     ) -> None:
         """Record the attempt's grade and the review card it produced from `previous_card`."""
-
-        async def record(db: asyncpg.Connection) -> None:
-            await db.execute(
-                "UPDATE attempts SET grade = $1, graded_at = $2 WHERE id = $3", grade, _second(now), attempt.id
-            )
-            await db.execute(
-                "INSERT INTO reviews (user_key, question_id, card, due_at, updated_at, post_id, previous_card) "
-                "VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (user_key, question_id) DO UPDATE SET "
-                "card = excluded.card, due_at = excluded.due_at, updated_at = excluded.updated_at, "
-                "post_id = excluded.post_id, previous_card = excluded.previous_card",
-                user_key,
-                attempt.question_id,
-                card,
-                _second(due),
-                _second(now),
-                attempt.post_id,
-                previous_card,
-            )
-
-        await self._transaction(record)
+        await self._changed(
+            "WITH graded AS (UPDATE attempts SET grade = $1, graded_at = $2 WHERE id = $3)"
+            " INSERT INTO reviews (user_key, question_id, card, due_at, updated_at, post_id, previous_card)"
+            " VALUES ($4, $5, $6, $7, $2, $8, $9) ON CONFLICT (user_key, question_id) DO UPDATE SET"
+            " card = excluded.card, due_at = excluded.due_at, updated_at = excluded.updated_at,"
+            " post_id = excluded.post_id, previous_card = excluded.previous_card",
+            grade,
+            _second(now),
+            attempt.id,
+            user_key,
+            attempt.question_id,
+            card,
+            _second(due),
+            attempt.post_id,
+            previous_card,
+        )
 
     async def mark_revealed(self, post_id: int, now: datetime) -> None:
         await self._changed(
@@ -574,18 +589,14 @@ class PostgreSQLStore:
 
     async def forget_user(self, user_key: str) -> None:
         """Delete the user's answers, grades, reviews and name everywhere; their quizzes become anonymous."""
-
-        async def forget(db: asyncpg.Connection) -> None:
-            for sql in (
-                "DELETE FROM attempts WHERE user_key = $1",
-                "DELETE FROM reviews WHERE user_key = $1",
-                "DELETE FROM open_questions WHERE user_key = $1",
-                "UPDATE posts SET user_key = NULL WHERE user_key = $1",
-                "DELETE FROM users WHERE key = $1",
-            ):
-                await db.execute(sql, user_key)
-
-        await self._transaction(forget)
+        await self._changed(
+            "WITH answers AS (DELETE FROM attempts WHERE user_key = $1),"
+            " cards AS (DELETE FROM reviews WHERE user_key = $1),"
+            " open AS (DELETE FROM open_questions WHERE user_key = $1),"
+            " quizzes AS (UPDATE posts SET user_key = NULL WHERE user_key = $1)"
+            " DELETE FROM users WHERE key = $1",
+            user_key,
+        )
 
     async def move_chat(self, old_key: str, new_chat: ChatRef) -> None:
         """Give the chat a new key (a Telegram group upgraded to a supergroup), keeping its state.
@@ -706,22 +717,25 @@ class PostgreSQLStore:
     async def claim_daily(
         self, chat_key: str, question_id: str, local_date: date, cycle: int, now: datetime
     ) -> int | None:
-        """Claim the chat's post for `local_date` (pending); its id, or None if it was claimed already."""
+        """Claim the chat's post for `local_date` (pending); its id, or None if it was claimed already.
 
-        async def claim(db: asyncpg.Connection) -> int | None:
-            return await db.fetchval(
-                "INSERT INTO posts (chat_key, question_id, kind, local_date, status, cycle, created_at)"
-                " VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (chat_key, local_date) DO NOTHING RETURNING id",
-                chat_key,
-                question_id,
-                PostKind.DAILY,
-                local_date,
-                PostStatus.PENDING,
-                cycle,
-                _second(now),
-            )
-
-        return await self._transaction(claim)
+        Repeatable: if the connection broke after the server committed the claim, the second try
+        finds it taken and says None; the claim is then pending with no sender, and the next sweep
+        after its lease sends it (as after a crash).
+        """
+        return await self._write(
+            "INSERT INTO posts (chat_key, question_id, kind, local_date, status, cycle, created_at)"
+            " VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (chat_key, local_date) DO NOTHING RETURNING id",
+            chat_key,
+            question_id,
+            PostKind.DAILY,
+            local_date,
+            PostStatus.PENDING,
+            cycle,
+            _second(now),
+            method="fetchval",
+            repeatable=True,
+        )
 
     async def take_over_claim(self, post_id: int, claimed_at: datetime, now: datetime) -> bool:
         """Make a stale pending claim ours (claimed at `now`); False if another process took it first."""
@@ -807,6 +821,11 @@ class PostgreSQLStore:
             check_row_counts(dict(zip(TABLES, await db.fetchrow(_COUNT_ROWS), strict=True)), expected)
 
         await self._transaction(load)
+        # The planner's statistics and the visibility map for the new rows at once, rather than
+        # when autovacuum comes round: the first queries on a copied database are fast too.
+        async with self._connection() as db:
+            for table in TABLES:
+                await db.execute(f"VACUUM (ANALYZE) {table}")
 
 
 @dataclass(frozen=True)
@@ -873,39 +892,22 @@ def _describe(error: BaseException) -> str:
     return f"{type(error).__name__}: {text}" if text else type(error).__name__
 
 
-async def _ensure_chat(db: asyncpg.Connection, chat: ChatRef, is_group: bool, now: datetime) -> None:
-    await db.execute(
-        "INSERT INTO chats (key, platform, chat_id, thread_id, is_group, created_at) VALUES ($1, $2, $3, $4, $5, $6) "
-        "ON CONFLICT (key) DO NOTHING",
-        chat.key,
-        chat.platform,
-        chat.chat_id,
-        chat.thread_id,
-        is_group,
-        _second(now),
-    )
+def _chat_and_user(chat: ChatRef, is_group: bool, user_key: str, user_name: str, now: datetime) -> tuple:
+    """Parameters $1-$8 of _ENSURE_CHAT and of _ENSURE_USER as add_quiz and open_post number them."""
+    return chat.key, chat.platform, chat.chat_id, chat.thread_id, is_group, _second(now), user_key, user_name
 
 
-async def _ensure_user(db: asyncpg.Connection, user_key: str, name: str, now: datetime) -> None:
-    await db.execute(
-        "INSERT INTO users (key, name, created_at) VALUES ($1, $2, $3) "
-        "ON CONFLICT (key) DO UPDATE SET name = excluded.name WHERE users.name <> excluded.name",
-        user_key,
-        name,
-        _second(now),
-    )
-
-
-async def _set_open(
-    db: asyncpg.Connection, user_key: str, chat_key: str, post_id: int, quiz_filter: str, now: datetime
-) -> None:
-    await db.execute(
-        "INSERT INTO open_questions (user_key, chat_key, post_id, filter, opened_at) VALUES ($1, $2, $3, $4, $5) "
-        "ON CONFLICT (user_key, chat_key) DO UPDATE SET post_id = excluded.post_id, "
-        "filter = excluded.filter, opened_at = excluded.opened_at",
-        user_key,
-        chat_key,
-        post_id,
-        quiz_filter,
-        _second(now),
-    )
+# Parts of one statement (a WITH clause each), so that a command's write is one trip to the server.
+_ENSURE_CHAT = (
+    "chat AS (INSERT INTO chats (key, platform, chat_id, thread_id, is_group, created_at)"
+    " VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (key) DO NOTHING)"
+)
+_ENSURE_USER = (
+    "usr AS (INSERT INTO users (key, name, created_at) VALUES ({key}, {name}, {now})"
+    " ON CONFLICT (key) DO UPDATE SET name = excluded.name WHERE users.name <> excluded.name)"
+)
+_SET_OPEN = (
+    "open AS (INSERT INTO open_questions (user_key, chat_key, post_id, filter, opened_at)"
+    " VALUES ($7, $1, {post}, {filter}, $6) ON CONFLICT (user_key, chat_key) DO UPDATE SET"
+    " post_id = excluded.post_id, filter = excluded.filter, opened_at = excluded.opened_at)"
+)
