@@ -823,7 +823,7 @@ class FakeDiscord:
         """A role made by a server member, announced to a connected bot by GUILD_ROLE_CREATE."""
         role_id = self.new_id()
         self.roles[role_id] = self._role(role_id, name, permissions, len(self.roles))
-        if self._session is not None:
+        if self._sessions:
             await self.dispatch(
                 "GUILD_ROLE_CREATE", {"guild_id": str(self.guild_id), "role": self.roles[role_id]}
             )
