@@ -14,11 +14,13 @@ from dataclasses import dataclass
 
 import asyncpg
 import pytest
+from aiohttp import ClientSession
 
-from bot.adapters.telegram import TelegramAdapter
+from bot.adapters.telegram import SECRET_HEADER, TelegramAdapter
 from bot.core.leader import AdvisoryLockElection, ReloadChannel, SoleProcess, announce_reload, while_leading
 from bot.core.model import Incoming, Reply, SentRef
 from tests.fakes.telegram_api import FakeTelegram, User, private_chat
+from tests.test_telegram import webhook_adapter
 
 WAIT = 10.0  # failure guard: each step normally takes milliseconds
 SERVER = "postgresql://postgres@127.0.0.1:5432"
@@ -256,7 +258,7 @@ async def test_a_reload_reaches_every_listening_process(dsn: str) -> None:
         assert heard == ["second"]
 
 
-# ---- Telegram: one poller at a time ----------------------------------------------------------------
+# ---- Telegram: one poller at a time, any number of webhook workers ----------------------------------
 
 
 @dataclass
@@ -298,3 +300,25 @@ async def test_only_the_leader_polls_telegram_and_a_follower_takes_over(dsn: str
             [successor] = await settled(ticks, elections, rounds=1)
             assert successor is not leader
             assert await pong(tg) == f"pong from {names[id(successor)]}"
+
+
+async def test_webhook_workers_without_a_configured_secret_all_take_telegrams_deliveries() -> None:
+    """Every process registers the webhook at its start; behind the operator's load balancer any of
+    them may get Telegram's next delivery, carrying the secret the last one registered."""
+    async with FakeTelegram() as tg:
+        workers = [webhook_adapter(tg, secret=None) for _ in range(2)]
+        cores = [Answering(f"worker {n}") for n in range(2)]
+        runs = [adapter.run(core) for (adapter, _), core in zip(workers, cores, strict=True)]
+        async with running(asyncio.gather(*runs)):
+            registered = await tg.wait_for("setWebhook", count=2, after=0, within=WAIT)
+            secret = registered[-1].params["secret_token"]
+            update = tg.user_says(private_chat(ALICE), ALICE, "/ping")  # to the last one registered
+            await tg.wait_for("sendMessage", chat_id=ALICE.id, within=WAIT)
+            async with ClientSession() as http:
+                for _, url in workers:  # as the balancer may route it
+                    forwarded = update | {"update_id": update["update_id"] + 1}
+                    async with http.post(url, json=forwarded, headers={SECRET_HEADER: secret}) as response:
+                        assert response.status == 200
+                        update = forwarded
+            answers = await tg.wait_for("sendMessage", chat_id=ALICE.id, count=3, after=0, within=WAIT)
+        assert sorted(answer.text for answer in answers[1:]) == ["pong from worker 0", "pong from worker 1"]

@@ -26,7 +26,6 @@ import hmac
 import inspect
 import logging
 import re
-import secrets
 import ssl
 import time
 import warnings
@@ -106,8 +105,6 @@ OVERALL_MESSAGES_PER_SECOND = 29  # just under Telegram's 30, so timing jitter n
 GROUP_MESSAGES_PER_MINUTE = 20
 RATE_LIMIT_RETRIES = 3
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
-# Random bytes of a generated webhook secret: 43 characters of the A-Za-z0-9_- Telegram allows.
-WEBHOOK_SECRET_BYTES = 32
 # Bad Request descriptions that mean the chat (or the forum topic a subscription lives in) is gone.
 GONE_DESCRIPTIONS = ("chat not found", "message thread not found", "topic_deleted")
 COMMAND = re.compile(r"/([^\s@]+)(?:@(\S+))?")  # /name@bot_username
@@ -267,6 +264,14 @@ class AdminCache:
             self._entries.popitem(last=False)
 
 
+def webhook_secret_of(token: str) -> str:
+    """The webhook secret when none is configured: derived from the token, so every process of
+    the bot behind one load balancer registers and expects the same one (each registering a
+    random one of its own, the last would win and the others refuse every update); only who
+    holds the token can know it. 64 hex digits, of the A-Za-z0-9_- Telegram allows."""
+    return hmac.new(token.encode(), b"dailyq webhook secret", "sha256").hexdigest()
+
+
 def read_update(data: dict[str, Any], bot: Bot) -> Update:
     """The update, or a bare one with its id (logged) when python-telegram-bot cannot read it:
     either way it is acknowledged, so it is not delivered again and the updates after it flow."""
@@ -300,7 +305,7 @@ class TelegramAdapter:
         self._webhook_listen = webhook_listen or "0.0.0.0:8443"
         # Always a secret: without one, anyone who finds the URL can post updates (a forged
         # "anonymous admin" message passes the admin check). Telegram sends it with every update.
-        self._webhook_secret = webhook_secret or secrets.token_urlsafe(WEBHOOK_SECRET_BYTES)
+        self._webhook_secret = webhook_secret or webhook_secret_of(token)
         _keep_out_of_logs(*((token, self._webhook_secret) if webhook_url else (token,)))
         self._poll_timeout = poll_timeout
         # Telegram serves getUpdates to one consumer at a time: with several processes, the leader.
