@@ -28,6 +28,8 @@ from typing import Any, TypeVar
 from urllib.parse import parse_qs, urlsplit
 
 import asyncpg
+
+from bot.core.model import ChatRef
 from bot.core.store.records import (
     Attempt,
     ChatRow,
@@ -44,9 +46,7 @@ from bot.core.store.records import (
     SubscribedChat,
     UserStats,
 )
-
-from bot.core.model import ChatRef
-from bot.core.store.migrations import numbered_migrations
+from bot.core.store.schema import migrations
 from bot.core.store.tables import EXPORT_BATCH, ORDER, TABLES, check_row_counts, column_list
 
 log = logging.getLogger(__name__)
@@ -142,7 +142,7 @@ class PostgreSQLStore:
         return await self._read("fetchval", "SELECT COALESCE(MAX(version), 0) FROM schema_migrations")
 
     async def _migrate(self) -> None:
-        known = numbered_migrations("postgresql")
+        known = migrations("postgresql")
 
         async def migrate(db: asyncpg.Connection) -> None:
             # One process migrates at a time; the others wait here and then find nothing to do.
