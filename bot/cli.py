@@ -17,6 +17,7 @@ DEFAULTS = Settings()
 # The commands that open the database (and hold its lock), and those that serve chats.
 USES_DATABASE = ("console", "run", "restore", "reload")
 SERVES_CHATS = ("console", "run")
+FILE_COPIES = ("backup", "restore")  # of a SQLite file
 # The chat defaults every command falls back on: (variable, Settings field, ChatSettings key).
 CHAT_DEFAULTS = (("DAILYQ_TIMEZONE", "timezone", "zone"), ("DAILYQ_POST_TIME", "post_time", "time"))
 
@@ -144,6 +145,8 @@ def startup_problem(command: str, settings: Settings) -> str | None:
                 validate(key, getattr(settings, field))
             except ValueError as error:
                 return f"{variable}: {error}"
+    if command in FILE_COPIES and is_database_url(settings.db):
+        return f"{command} copies a SQLite file; for PostgreSQL use pg_dump and pg_restore (README: backups)"
     if command in USES_DATABASE:
         return database_problem(settings.db)
     return None
