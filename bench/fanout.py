@@ -42,11 +42,11 @@ from pathlib import Path
 from typing import Any
 
 from bench.synthetic import synthetic_bank
-from bot.adapters.base import Adapter
 from bot.adapters.discord import SEND_BURST, SENDS_PER_SECOND, DiscordAdapter, TokenBucket
 from bot.adapters.telegram import OVERALL_MESSAGES_PER_SECOND, TelegramAdapter, smooth_rate_limiter
 from bot.config import Settings
 from bot.core.clock import FakeClock
+from bot.core.ports import Adapter
 from bot.core.quiz import Core
 from bot.core.schedule import ChatSettings
 from bot.core.scheduler import Scheduler

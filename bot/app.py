@@ -16,11 +16,11 @@ from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from bot.adapters.base import Adapter, ChatGone, ChatMoved, Core, PlatformError, TransientError
 from bot.config import Settings
 from bot.core.bank import LoadResult, load
 from bot.core.clock import Clock, SystemClock
 from bot.core.model import ChatRef, Incoming, Reply, SentRef
+from bot.core.ports import Adapter, ChatGone, ChatMoved, Core, PlatformError, TransientError
 from bot.core.quiz import COMMANDS_BY_NAME, split_command
 from bot.core.quiz import Core as QuizCore
 from bot.core.schedule import parse_duration

@@ -21,8 +21,6 @@ from typing import Any, cast
 import aiohttp
 import pytest
 
-from bot.adapters.base import Core as CoreProtocol
-from bot.adapters.base import PlatformError
 from bot.app import (
     MeasuredAdapter,
     MeasuredCore,
@@ -37,6 +35,8 @@ from bot.config import Settings
 from bot.core.bank import load
 from bot.core.clock import FakeClock
 from bot.core.model import ChatRef, Incoming, Reply, SentRef
+from bot.core.ports import Core as CoreProtocol
+from bot.core.ports import PlatformError
 from bot.core.quiz import Core
 from bot.core.store import Store
 from bot.ops.backup import hold_instance_lock

@@ -20,7 +20,6 @@ from typing import Any
 import discord
 import pytest
 
-from bot.adapters.base import ChatGone, PlatformError, TransientError
 from bot.adapters.discord import (
     RATELIMIT_SCAN_INTERVAL,
     THREAD_ARCHIVE_MINUTES,
@@ -34,6 +33,7 @@ from bot.core.bank import Bank
 from bot.core.clock import FakeClock
 from bot.core.messages import t
 from bot.core.model import ChatRef, Incoming, Question, Reply, SentRef
+from bot.core.ports import ChatGone, PlatformError, TransientError
 from bot.core.quiz import COMMANDS, Core
 from bot.core.render import to_discord
 from bot.core.scheduler import Scheduler

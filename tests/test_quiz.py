@@ -15,13 +15,13 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from bot.adapters.base import Adapter
 from bot.config import Settings
 from bot.core import srs
 from bot.core.bank import Bank, load
 from bot.core.clock import FakeClock
 from bot.core.messages import format_day, format_when, t
 from bot.core.model import ChatRef, Question, Reply, SentRef
+from bot.core.ports import Adapter
 from bot.core.quiz import COMMANDS, TAGS_SHOWN, Core, excerpt, looks_hidden, split_command, streaks
 from bot.core.render import escape
 from bot.core.scheduler import Scheduler

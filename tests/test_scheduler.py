@@ -20,12 +20,12 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from bot.adapters.base import ChatGone, ChatMoved, TransientError
 from bot.config import Settings
 from bot.core import scheduler as scheduler_module
 from bot.core.bank import Bank
 from bot.core.clock import FakeClock
 from bot.core.model import ChatRef, Incoming, Question, Reply, SentRef
+from bot.core.ports import ChatGone, ChatMoved, TransientError
 from bot.core.quiz import Core
 from bot.core.schedule import ChatSettings, post_instant
 from bot.core.scheduler import CLAIM_LEASE, Scheduler

@@ -20,14 +20,14 @@ from typing import Any
 import pytest
 from aiohttp import ClientSession
 
-from bot.adapters.base import ChatGone, PlatformError
-from bot.adapters.base import Core as CoreProtocol
 from bot.adapters.telegram import RequestTimeouts, TelegramAdapter
 from bot.config import Settings
 from bot.core.bank import Bank
 from bot.core.clock import FakeClock
 from bot.core.messages import t
 from bot.core.model import Button, ChatRef, Incoming, Question, Reply, SentRef
+from bot.core.ports import ChatGone, PlatformError
+from bot.core.ports import Core as CoreProtocol
 from bot.core.quiz import COMMANDS, Core
 from bot.core.render import to_telegram_html
 from bot.core.scheduler import Scheduler

@@ -15,9 +15,9 @@ import logging
 import threading
 from typing import TextIO
 
-from bot.adapters.base import Core
 from bot.core import render
 from bot.core.model import Button, ChatRef, Incoming, Reply, SentRef
+from bot.core.ports import Core
 from bot.core.quiz import looks_hidden
 
 log = logging.getLogger(__name__)

@@ -34,10 +34,10 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.schedulers.base import STATE_RUNNING
 from apscheduler.triggers.interval import IntervalTrigger
 
-from bot.adapters.base import Adapter, ChatGone, ChatMoved, TransientError
 from bot.config import Settings
 from bot.core.clock import Clock
 from bot.core.model import ChatRef, Question, Reply, SentRef
+from bot.core.ports import Adapter, ChatGone, ChatMoved, TransientError
 from bot.core.schedule import (
     ChatSettings,
     due_post,
