@@ -209,7 +209,7 @@ def _bank_files(directory: Path) -> list[Path]:
 
 
 @dataclass
-class _Open:
+class _QuestionBeingRead:
     """A question being read: its heading, and where its metadata line is."""
 
     line: int  # 0-based index of the heading line
@@ -244,11 +244,11 @@ class _FileParser:
         for heading, end in self._question_headings(_MARKDOWN.parse(self.text, env), env):
             self.questions.append(self._question(heading, end))
 
-    def _question_headings(self, tokens: list[Token], env: dict) -> list[tuple[_Open, int]]:
+    def _question_headings(self, tokens: list[Token], env: dict) -> list[tuple[_QuestionBeingRead, int]]:
         """Each question's heading with the line where the question ends; notes code and images."""
         chapter = section = None
-        current: _Open | None = None
-        headings: list[tuple[_Open, int]] = []
+        current: _QuestionBeingRead | None = None
+        headings: list[tuple[_QuestionBeingRead, int]] = []
         for index, token in enumerate(tokens):
             kind = token.type
             if kind == "heading_open" and token.map:
@@ -273,7 +273,7 @@ class _FileParser:
                         if current:
                             headings.append((current, start))
                         title = text if question_title is None else question_title
-                        current = _Open(start, title, chapter, section, metadata_line)
+                        current = _QuestionBeingRead(start, title, chapter, section, metadata_line)
             elif kind in ("fence", "code_block") and token.map:
                 start, end = token.map
                 self.in_code[start:end] = b"\1" * (end - start)
@@ -303,7 +303,7 @@ class _FileParser:
                 line = next((n for n in range(start, end) if needle in self.lines[n]), start)
                 self.images.append((line, src))
 
-    def _question(self, heading: _Open, end: int) -> Question:
+    def _question(self, heading: _QuestionBeingRead, end: int) -> Question:
         company = round_ = date_text = None
         tags: tuple[str, ...] = ()
         extra: dict[str, str] = {}
