@@ -33,12 +33,12 @@ from bot.adapters.discord import DiscordAdapter
 from bot.adapters.telegram import TelegramAdapter
 from bot.config import Settings
 from bot.core.bank import load
-from bot.core.clock import FakeClock
 from bot.core.model import ChatRef, Incoming, Reply
 from bot.core.quiz import Core
-from bot.core.schedule import ChatSettings
 from bot.core.scheduler import Scheduler
 from bot.core.store import Store, iso
+from bot.core.timing import ChatSettings
+from tests.clock import FakeClock
 
 SEED = 20261128
 NOW = datetime(2026, 11, 27, 8, 0, tzinfo=UTC)  # an hour before everyone's 09:00 post

@@ -23,9 +23,9 @@ from bot.core.model import ChatRef, Incoming, Reply, SentRef
 from bot.core.ports import Adapter, ChatGone, ChatMoved, Core, PlatformError, TransientError
 from bot.core.quiz import COMMANDS_BY_NAME, split_command
 from bot.core.quiz import Core as QuizCore
-from bot.core.schedule import parse_duration
 from bot.core.scheduler import Scheduler
 from bot.core.store import Store
+from bot.core.timing import parse_duration
 from bot.ops.backup import BackupError, DatabaseInUse, hold_instance_lock
 from bot.ops.health import Health, Metrics, database_check, serve
 from bot.ops.logs import secrets_from, setup_logging

@@ -33,7 +33,6 @@ from bot.app import (
 )
 from bot.config import Settings
 from bot.core.bank import load
-from bot.core.clock import FakeClock
 from bot.core.model import ChatRef, Incoming, Reply, SentRef
 from bot.core.ports import Core as CoreProtocol
 from bot.core.ports import PlatformError
@@ -41,6 +40,7 @@ from bot.core.quiz import Core
 from bot.core.store import Store
 from bot.ops.backup import hold_instance_lock
 from bot.ops.health import Metrics, serve
+from tests.clock import FakeClock
 from tests.fakes.discord_api import FakeDiscord
 from tests.fakes.telegram_api import BAD_GATEWAY, FakeTelegram, Fault, User, private_chat
 

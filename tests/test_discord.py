@@ -30,7 +30,6 @@ from bot.adapters.discord import (
 )
 from bot.config import Settings
 from bot.core.bank import Bank
-from bot.core.clock import FakeClock
 from bot.core.messages import t
 from bot.core.model import ChatRef, Incoming, Question, Reply, SentRef
 from bot.core.ports import ChatGone, PlatformError, TransientError
@@ -38,6 +37,7 @@ from bot.core.quiz import COMMANDS, Core
 from bot.core.render import to_discord
 from bot.core.scheduler import Scheduler
 from bot.core.store import Store
+from tests.clock import FakeClock
 from tests.fakes.discord_api import EPHEMERAL, JSON, LOADING, FakeDiscord, FakeInteraction
 
 MONDAY_8AM = datetime(2026, 3, 2, 8, 0, tzinfo=UTC)

@@ -24,12 +24,12 @@ import pytest
 from bot.adapters.telegram import RequestTimeouts, TelegramAdapter
 from bot.config import Settings
 from bot.core.bank import Bank
-from bot.core.clock import FakeClock
 from bot.core.model import ChatRef, Incoming, Question, Reply
 from bot.core.quiz import Core
 from bot.core.scheduler import Scheduler
 from bot.core.store import Store
 from bot.ops.backup import BackupError, backup
+from tests.clock import FakeClock
 from tests.fakes.telegram_api import (
     BAD_GATEWAY,
     HANG,

@@ -27,13 +27,13 @@ from bot.adapters.discord import DiscordAdapter
 from bot.adapters.telegram import RequestTimeouts, TelegramAdapter
 from bot.config import Settings
 from bot.core.bank import Bank
-from bot.core.clock import FakeClock
 from bot.core.messages import t
 from bot.core.model import Button, ChatRef, Incoming, Question, Reply, SentRef
 from bot.core.quiz import COMMANDS, Core
 from bot.core.render import to_discord, to_telegram_html
-from bot.core.schedule import KEYS as SETTING_KEYS
 from bot.core.store import Store
+from bot.core.timing import KEYS as SETTING_KEYS
+from tests.clock import FakeClock
 from tests.fakes.discord_api import FakeDiscord, FakeInteraction
 from tests.fakes.telegram_api import (
     TEXT_LIMIT,

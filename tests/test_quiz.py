@@ -18,7 +18,6 @@ import pytest
 from bot.config import Settings
 from bot.core import srs
 from bot.core.bank import Bank, load
-from bot.core.clock import FakeClock
 from bot.core.messages import format_day, format_when, t
 from bot.core.model import ChatRef, Question, Reply, SentRef
 from bot.core.ports import Adapter
@@ -26,6 +25,7 @@ from bot.core.quiz import COMMANDS, TAGS_SHOWN, Core, excerpt, looks_hidden, spl
 from bot.core.render import escape
 from bot.core.scheduler import Scheduler
 from bot.core.store import Store
+from tests.clock import FakeClock
 from tests.transcript import Transcript, labels, text
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -23,7 +23,6 @@ from aiohttp import ClientSession
 from bot.adapters.telegram import RequestTimeouts, TelegramAdapter
 from bot.config import Settings
 from bot.core.bank import Bank
-from bot.core.clock import FakeClock
 from bot.core.messages import t
 from bot.core.model import Button, ChatRef, Incoming, Question, Reply, SentRef
 from bot.core.ports import ChatGone, PlatformError
@@ -32,6 +31,7 @@ from bot.core.quiz import COMMANDS, Core
 from bot.core.render import to_telegram_html
 from bot.core.scheduler import Scheduler
 from bot.core.store import Store
+from tests.clock import FakeClock
 from tests.fakes.telegram_api import (
     BAD_GATEWAY,
     BLOCKED,

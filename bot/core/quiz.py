@@ -24,9 +24,9 @@ from bot.core.clock import Clock
 from bot.core.messages import LANGUAGES, format_day, format_when, t
 from bot.core.model import Button, ChatRef, Incoming, Question, Reply, SentRef
 from bot.core.render import escape
-from bot.core.schedule import KEYS as SETTING_KEYS
-from bot.core.schedule import ChatSettings, next_post, post_instant
 from bot.core.store import ChatRow, OpenQuestion, Post, Store
+from bot.core.timing import KEYS as SETTING_KEYS
+from bot.core.timing import ChatSettings, next_post, post_instant
 
 # How much of an answer the reveal shows when the bank gives no summary (cut at a paragraph).
 EXCERPT_CHARS = 600

@@ -38,14 +38,14 @@ from bot.config import Settings
 from bot.core.clock import Clock
 from bot.core.model import ChatRef, Question, Reply, SentRef
 from bot.core.ports import Adapter, ChatGone, ChatMoved, TransientError
-from bot.core.schedule import (
+from bot.core.store import Store, iso
+from bot.core.timing import (
     ChatSettings,
     due_post,
     end_of_grace,
     post_instant,
     reveal_instant,
 )
-from bot.core.store import Store, iso
 
 log = logging.getLogger(__name__)
 
