@@ -24,7 +24,7 @@ from bot.core.ports import Adapter, ChatGone, ChatMoved, Core, PlatformError, Tr
 from bot.core.quiz import COMMANDS_BY_NAME, split_command
 from bot.core.quiz import Core as QuizCore
 from bot.core.scheduler import Scheduler
-from bot.core.store import Store
+from bot.core.store import Store, open_store
 from bot.core.timing import parse_duration
 from bot.ops.backup import BackupError, DatabaseInUse, hold_instance_lock
 from bot.ops.health import Health, Metrics, database_check, serve
@@ -96,7 +96,7 @@ async def running(
     if not loaded.bank.questions:
         raise StartupError(f"no questions could be loaded from {settings.content}; see: dailyq check")
     try:
-        store = await Store.open(settings.db)
+        store = await open_store(settings.db)
     except (sqlite3.Error, OSError) as error:
         raise StartupError(f"cannot open the database {settings.db}: {error}") from None
     try:

@@ -28,7 +28,9 @@ def forbidden_imports(core: Path) -> dict[str, list[str]]:
     """The core's modules (relative path) that import something they must not, and what."""
     offenders = {}
     for path in sorted(core.rglob("*.py")):
-        forbidden = FORBIDDEN_IN_CORE if path.is_relative_to(core / "store") else FORBIDDEN_IN_CORE + DATABASE_DRIVERS
+        forbidden = (
+            FORBIDDEN_IN_CORE if path.is_relative_to(core / "store") else FORBIDDEN_IN_CORE + DATABASE_DRIVERS
+        )
         found = sorted(
             module
             for module in imported_modules(path.read_text(encoding="utf-8"))
