@@ -28,8 +28,8 @@ from bench.synthetic import synthetic_bank  # noqa: E402
 from bot.config import Settings  # noqa: E402
 from bot.core import srs  # noqa: E402
 from bot.core.bank import Bank  # noqa: E402
+from bot.core.commands import Core  # noqa: E402
 from bot.core.model import ChatRef, Incoming  # noqa: E402
-from bot.core.quiz import Core  # noqa: E402
 from bot.core.store import Store, iso  # noqa: E402
 from tests.clock import FakeClock  # noqa: E402
 

@@ -45,8 +45,8 @@ from bench.synthetic import synthetic_bank
 from bot.adapters.discord import SEND_BURST, SENDS_PER_SECOND, DiscordAdapter, TokenBucket
 from bot.adapters.telegram import OVERALL_MESSAGES_PER_SECOND, TelegramAdapter, smooth_rate_limiter
 from bot.config import Settings
+from bot.core.commands import Core
 from bot.core.ports import Adapter
-from bot.core.quiz import Core
 from bot.core.scheduler import Scheduler
 from bot.core.store import Store, iso
 from bot.core.timing import ChatSettings

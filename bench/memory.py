@@ -33,8 +33,8 @@ from bot.adapters.discord import DiscordAdapter
 from bot.adapters.telegram import TelegramAdapter
 from bot.config import Settings
 from bot.core.bank import load
+from bot.core.commands import Core
 from bot.core.model import ChatRef, Incoming, Reply
-from bot.core.quiz import Core
 from bot.core.scheduler import Scheduler
 from bot.core.store import Store, iso
 from bot.core.timing import ChatSettings

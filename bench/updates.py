@@ -51,7 +51,7 @@ from bench.synthetic import synthetic_bank
 from bot.adapters.telegram import CONCURRENT_UPDATES, TelegramAdapter
 from bot.config import Settings
 from bot.core.clock import SystemClock
-from bot.core.quiz import Core
+from bot.core.commands import Core
 from bot.core.store import Store
 from tests.fakes.telegram_api import Call, FakeTelegram, User, private_chat, spoiler
 

@@ -19,10 +19,11 @@ from typing import TYPE_CHECKING
 from bot.config import Settings
 from bot.core.bank import LoadResult, load
 from bot.core.clock import Clock, SystemClock
+from bot.core.commands import COMMANDS_BY_NAME
+from bot.core.commands import Core as QuizCore
+from bot.core.commands.inbound import split_command
 from bot.core.model import ChatRef, Incoming, Reply, SentRef
 from bot.core.ports import Adapter, ChatGone, ChatMoved, Core, PlatformError, TransientError
-from bot.core.quiz import COMMANDS_BY_NAME, split_command
-from bot.core.quiz import Core as QuizCore
 from bot.core.scheduler import Scheduler
 from bot.core.store import Store, open_store
 from bot.core.timing import parse_duration

@@ -33,10 +33,10 @@ from bot.app import (
 )
 from bot.config import Settings
 from bot.core.bank import load
+from bot.core.commands import Core
 from bot.core.model import ChatRef, Incoming, Reply, SentRef
 from bot.core.ports import Core as CoreProtocol
 from bot.core.ports import PlatformError
-from bot.core.quiz import Core
 from bot.core.store import Store
 from bot.ops.backup import hold_instance_lock
 from bot.ops.health import Metrics, serve

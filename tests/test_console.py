@@ -16,9 +16,9 @@ import pytest
 from bot.adapters.console import ConsoleAdapter
 from bot.config import Settings
 from bot.core.bank import load
+from bot.core.commands import Core
 from bot.core.messages import t
 from bot.core.model import Button, ChatRef, Incoming, Reply, SentRef
-from bot.core.quiz import Core
 from bot.core.render import escape
 from bot.core.store import Store
 from tests.clock import FakeClock

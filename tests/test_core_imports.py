@@ -51,7 +51,7 @@ def test_the_check_sees_each_kind_of_forbidden_import_in_any_form(tmp_path: Path
     (core / "store").mkdir(parents=True)
     (core / "commands").mkdir()
     (core / "scheduler.py").write_text("import os\nfrom bot.core.ports import Adapter\nimport aiosqlite\n")
-    (core / "quiz.py").write_text("if True:\n    import telegram.ext\nfrom discord import app_commands\n")
+    (core / "render.py").write_text("if True:\n    import telegram.ext\nfrom discord import app_commands\n")
     (core / "commands" / "talk.py").write_text("from bot.adapters.base import Core\nfrom bot import ops\n")
     (core / "health.py").write_text("def f():\n    from bot.ops.health import Health\n    import sqlite3\n")
     (core / "store" / "sqlite.py").write_text("import sqlite3\nimport aiosqlite\nimport asyncpg\n")
@@ -59,7 +59,7 @@ def test_the_check_sees_each_kind_of_forbidden_import_in_any_form(tmp_path: Path
     assert forbidden_imports(core) == {
         "commands/talk.py": ["bot.adapters.base", "bot.adapters.base.Core", "bot.ops"],
         "health.py": ["bot.ops.health", "bot.ops.health.Health", "sqlite3"],
-        "quiz.py": ["discord", "discord.app_commands", "telegram.ext"],
+        "render.py": ["discord", "discord.app_commands", "telegram.ext"],
         "scheduler.py": ["aiosqlite"],
         "store/bad.py": ["bot.adapters", "bot.adapters.telegram"],
     }

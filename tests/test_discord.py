@@ -30,10 +30,10 @@ from bot.adapters.discord import (
 )
 from bot.config import Settings
 from bot.core.bank import Bank
+from bot.core.commands import COMMANDS, Core
 from bot.core.messages import t
 from bot.core.model import ChatRef, Incoming, Question, Reply, SentRef
 from bot.core.ports import ChatGone, PlatformError, TransientError
-from bot.core.quiz import COMMANDS, Core
 from bot.core.render import to_discord
 from bot.core.scheduler import Scheduler
 from bot.core.store import Store

@@ -24,8 +24,8 @@ import pytest
 from bot.adapters.telegram import RequestTimeouts, TelegramAdapter
 from bot.config import Settings
 from bot.core.bank import Bank
+from bot.core.commands import Core
 from bot.core.model import ChatRef, Incoming, Question, Reply
-from bot.core.quiz import Core
 from bot.core.scheduler import Scheduler
 from bot.core.store import Store
 from bot.ops.backup import BackupError, backup

@@ -27,9 +27,9 @@ from bot.adapters.discord import DiscordAdapter
 from bot.adapters.telegram import RequestTimeouts, TelegramAdapter
 from bot.config import Settings
 from bot.core.bank import Bank
+from bot.core.commands import COMMANDS, Core
 from bot.core.messages import t
 from bot.core.model import Button, ChatRef, Incoming, Question, Reply, SentRef
-from bot.core.quiz import COMMANDS, Core
 from bot.core.render import to_discord, to_telegram_html
 from bot.core.store import Store
 from bot.core.timing import KEYS as SETTING_KEYS

@@ -18,10 +18,13 @@ import pytest
 from bot.config import Settings
 from bot.core import srs
 from bot.core.bank import Bank, load
+from bot.core.commands import COMMANDS, Core
+from bot.core.commands.inbound import looks_hidden, split_command
+from bot.core.commands.profile import TAGS_SHOWN, streaks
+from bot.core.commands.texts import excerpt, some_tags
 from bot.core.messages import format_day, format_when, t
 from bot.core.model import ChatRef, Question, Reply, SentRef
 from bot.core.ports import Adapter
-from bot.core.quiz import COMMANDS, TAGS_SHOWN, Core, excerpt, looks_hidden, split_command, streaks
 from bot.core.render import escape
 from bot.core.scheduler import Scheduler
 from bot.core.store import Store
@@ -616,7 +619,7 @@ async def test_settings_show_validate_and_store(lang: str, core: Core, store: St
     assert text(await chat.say("/settings reveal soon")) == t(lang, "bad_reveal", value="soon")
     assert text(await chat.say("/settings days someday")) == t(lang, "bad_days", value="someday")
     assert text(await chat.say("/settings tags Quantum")) == t(
-        lang, "unknown_tags", tags="Quantum", known=core._some_tags()
+        lang, "unknown_tags", tags="Quantum", known=some_tags(core)
     )
     assert text(await chat.say("/settings time")) == t(
         lang, "setting_needs_value", key="time", example="18:30"

@@ -23,9 +23,9 @@ import pytest
 from bot.config import Settings
 from bot.core import scheduler as scheduler_module
 from bot.core.bank import Bank
+from bot.core.commands import Core
 from bot.core.model import ChatRef, Incoming, Question, Reply, SentRef
 from bot.core.ports import ChatGone, ChatMoved, TransientError
-from bot.core.quiz import Core
 from bot.core.scheduler import CLAIM_LEASE, Scheduler
 from bot.core.store import Store, iso
 from bot.core.timing import ChatSettings, post_instant

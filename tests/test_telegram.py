@@ -23,11 +23,11 @@ from aiohttp import ClientSession
 from bot.adapters.telegram import RequestTimeouts, TelegramAdapter
 from bot.config import Settings
 from bot.core.bank import Bank
+from bot.core.commands import COMMANDS, Core
 from bot.core.messages import t
 from bot.core.model import Button, ChatRef, Incoming, Question, Reply, SentRef
 from bot.core.ports import ChatGone, PlatformError
 from bot.core.ports import Core as CoreProtocol
-from bot.core.quiz import COMMANDS, Core
 from bot.core.render import to_telegram_html
 from bot.core.scheduler import Scheduler
 from bot.core.store import Store

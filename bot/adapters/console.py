@@ -16,9 +16,9 @@ import threading
 from typing import TextIO
 
 from bot.core import render
+from bot.core.commands.inbound import looks_hidden
 from bot.core.model import Button, ChatRef, Incoming, Reply, SentRef
 from bot.core.ports import Core
-from bot.core.quiz import looks_hidden
 
 log = logging.getLogger(__name__)
 

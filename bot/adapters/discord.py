@@ -43,9 +43,10 @@ import yarl
 from discord import app_commands
 
 from bot.core import messages
+from bot.core.commands import COMMANDS, Command
+from bot.core.commands.inbound import platform_language
 from bot.core.model import Button, ChatRef, Incoming, Question, Reply, SentRef
 from bot.core.ports import ChatGone, Core, PlatformError, TransientError
-from bot.core.quiz import COMMANDS, Command, platform_language
 from bot.core.render import escape, to_discord, to_plain
 
 log = logging.getLogger(__name__)

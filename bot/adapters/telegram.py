@@ -75,9 +75,9 @@ from telegram.request import HTTPXRequest
 from telegram.warnings import PTBDeprecationWarning
 
 from bot.core import messages
+from bot.core.commands import COMMANDS
 from bot.core.model import Button, ChatRef, Incoming, Reply, SentRef
 from bot.core.ports import ChatGone, ChatMoved, Core, PlatformError, TransientError
-from bot.core.quiz import COMMANDS
 from bot.core.render import to_telegram_html
 from bot.ops.logs import RedactingFilter, Redactor
 

@@ -60,7 +60,7 @@ SHUTDOWN_WAIT = 15.0  # seconds an in-flight sweep gets to finish at shutdown
 
 
 class DailyCore(Protocol):
-    """What the scheduler needs from the engine (bot.core.quiz.Core)."""
+    """What the scheduler needs from the engine (bot.core.commands.Core; its daily.py)."""
 
     settings: Settings  # the defaults under each chat's stored settings
 
