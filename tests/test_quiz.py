@@ -27,7 +27,7 @@ from bot.core.model import ChatRef, Question, Reply, SentRef
 from bot.core.ports import Adapter
 from bot.core.render import escape
 from bot.core.scheduler import Scheduler
-from bot.core.store import Store
+from bot.core.store import SQLiteStore, Store
 from tests.clock import FakeClock
 from tests.transcript import Transcript, labels, text
 
@@ -88,7 +88,7 @@ def clock() -> FakeClock:
 
 @pytest.fixture
 async def store(tmp_path):
-    store = await Store.open(tmp_path / "dailyq.sqlite3")
+    store = await SQLiteStore.open(tmp_path / "dailyq.sqlite3")
     yield store
     await store.close()
 
@@ -145,7 +145,7 @@ def newest(chat: Transcript, kind: str) -> Reply:
 
 async def stats_in_a_new_process(path: str, lang: str, now: str) -> str:
     """/stats as a fresh process sees it: its own connection, bank and core."""
-    store = await Store.open(path)
+    store = await SQLiteStore.open(path)
     try:
         core = make_core(store, FakeClock(datetime.fromisoformat(now)))
         return text(await chat_for(core, lang).say("/stats"))
@@ -158,7 +158,7 @@ async def test_quiz_answer_reveal_grade_stats_and_the_same_stats_from_a_new_proc
     lang: str, clock: FakeClock, tmp_path
 ) -> None:
     path = tmp_path / "dailyq.sqlite3"
-    store = await Store.open(path)
+    store = await SQLiteStore.open(path)
     try:
         chat = chat_for(make_core(store, clock), lang)
 
@@ -813,7 +813,7 @@ async def test_only_owners_reload_and_a_broken_bank_keeps_the_current_one(tmp_pa
     bank_file = tmp_path / "bank.md"
     bank_file.write_text("### Q. First?\nA.\n<mark>one</mark>\n", encoding="utf-8")
     settings = Settings(db=tmp_path / "db.sqlite3", content=bank_file, owners=("test:owner",))
-    store = await Store.open(settings.db)
+    store = await SQLiteStore.open(settings.db)
     try:
         core = Core(store, load(bank_file).bank, settings, FakeClock(datetime(2026, 1, 5, 8, tzinfo=UTC)))
         owner = Transcript(core, user="owner")

@@ -21,6 +21,7 @@ from bot.core.store import (
     PostKind,
     PostStatus,
     RevealStatus,
+    SQLiteStore,
     StaleClaim,
     Store,
     from_iso,
@@ -37,7 +38,7 @@ GROUP = ChatRef("telegram", "-100")
 
 @pytest.fixture
 async def store(tmp_path):
-    store = await Store.open(tmp_path / "data" / "dailyq.sqlite3")
+    store = await SQLiteStore.open(tmp_path / "data" / "dailyq.sqlite3")
     yield store
     await store.close()
 
@@ -93,7 +94,7 @@ async def test_a_failed_transaction_leaves_nothing_behind(store: Store) -> None:
 
 async def test_state_survives_a_reopen_and_migrations_are_not_run_twice(tmp_path) -> None:
     path = tmp_path / "dailyq.sqlite3"
-    store = await Store.open(path)
+    store = await SQLiteStore.open(path)
     try:
         await store.save_chat(
             GROUP,
@@ -107,7 +108,7 @@ async def test_state_survives_a_reopen_and_migrations_are_not_run_twice(tmp_path
         post_id = (await store.add_quiz(GROUP, True, "telegram:7", "Ann", "q1", "rag", NOW)).id
     finally:
         await store.close()
-    store = await Store.open(path)
+    store = await SQLiteStore.open(path)
     try:
         chat = await store.chat(GROUP.key)
         assert chat is not None
@@ -129,7 +130,7 @@ async def test_a_database_from_a_newer_version_is_refused(tmp_path) -> None:
     with sqlite3.connect(path) as db:
         db.execute(f"PRAGMA user_version = {len(MIGRATIONS) + 1}")
     with pytest.raises(RuntimeError, match="newer dailyq"):
-        await Store.open(path)
+        await SQLiteStore.open(path)
 
 
 async def test_moving_a_chat_onto_one_that_exists_merges_them(store: Store) -> None:
@@ -193,7 +194,7 @@ async def test_the_current_post_is_the_newer_of_the_users_quiz_and_the_chats_dai
 async def test_a_write_whose_caller_is_cancelled_completes_and_the_next_write_goes_on(
     tmp_path: Path,
 ) -> None:
-    store = await Store.open(tmp_path / "db.sqlite3")
+    store = await SQLiteStore.open(tmp_path / "db.sqlite3")
     try:
         inside, release = threading.Event(), threading.Event()
 

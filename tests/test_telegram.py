@@ -30,7 +30,7 @@ from bot.core.ports import ChatGone, PlatformError
 from bot.core.ports import Core as CoreProtocol
 from bot.core.render import to_telegram_html
 from bot.core.scheduler import Scheduler
-from bot.core.store import Store
+from bot.core.store import SQLiteStore, Store
 from tests.clock import FakeClock
 from tests.fakes.telegram_api import (
     BAD_GATEWAY,
@@ -156,7 +156,7 @@ async def tg() -> AsyncIterator[FakeTelegram]:
 async def world(tg: FakeTelegram, tmp_path: Path) -> AsyncIterator[World]:
     image = tmp_path / "diagram.png"
     image.write_bytes(b"\x89PNG fake image bytes")
-    store = await Store.open(tmp_path / "dailyq.sqlite3")
+    store = await SQLiteStore.open(tmp_path / "dailyq.sqlite3")
     clock = FakeClock(MONDAY_8AM)
     settings = Settings(db=tmp_path / "dailyq.sqlite3", timezone="UTC", post_time="09:00", lang="en")
     core = Core(store, make_bank(image), settings, clock, random.Random(7), fuzz=False)

@@ -1,13 +1,15 @@
 """The store: the only place that speaks SQL. Everything else calls its methods with plain values
 and gets plain values (records.py) back; no connection, row or SQL text leaves this package.
 
-`open_store(db)` opens the database a setting names; today a SQLite file (sqlite.py).
+`Store` (api.py) is the API; `open_store(db)` opens the database a setting names: today a SQLite
+file (sqlite.py).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
+from bot.core.store.api import Store
 from bot.core.store.records import (
     Attempt,
     ChatRow,
@@ -27,9 +29,6 @@ from bot.core.store.records import (
     iso,
 )
 from bot.core.store.sqlite import SQLiteStore
-
-# The Store API, as the rest of the bot names it; a second backend implements the same methods.
-Store = SQLiteStore
 
 
 async def open_store(db: str | Path) -> Store:
