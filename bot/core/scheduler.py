@@ -1,17 +1,19 @@
 """The daily loop: every minute, claim, send and reveal each chat's daily question that is due.
 
-The database is the source of truth; nothing the loop knows lives only in memory:
+The database is the source of truth; nothing the loop knows lives only in memory. The store keeps
+the bookkeeping (its methods name each step; the states are PostStatus and RevealStatus):
 
-- A daily post is claimed before it is sent: a `posts` row (kind 'daily', status 'pending') on the
-  unique key (chat, local date), so a second claim for the same chat and day is impossible, across
-  restarts and processes. After the platform accepts the message the row becomes 'sent' with the
-  platform's message id. A message can be duplicated only if the process dies after the platform
-  accepted it and before that write (one awaited UPDATE; see tests/test_scheduler.py).
-- A claim still 'pending' after `CLAIM_LEASE` was left by a crash (or by retries that ran out) and
-  is taken over, with a compare-and-swap, by the next sweep of any process, while in grace.
-  Younger ones may still be in flight elsewhere and are left alone. For a pending post the
-  claim's time is `created_at`; for a pending reveal it is `revealed_at` (the reveal's start).
-- A reveal is claimed the same way (`reveal_status` NULL → 'pending' → 'sent').
+- A daily post is claimed before it is sent (`claim_daily`: status pending, on the unique key
+  chat + local date), so a second claim for the same chat and day is impossible, across restarts
+  and processes. After the platform accepts the message, `mark_sent` records its message id. A
+  message can be duplicated only if the process dies after the platform accepted it and before
+  that write (see tests/test_scheduler.py).
+- A claim still pending after `CLAIM_LEASE` was left by a crash (or by retries that ran out) and
+  is taken over, with a compare-and-swap on the instant it was claimed at, by the next sweep of
+  any process, while in grace (`stale_claims`, `take_over_claim`). Younger ones may still be in
+  flight elsewhere and are left alone.
+- A reveal is claimed the same way (`due_reveals`, `claim_reveal`) and ended as sent, failed (the
+  chat is gone) or skipped (`end_reveal`).
 
 Missed posts and reveals are sent late while inside the grace window (default: the rest of the
 chat's local day) and skipped, with a log line, after it.
