@@ -63,7 +63,7 @@ def catch_up_grace(settings: Settings) -> timedelta | None:
 
 def log_problems(loaded: LoadResult, content: Path) -> None:
     for problem in loaded.errors:
-        log.error("bank: %s:%s: %s", problem.file, problem.line, problem.message)
+        log.error("bank: %s", problem)
     log.info("bank: %d questions, %d warnings from %s", len(loaded.bank), len(loaded.warnings), content)
 
 

@@ -216,7 +216,7 @@ async def reload(core: Core, call: Call) -> list[Reply]:
     if core.bank is not loaded.bank:
         lines = [t(call.lang, "reload_kept", questions=len(core.bank))]
         lines += [
-            f"• {escape(f'{p.file}:{p.line}: {p.message}')}" for p in loaded.errors[:RELOAD_ERRORS_SHOWN]
+            f"• {escape(str(p))}" for p in loaded.errors[:RELOAD_ERRORS_SHOWN]
         ]
         if not loaded.errors:
             lines.append(t(call.lang, "reload_empty"))

@@ -6,7 +6,6 @@ from dataclasses import replace
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from bot.core.bank import Bank
 from bot.core.commands import texts
 from bot.core.commands.inbound import platform_language
 from bot.core.messages import format_when, t
@@ -86,7 +85,7 @@ async def settings(core: Core, call: Call) -> list[Reply]:
     except ValueError:
         return [Reply(t(call.lang, f"bad_{key}", value=escape(value)))]
     if key == "tags" and settings.tags:
-        unknown = [tag for tag in settings.tags.split(",") if tag.casefold() not in _known_labels(core.bank)]
+        unknown = [tag for tag in settings.tags.split(",") if not core.bank.knows_label(tag)]
         if unknown:
             return [
                 Reply(
@@ -141,5 +140,3 @@ def setting_value(lang: str, key: str, value: object) -> str:
     return escape(str(value))
 
 
-def _known_labels(bank: Bank) -> set[str]:
-    return {tag.casefold() for tag in bank.tag_counts()} | {c.casefold() for c in bank.company_counts()}
