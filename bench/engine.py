@@ -29,10 +29,10 @@ from bench.synthetic import synthetic_bank  # noqa: E402
 from bot.config import Settings, database_location  # noqa: E402
 from bot.core import srs  # noqa: E402
 from bot.core.bank import Bank  # noqa: E402
-from bot.core.clock import FakeClock  # noqa: E402
 from bot.core.model import ChatRef, Incoming  # noqa: E402
-from bot.core.quiz import Core  # noqa: E402
+from bot.core.commands import Core  # noqa: E402
 from bot.core.store import Store, open_store  # noqa: E402
+from tests.clock import FakeClock  # noqa: E402
 
 NOW = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
 HISTORY_DAYS = 730

@@ -56,7 +56,7 @@ from bench.synthetic import synthetic_bank
 from bot.adapters.telegram import CONCURRENT_UPDATES, TelegramAdapter
 from bot.config import Settings, database_location
 from bot.core.clock import SystemClock
-from bot.core.quiz import Core
+from bot.core.commands import Core
 from bot.core.store import Store, open_store
 from bot.core.store.tables import TABLES
 from tests.fakes.telegram_api import Call, FakeTelegram, User, private_chat, spoiler
