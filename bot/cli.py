@@ -17,6 +17,7 @@ DEFAULTS = Settings()
 # The commands that open the database (and hold its lock), and those that serve chats.
 USES_DATABASE = ("console", "run", "restore", "reload")
 SERVES_CHATS = ("console", "run")
+FILE_COPIES = ("backup", "restore")  # of a SQLite file
 # The chat defaults every command falls back on: (variable, Settings field, ChatSettings key).
 CHAT_DEFAULTS = (("DAILYQ_TIMEZONE", "timezone", "zone"), ("DAILYQ_POST_TIME", "post_time", "time"))
 
@@ -137,13 +138,15 @@ def startup_problem(command: str, settings: Settings) -> str | None:
     """
     if command in SERVES_CHATS:
         _give_zoneinfo_utc()
-        from bot.core.schedule import validate  # the very rules each chat's settings are read with
+        from bot.core.timing import validate  # the very rules each chat's settings are read with
 
         for variable, field, key in CHAT_DEFAULTS:
             try:
                 validate(key, getattr(settings, field))
             except ValueError as error:
                 return f"{variable}: {error}"
+    if command in FILE_COPIES and is_database_url(settings.db):
+        return f"{command} copies a SQLite file; for PostgreSQL use pg_dump and pg_restore (README: backups)"
     if command in USES_DATABASE:
         return database_problem(settings.db)
     return None

@@ -16,11 +16,11 @@ import pytest
 
 from bot.adapters.discord import DiscordAdapter, Shards
 from bot.config import ConfigError, Settings
-from bot.core.clock import FakeClock
+from bot.core.commands import Core
 from bot.core.model import Incoming, Reply, SentRef
-from bot.core.quiz import Core
 from bot.core.scheduler import Scheduler
-from bot.core.store import Store
+from bot.core.store import open_store
+from tests.clock import FakeClock
 from tests.fakes.discord_api import FakeDiscord
 from tests.test_discord import (
     BANK,
@@ -103,7 +103,7 @@ class Guilds:
 @asynccontextmanager
 async def sharded_bots(fake: FakeDiscord, tmp_path: Path, shards: list[Shards]) -> AsyncIterator[list[Seen]]:
     """One adapter per entry of `shards`, all on one core, connected to the fake."""
-    store = await Store.open(tmp_path / "dailyq.sqlite3")
+    store = await open_store(tmp_path / "dailyq.sqlite3")
     settings = Settings(db=store.path, timezone="UTC", post_time="09:00", lang="en")
     core = Core(store, BANK, settings, FakeClock(MONDAY_8AM), random.Random(7), fuzz=False)
     seen = [Seen(core) for _ in shards]
@@ -161,7 +161,7 @@ async def test_the_reveal_goes_to_the_posts_thread_whichever_process_sends_it(
 ) -> None:
     """Process A posts the daily question (and opens its thread); A goes away; process B, which
     never saw the post, sends the reveal: it finds the thread from the database alone."""
-    store = await Store.open(tmp_path / "dailyq.sqlite3")
+    store = await open_store(tmp_path / "dailyq.sqlite3")
     clock = FakeClock(MONDAY_8AM)
     core = make_core(store, clock, tmp_path)
     try:

@@ -28,6 +28,8 @@ from typing import Any, TypeVar
 from urllib.parse import parse_qs, urlsplit
 
 import asyncpg
+
+from bot.core.model import ChatRef
 from bot.core.store.records import (
     Attempt,
     ChatRow,
@@ -44,9 +46,7 @@ from bot.core.store.records import (
     SubscribedChat,
     UserStats,
 )
-
-from bot.core.model import ChatRef
-from bot.core.store.migrations import numbered_migrations
+from bot.core.store.schema import migrations
 from bot.core.store.tables import EXPORT_BATCH, ORDER, TABLES, check_row_counts, column_list
 
 log = logging.getLogger(__name__)
@@ -142,7 +142,7 @@ class PostgreSQLStore:
         return await self._read("fetchval", "SELECT COALESCE(MAX(version), 0) FROM schema_migrations")
 
     async def _migrate(self) -> None:
-        known = numbered_migrations("postgresql")
+        known = migrations("postgresql")
 
         async def migrate(db: asyncpg.Connection) -> None:
             # One process migrates at a time; the others wait here and then find nothing to do.
@@ -649,53 +649,38 @@ class PostgreSQLStore:
 
     # --- the scheduler's bookkeeping: claims, leases and reveals --------------------------
 
+    # Each read below names its columns as the record's fields: the rows become records as they are.
+
     async def subscribed_chats(self, after: str, limit: int) -> list[SubscribedChat]:
         """Subscribed chats with keys after `after`, in key order, `limit` at most (a page)."""
         rows = await self._read(
             "fetch",
-            "SELECT c.key, c.settings, COALESCE(c.schedule_from, c.created_at) AS schedule_from,"
+            "SELECT c.key, c.settings AS settings_json, COALESCE(c.schedule_from, c.created_at) AS schedule_from,"
             " (SELECT MAX(p.local_date) FROM posts p WHERE p.chat_key = c.key AND p.kind = 'daily') AS last_daily"
             " FROM chats c WHERE c.subscribed AND c.key > $1 ORDER BY c.key LIMIT $2",
             after,
             limit,
         )
-        return [
-            SubscribedChat(
-                key=row["key"],
-                settings_json=row["settings"],
-                schedule_from=row["schedule_from"],
-                last_daily=row["last_daily"],
-            )
-            for row in rows
-        ]
+        return [SubscribedChat(**row) for row in rows]
 
     async def stale_claims(self, claimed_before: datetime) -> list[StaleClaim]:
         """Daily posts still pending that were claimed before `claimed_before`."""
         rows = await self._read(
             "fetch",
-            "SELECT p.id, p.chat_key, p.local_date, p.created_at, c.settings"
-            " FROM posts p JOIN chats c ON c.key = p.chat_key"
+            "SELECT p.id AS post_id, p.chat_key, c.settings AS settings_json, p.local_date,"
+            " p.created_at AS claimed_at FROM posts p JOIN chats c ON c.key = p.chat_key"
             " WHERE p.kind = 'daily' AND p.status = 'pending' AND p.created_at < $1",
             _second(claimed_before),
         )
-        return [
-            StaleClaim(
-                post_id=row["id"],
-                chat_key=row["chat_key"],
-                settings_json=row["settings"],
-                local_date=row["local_date"],
-                claimed_at=row["created_at"],
-            )
-            for row in rows
-        ]
+        return [StaleClaim(**row) for row in rows]
 
     async def due_reveals(self, now: datetime, claimed_before: datetime) -> list[DueReveal]:
         """Sent daily posts whose reveal is due by `now` and neither done nor claimed (or claimed
         before `claimed_before`, by a sweep that died), the earliest due first."""
         rows = await self._read(
             "fetch",
-            "SELECT p.id, p.chat_key, p.reveal_due_at, p.revealed_at, c.settings"
-            " FROM posts p JOIN chats c ON c.key = p.chat_key"
+            "SELECT p.id AS post_id, p.chat_key, c.settings AS settings_json, p.reveal_due_at AS due_at,"
+            " p.revealed_at AS claimed_at FROM posts p JOIN chats c ON c.key = p.chat_key"
             " WHERE p.kind = 'daily' AND p.status = 'sent' AND p.reveal_due_at <= $1"
             " AND ((p.revealed_at IS NULL AND p.reveal_status IS NULL)"
             "      OR (p.reveal_status = 'pending' AND p.revealed_at < $2))"
@@ -703,16 +688,7 @@ class PostgreSQLStore:
             _second(now),
             _second(claimed_before),
         )
-        return [
-            DueReveal(
-                post_id=row["id"],
-                chat_key=row["chat_key"],
-                settings_json=row["settings"],
-                due_at=row["reveal_due_at"],
-                claimed_at=row["revealed_at"],
-            )
-            for row in rows
-        ]
+        return [DueReveal(**row) for row in rows]
 
     async def claim_daily(
         self, chat_key: str, question_id: str, local_date: date, cycle: int, now: datetime
