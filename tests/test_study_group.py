@@ -108,7 +108,7 @@ async def test_a_study_group_plays_its_day_in_one_console(tmp_path: Path) -> Non
     day = await study_group_day(tmp_path)
     subscribed, bob, carol, ann, reveal, *grades, top = chunks(day)
     assert subscribed.startswith("ann: /subscribe 09:00 Europe/Berlin\nSubscribed: a question at 09:00")
-    assert "\n\n── daily question ──\n❓ DeepSeek-R1 相比其他大模型做了哪些优化？\n" in subscribed
+    assert "\n\n── daily question ──\n❓ DeepSeek-R1 相比其他大模型做了哪些优化？ · No. 1\n" in subscribed
     assert bob.startswith("bob: ||") and "Got your answer" in bob and "Tip:" not in bob
     assert carol.startswith("carol: ||") and "Got your answer" in carol and "Tip:" not in carol
     assert ann.startswith("ann: GRPO") and "Got your answer" in ann and "Tip: hide answers" in ann

@@ -29,14 +29,14 @@ except ImportError:
     readline = None  # type: ignore[assignment]
 
 from bot.adapters.base import Core
-from bot.core import render
+from bot.core import messages, render
 from bot.core.model import Button, ChatRef, Incoming, Reply, SentRef
 from bot.core.quiz import looks_hidden
 
 log = logging.getLogger(__name__)
 
 PROMPT = "> "
-SCHEDULED_HEADERS = {"question": "daily question", "reveal": "reveal"}
+SCHEDULED_HEADERS = {"question": "console_daily_question", "reveal": "console_reveal"}  # message keys
 # "bob: text" (a full-width colon too, as a Chinese keyboard types it): bob speaks.
 SPEAKER = re.compile(r"\s*([^\s:：]+)\s*[:：]\s?(.*)", re.DOTALL)
 
@@ -92,7 +92,7 @@ class ConsoleAdapter:
     async def send(self, chat: ChatRef, reply: Reply) -> SentRef:
         if self._interactive:
             self._write("\n")  # off the prompt's line
-        ref = self._show(reply, chat, header=SCHEDULED_HEADERS.get(reply.kind, "scheduled"))
+        ref = self._show(reply, chat, header=SCHEDULED_HEADERS.get(reply.kind, "console_scheduled"))
         self._prompt_again()
         return ref
 
@@ -205,12 +205,18 @@ class ConsoleAdapter:
         return is_admin
 
     def _show(self, reply: Reply, chat: ChatRef, header: str | None = None) -> SentRef:
-        lines = [f"── {header} ──"] if header else []
+        """Print a reply; `header` is the message key of a line above it (a scheduled post's)."""
+        lang = reply.lang or messages.LANGUAGES[0]
+        lines = [f"── {messages.t(lang, header)} ──"] if header else []
         if chat != self._chat:
-            lines.append(f"── to {chat.key} ──")
+            lines.append(f"── {messages.t(lang, 'console_to', chat=chat.key)} ──")
         elif reply.private and self._group:
-            only = "you see" if len(self._users) == 1 else f"{self._speaker} sees"
-            lines.append(f"── only {only} this ──")
+            only = (
+                messages.t(lang, "console_only_you")
+                if len(self._users) == 1
+                else messages.t(lang, "console_only_user", name=self._speaker)
+            )
+            lines.append(f"── {only} ──")
         lines.append(render.to_plain(reply.text))
         numbers = itertools.count(1)
         rows = [

@@ -21,12 +21,12 @@ from bot.config import Settings
 from bot.core import srs
 from bot.core.bank import Bank, LoadResult, load
 from bot.core.clock import Clock
-from bot.core.messages import LANGUAGES, format_day, format_when, t
+from bot.core.messages import LANGUAGES, format_day, format_days, format_when, join_list, t
 from bot.core.model import Button, ChatRef, Incoming, Question, Reply, SentRef
 from bot.core.render import escape
 from bot.core.schedule import KEYS as SETTING_KEYS
 from bot.core.schedule import ChatSettings, next_post, post_instant
-from bot.core.store import ChatRow, OpenQuestion, Post, Store
+from bot.core.store import ChatRow, Post, Store
 
 # How much of an answer the reveal shows when the bank gives no summary (cut at a paragraph).
 EXCERPT_CHARS = 600
@@ -216,7 +216,11 @@ class Core:
     async def handle(self, incoming: Incoming) -> list[Reply]:
         incoming = replace(incoming, text=_valid_unicode(incoming.text), user_name=_valid_unicode(incoming.user_name))
         call = await self._call(incoming)
-        text = incoming.text.strip()
+        # The language goes with each reply, for words an adapter adds itself (the console's headers).
+        return [replace(reply, lang=reply.lang or call.lang) for reply in await self._dispatch(call)]
+
+    async def _dispatch(self, call: Call) -> list[Reply]:
+        text = call.incoming.text.strip()
         if not text.startswith("/"):
             return await self._plain_text(call, text)
         name, call.args = split_command(text)
@@ -318,9 +322,12 @@ class Core:
 
     async def _current_post(self, call: Call) -> Post | None:
         """The question a bare /answer or /reveal is about: the one replied to, else the newer of the
-        user's open question in this chat and the chat's latest daily post."""
+        user's open question in this chat and the chat's latest daily post; in a group, a /quiz
+        any member asked counts as the group's question too."""
         replied = await self._replied_post(call)
-        return replied or await self.store.current_post(call.user, call.incoming.chat.key)
+        return replied or await self.store.current_post(
+            call.user, call.incoming.chat.key, any_kind=call.in_group
+        )
 
     async def _post_by_argument(self, argument: str) -> Post | str:
         """The post named by an id argument, or a message key saying why there is none."""
@@ -346,36 +353,47 @@ class Core:
         await self.store.open_post(
             incoming.chat, incoming.is_group, call.user, incoming.user_name, post.id, call.now
         )
-        return [Reply(self._question_text(call.lang, question) + "\n\n" + t(call.lang, "answer_here"))]
+        return [Reply(self._question_text(call.lang, question, post.id) + "\n\n" + t(call.lang, "answer_here"))]
 
     async def _help(self, call: Call) -> list[Reply]:
         lines = [t(call.lang, "help_header")]
         for command in COMMANDS:
+            placeholders = [t(call.lang, f"placeholder_{o.name}") for o in command.options]
             usage = " ".join(
                 [f"/{command.name}"]
-                + [f"<{o.name}>" if o.required else f"[{o.name}]" for o in command.options]
+                + [f"<{p}>" if o.required else f"[{p}]" for o, p in zip(command.options, placeholders, strict=True)]
             )
             lines.append(f"`{usage}` — {t(call.lang, command.help_key)}")
         return [Reply("\n".join(lines))]
 
     async def _quiz(self, call: Call) -> list[Reply]:
-        return await self._serve_quiz(
-            call, call.args, await self.store.open_question(call.user, call.incoming.chat.key)
-        )
+        opened = await self.store.open_question(call.user, call.incoming.chat.key)
+        return await self._serve_quiz(call, call.args, [opened.post.question_id] if opened else [])
 
     async def _skip(self, call: Call) -> list[Reply]:
         opened = await self.store.open_question(call.user, call.incoming.chat.key)
         own_quiz = opened is not None and opened.post.kind == "quiz" and opened.post.user_key == call.user
         if call.in_group and not own_quiz:
             return [Reply(t(call.lang, "skip_where"))]
-        return await self._serve_quiz(call, opened.filter if opened else "", opened)
+        quiz_filter = opened.filter if opened else ""
+        if opened is not None and len(self._pool(quiz_filter)) == 1:
+            key = "skip_only_one" if quiz_filter else "skip_only_question"
+            return [Reply(t(call.lang, key, filter=escape(quiz_filter)))]
+        # Every question served and left unanswered since the last answer, newest first: none of
+        # them comes back while another matches.
+        skipped = await self.store.skipped_questions(call.user, call.incoming.chat.key)
+        current = [opened.post.question_id] if opened else []
+        return await self._serve_quiz(call, quiz_filter, list(dict.fromkeys([*current, *skipped])))
 
-    async def _serve_quiz(self, call: Call, quiz_filter: str, current: OpenQuestion | None) -> list[Reply]:
-        pool = self.bank.matching(quiz_filter) if quiz_filter else self.bank.questions
+    def _pool(self, quiz_filter: str) -> Sequence[Question]:
+        return self.bank.matching(quiz_filter) if quiz_filter else self.bank.questions
+
+    async def _serve_quiz(self, call: Call, quiz_filter: str, avoid: Sequence[str]) -> list[Reply]:
+        """A new question for the user, none of `avoid` (newest first) while another matches."""
+        pool = self._pool(quiz_filter)
         if not pool:
-            return [Reply(t(call.lang, "no_match", filter=escape(quiz_filter), tags=self._some_tags()))]
-        just_seen = current.post.question_id if current else None
-        question = await self._pick_for_user(call, pool, bool(quiz_filter), just_seen)
+            return [Reply(t(call.lang, "no_match", filter=escape(quiz_filter), tags=self._some_tags(call.lang)))]
+        question = await self._pick_for_user(call, pool, bool(quiz_filter), avoid)
         incoming = call.incoming
         post = await self.store.add_quiz(
             incoming.chat,
@@ -389,28 +407,34 @@ class Core:
         return [self._question_reply(call.lang, post, None, call.in_group, call.settings)]
 
     async def _pick_for_user(
-        self, call: Call, pool: Sequence[Question], filtered: bool, just_seen: str | None
+        self, call: Call, pool: Sequence[Question], filtered: bool, avoid: Sequence[str]
     ) -> Question:
-        """Due reviews first, then questions the user has not seen; never the one just seen here."""
+        """Due reviews first, then questions the user has not seen; none of `avoid` (the questions
+        just seen here, newest first) while another matches, else the one seen longest ago."""
         in_pool: Callable[[str], bool] = (
             {q.id for q in pool}.__contains__ if filtered else self.bank.by_id.__contains__
         )
+        avoided = set(avoid)
         for question_id in await self.store.due_reviews(call.user, call.now, DUE_LOOKAHEAD):
-            if question_id != just_seen and in_pool(question_id):
+            if question_id not in avoided and in_pool(question_id):
                 return self.bank.by_id[question_id]
         # Usually most of the pool is unseen: ask about a few random candidates at once rather
         # than loading everything the user has ever seen.
         candidates = self.rng.sample(pool, min(len(pool), RANDOM_PROBES))
         seen = await self.store.seen_questions(call.user, among=[q.id for q in candidates])
-        fresh = [q for q in candidates if q.id not in seen and q.id != just_seen]
+        fresh = [q for q in candidates if q.id not in seen and q.id not in avoided]
         if fresh:
             return fresh[0]
         seen = await self.store.seen_questions(call.user)
-        unseen = [q for q in pool if q.id not in seen and q.id != just_seen]
+        unseen = [q for q in pool if q.id not in seen and q.id not in avoided]
         if unseen:
             return self.rng.choice(unseen)
-        # Everything seen: start over, anything but the question just seen.
-        return self.rng.choice([q for q in pool if q.id != just_seen] or pool)
+        # Everything seen: start over, anything not just seen, else the one seen longest ago.
+        others = [q for q in pool if q.id not in avoided]
+        if others:
+            return self.rng.choice(others)
+        oldest = next((question_id for question_id in reversed(avoid) if in_pool(question_id)), None)
+        return self.bank.by_id[oldest] if oldest else self.rng.choice(pool)
 
     async def _answer(self, call: Call) -> list[Reply]:
         if not call.args:
@@ -426,7 +450,9 @@ class Core:
         if call.in_group:
             post = await self._replied_post(call)
             if post is None:
-                return []
+                # Hidden text is how answers look in a group: say how to answer rather than drop it.
+                hidden = call.incoming.hidden or looks_hidden(text)
+                return [Reply(t(call.lang, "answer_unmatched"), reply_to=call.incoming.message_id)] if hidden else []
         else:
             post = await self._current_post(call)
             if post is None:
@@ -454,7 +480,7 @@ class Core:
         key = "answer_updated" if replaced else "answer_saved"
         replies = [
             Reply(
-                t(call.lang, key, title=question.title, chars=len(text)),
+                t(call.lang, key, title=question.title, chars=len(SPOILER_MARKS.sub(r"\1", text).strip())),
                 reply_to=call.incoming.message_id,
             )
         ]
@@ -481,7 +507,7 @@ class Core:
         question = self.bank.get(post.question_id)
         if question is None:
             return [Reply(t(call.lang, "question_gone"))]
-        heading = t(call.lang, "full_answer_heading", title=question.title)
+        heading = t(call.lang, "full_answer_heading", title=question.title, number=self._number(call.lang, post.id))
         return [Reply(f"{heading}\n\n{question.answer}", kind="answer", question=question, post_id=post.id)]
 
     async def _revealable_post(self, call: Call) -> tuple[Post | None, str]:
@@ -512,18 +538,18 @@ class Core:
     async def _reveal_reply(self, lang: str, post: Post, chat: ChatRef | None, *, quote: bool) -> Reply:
         question = self.bank.get(post.question_id)
         if question is None:
-            return Reply(t(lang, "question_gone"), chat=chat)
+            return Reply(t(lang, "question_gone"), chat=chat, lang=lang)
         if question.summary:
             body, more = question.summary, True
         else:
             body, more = excerpt(question.answer)
         names = await self.store.answerers(post.id)
-        lines = [t(lang, "reveal_heading", title=question.title), "", body]
+        lines = [t(lang, "reveal_heading", title=question.title, number=self._number(lang, post.id)), "", body]
         if more:
             lines += ["", t(lang, "reveal_more")]
         lines += [
             "",
-            t(lang, "answered_by", names=", ".join(escape(n) for n in names))
+            t(lang, "answered_by", names=join_list(lang, map(escape, names)))
             if names
             else t(lang, "answered_by_nobody"),
         ]
@@ -537,6 +563,7 @@ class Core:
             "\n".join(lines),
             buttons=buttons,
             chat=chat,
+            lang=lang,
             kind="reveal",
             question=question,
             post_id=post.id,
@@ -595,7 +622,7 @@ class Core:
         ]
         if by_tag:
             top_tags = sorted(by_tag.items(), key=lambda item: (-item[1], item[0]))[:STATS_TAGS]
-            tags = ", ".join(f"{escape(tag)} {n}" for tag, n in top_tags)
+            tags = join_list(call.lang, (f"{escape(tag)} {n}" for tag, n in top_tags))
             lines.append(t(call.lang, "stats_tags", tags=tags))
         return [Reply("\n".join(lines))]
 
@@ -616,7 +643,7 @@ class Core:
     async def _tags(self, call: Call) -> list[Reply]:
         def listing(counts: Counter[str]) -> str:
             ranked = sorted(counts.items(), key=lambda i: (-i[1], i[0]))
-            shown = ", ".join(f"{escape(name)} ({n})" for name, n in ranked[:TAGS_SHOWN])
+            shown = join_list(call.lang, (t(call.lang, "tag_count", name=escape(name), count=n) for name, n in ranked[:TAGS_SHOWN]))
             rest = len(ranked) - TAGS_SHOWN
             return shown + (t(call.lang, "tags_more", count=rest) if rest > 0 else "")
 
@@ -665,7 +692,7 @@ class Core:
                     "subscribed",
                     time=settings.time,
                     zone=escape(settings.zone),
-                    days=settings.days,
+                    days=format_days(call.lang, settings.days),
                     first=format_when(call.lang, first, settings.zone_info, call.now),
                 )
             )
@@ -681,13 +708,15 @@ class Core:
         key, _, value = call.args.partition(" ")
         key, value = key.casefold(), value.strip()
         if key not in SETTING_KEYS:
-            return [Reply(t(call.lang, "unknown_setting", key=escape(key), keys=", ".join(SETTING_KEYS)))]
+            return [Reply(t(call.lang, "unknown_setting", key=escape(key), keys=join_list(call.lang, SETTING_KEYS)))]
         if not value:
             return [
                 Reply(t(call.lang, "setting_needs_value", key=key, example=t(call.lang, f"example_{key}")))
             ]
         if not await call.is_admin():
             return [Reply(t(call.lang, "admins_only", command="/settings"))]
+        if key == "role" and call.incoming.platform != "discord":
+            return [Reply(t(call.lang, "role_discord_only"))]
         try:
             settings = call.settings.updated(key, value)
         except ValueError:
@@ -699,7 +728,12 @@ class Core:
             if unknown:
                 return [
                     Reply(
-                        t(call.lang, "unknown_tags", tags=escape(", ".join(unknown)), known=self._some_tags())
+                        t(
+                            call.lang,
+                            "unknown_tags",
+                            tags=join_list(call.lang, map(escape, unknown)),
+                            known=self._some_tags(call.lang),
+                        )
                     )
                 ]
         schedule_changed = key in ("time", "zone", "days") and settings != call.settings
@@ -742,9 +776,11 @@ class Core:
 
     def _setting_value(self, lang: str, key: str, value: object) -> str:
         if isinstance(value, bool):
-            return "on" if value else "off"
+            return t(lang, "setting_on" if value else "setting_off")
         if value is None:
             return t(lang, f"unset_{key}")
+        if key == "days":
+            return format_days(lang, str(value))
         return escape(str(value))
 
     async def _reload(self, call: Call) -> list[Reply]:
@@ -766,6 +802,8 @@ class Core:
 
     async def _forgetme(self, call: Call) -> list[Reply]:
         words = call.args.split()
+        if not await self.store.knows_user(call.user):
+            return [Reply(t(call.lang, "forget_nothing"))]
         if [word.casefold() for word in words[:1]] != ["yes"]:
             answers, reviews = await self.store.user_data_counts(call.user)
             button = Button(t(call.lang, "button_forget"), f"/forgetme yes {call.incoming.user_id}")
@@ -779,8 +817,8 @@ class Core:
 
     # --- text building -------------------------------------------------------------------
 
-    def _question_text(self, lang: str, question: Question) -> str:
-        lines = [t(lang, "question_heading", title=question.title)]
+    def _question_text(self, lang: str, question: Question, post_id: int) -> str:
+        lines = [t(lang, "question_heading", title=question.title, number=self._number(lang, post_id))]
         meta = [escape(part) for part in (question.company, question.round) if part]
         meta += [escape(tag) for tag in question.tags]
         if meta:
@@ -792,16 +830,18 @@ class Core:
     ) -> Reply:
         question = self.bank.get(post.question_id)
         if question is None:
-            return Reply(t(lang, "question_gone"), chat=chat)
+            return Reply(t(lang, "question_gone"), chat=chat, lang=lang)
         if not in_group:
             hint = "hint_private"
         elif settings.answers == "private":
             hint = "hint_group_private"
         elif post.chat_key.startswith("discord:"):
             hint = "hint_group_thread"  # Discord opens a thread on the post and adds an Answer button
+        elif post.chat_key.startswith("console:"):
+            hint = "hint_group_console"  # a console cannot reply to a message: a line answers
         else:
             hint = "hint_group_spoiler"
-        text = self._question_text(lang, question) + "\n\n" + t(lang, hint)
+        text = self._question_text(lang, question, post.id) + "\n\n" + t(lang, hint)
         buttons = [Button(t(lang, "button_reveal"), f"/reveal {post.id}")]
         if post.kind == "quiz":
             buttons.append(Button(t(lang, "button_skip"), "/skip"))
@@ -809,11 +849,22 @@ class Core:
             # Telegram turns a `/start …` payload into a deep link to the bot's private chat.
             buttons.append(Button(t(lang, "button_answer_privately"), f"/start answer-{post.id}"))
         return Reply(
-            text, buttons=(tuple(buttons),), chat=chat, kind="question", question=question, post_id=post.id
+            text,
+            buttons=(tuple(buttons),),
+            chat=chat,
+            lang=lang,
+            kind="question",
+            question=question,
+            post_id=post.id,
         )
 
-    def _some_tags(self) -> str:
-        return ", ".join(escape(tag) for tag, _ in self.bank.tag_counts().most_common(8))
+    @staticmethod
+    def _number(lang: str, post_id: int) -> str:
+        """How a question's number shows after its title, where /reveal, /full and /grade find it."""
+        return t(lang, "post_number", number=post_id)
+
+    def _some_tags(self, lang: str) -> str:
+        return join_list(lang, (escape(tag) for tag, _ in self.bank.tag_counts().most_common(8)))
 
 
 def _option(name: str, required: bool = False) -> Option:
@@ -840,6 +891,7 @@ COMMANDS: tuple[Command, ...] = (
     Command("reload", (), False, "help_reload", Core._reload),  # owners only: checked in the handler
 )
 POST_ID = re.compile(r"[0-9]{1,18}")  # ASCII digits that fit SQLite's 64-bit integers
+SPOILER_MARKS = re.compile(r"\|\|(.+?)\|\|", re.DOTALL)  # ||hidden|| → hidden, for counting
 RELOAD_ERRORS_SHOWN = 10
 TAGS_SHOWN = 40  # the bundled bank has over 200 tags: a wall of text helps nobody
 COMMANDS_BY_NAME = {command.name: command for command in COMMANDS}
