@@ -13,12 +13,11 @@ from pathlib import Path
 import pytest
 
 from bot.adapters.console import ConsoleAdapter
-from bot.core.clock import FakeClock
 from bot.core.messages import CATALOG, t
 from bot.core.quiz import Core
 from bot.core.scheduler import Scheduler
-from bot.core.store import Store
-from tests.test_quiz import MONDAY_8AM, make_core, question_of
+from tests.test_group_answers import core_on_disk
+from tests.test_quiz import MONDAY_8AM, question_of
 from tests.transcript import Transcript, text
 
 FULL_WIDTH_PUNCTUATION = "，。：；！？（）「」『』、…"
@@ -26,9 +25,8 @@ FULL_WIDTH_PUNCTUATION = "，。：；！？（）「」『』、…"
 
 @pytest.fixture
 async def core(tmp_path: Path) -> AsyncIterator[Core]:
-    store = await Store.open(tmp_path / "dailyq.sqlite3")
-    yield make_core(store, FakeClock(MONDAY_8AM))
-    await store.close()
+    async with core_on_disk(tmp_path) as core:
+        yield core
 
 
 def test_no_space_touches_full_width_punctuation_in_the_chinese_catalog() -> None:

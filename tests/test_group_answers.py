@@ -4,6 +4,7 @@ question anyone asked for with /quiz is the group's, for every member to answer,
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import pytest
@@ -18,11 +19,20 @@ from tests.transcript import Transcript, text
 langs = pytest.mark.parametrize("lang", ["en", "zh"])
 
 
+@asynccontextmanager
+async def core_on_disk(folder: Path) -> AsyncIterator[Core]:
+    """The test bank's core on a SQLite file in `folder`, Monday 08:00 UTC on its clock."""
+    store = await Store.open(folder / "dailyq.sqlite3")
+    try:
+        yield make_core(store, FakeClock(MONDAY_8AM))
+    finally:
+        await store.close()
+
+
 @pytest.fixture
 async def core(tmp_path: Path) -> AsyncIterator[Core]:
-    store = await Store.open(tmp_path / "dailyq.sqlite3")
-    yield make_core(store, FakeClock(MONDAY_8AM))
-    await store.close()
+    async with core_on_disk(tmp_path) as core:
+        yield core
 
 
 def group(core: Core, lang: str = "en") -> Transcript:

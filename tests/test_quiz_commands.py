@@ -9,11 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from bot.core.clock import FakeClock
 from bot.core.messages import t
 from bot.core.quiz import Core
-from bot.core.store import Store
-from tests.test_quiz import MONDAY_8AM, QUESTIONS, make_core, question_of, rows
+from tests.test_group_answers import core_on_disk
+from tests.test_quiz import QUESTIONS, question_of, rows
 from tests.transcript import Transcript, text
 
 langs = pytest.mark.parametrize("lang", ["en", "zh"])
@@ -21,9 +20,8 @@ langs = pytest.mark.parametrize("lang", ["en", "zh"])
 
 @pytest.fixture
 async def core(tmp_path: Path) -> AsyncIterator[Core]:
-    store = await Store.open(tmp_path / "dailyq.sqlite3")
-    yield make_core(store, FakeClock(MONDAY_8AM))
-    await store.close()
+    async with core_on_disk(tmp_path) as core:
+        yield core
 
 
 # --- /skip ------------------------------------------------------------------------------------------
