@@ -380,8 +380,8 @@ class Core:
             key = "skip_only_one" if quiz_filter else "skip_only_question"
             return [Reply(t(call.lang, key, filter=escape(quiz_filter)))]
         # Every question served and left unanswered since the last answer, newest first: none of
-        # them comes back while another matches.
-        skipped = await self.store.skipped_questions(call.user, call.incoming.chat.key)
+        # them comes back while another matches (more than the bank holds cannot matter).
+        skipped = await self.store.skipped_questions(call.user, call.incoming.chat.key, len(self.bank))
         current = [opened.post.question_id] if opened else []
         return await self._serve_quiz(call, quiz_filter, list(dict.fromkeys([*current, *skipped])))
 

@@ -273,16 +273,17 @@ class Store:
         )
         return Post.from_row(row) if row else None
 
-    async def skipped_questions(self, user_key: str, chat_key: str) -> list[str]:
-        """The questions of the user's /quiz posts in this chat since their last answered one, newest
-        first: what they were served and moved on from."""
+    async def skipped_questions(self, user_key: str, chat_key: str, limit: int) -> list[str]:
+        """The questions of the user's last `limit` /quiz posts in this chat since their last answered
+        one, newest first: what they were served and moved on from."""
         rows = await self._all(
             "SELECT question_id FROM posts p WHERE p.user_key = ?1 AND p.chat_key = ?2 AND p.kind = 'quiz'"
             " AND p.id > COALESCE((SELECT MAX(a.post_id) FROM attempts a JOIN posts q ON q.id = a.post_id"
             "  WHERE a.user_key = ?1 AND q.chat_key = ?2 AND q.kind = 'quiz' AND q.user_key = ?1), 0)"
-            " ORDER BY p.id DESC",
+            " ORDER BY p.id DESC LIMIT ?3",
             user_key,
             chat_key,
+            limit,
         )
         return [row[0] for row in rows]
 
