@@ -80,7 +80,8 @@ class ConsoleAdapter:
         if self._interactive:
             self._write("Type /start to begin, /help for every command; Ctrl-D quits.\n")
             if len(self._users) > 1:
-                self._write(f"You play {self._cast()}: a line `bob: text` speaks as bob.\n")
+                other = list(self._users.values())[1]
+                self._write(f"You play {self._cast()}: a line `{other}: text` speaks as {other}.\n")
         with self._terminal_restored():
             self._prompt()
             while (line := await lines.get()) is not None:
