@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 from bot.adapters.console import ConsoleAdapter
+from bot.core.commands import Core
 from bot.core.messages import CATALOG, t
-from bot.core.quiz import Core
 from bot.core.scheduler import Scheduler
 from tests.test_group_answers import core_on_disk
 from tests.test_quiz import MONDAY_8AM, question_of

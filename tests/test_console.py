@@ -17,13 +17,13 @@ from bot.adapters.console import PROMPT, ConsoleAdapter
 from bot.config import Settings
 from bot.core import render
 from bot.core.bank import load
-from bot.core.clock import FakeClock
+from bot.core.commands import Core
 from bot.core.messages import t
 from bot.core.model import Button, ChatRef, Incoming, Reply, SentRef
-from bot.core.quiz import Core
 from bot.core.render import escape
 from bot.core.scheduler import Scheduler
-from bot.core.store import Store
+from bot.core.store import SQLiteStore, Store
+from tests.clock import FakeClock
 from tests.transcript import Transcript
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -54,7 +54,7 @@ def bank_file(tmp_path: Path) -> Path:
 
 @pytest.fixture
 async def store(tmp_path: Path):
-    store = await Store.open(tmp_path / "dailyq.sqlite3")
+    store = await SQLiteStore.open(tmp_path / "dailyq.sqlite3")
     yield store
     await store.close()
 

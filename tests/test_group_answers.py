@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from bot.core.clock import FakeClock
+from bot.core.commands import Core
 from bot.core.messages import t
-from bot.core.quiz import Core
-from bot.core.store import Store
+from bot.core.store import SQLiteStore
+from tests.clock import FakeClock
 from tests.test_quiz import MONDAY_8AM, make_core, newest, question_of, rows, scheduler
 from tests.transcript import Transcript, text
 
@@ -22,7 +22,7 @@ langs = pytest.mark.parametrize("lang", ["en", "zh"])
 @asynccontextmanager
 async def core_on_disk(folder: Path) -> AsyncIterator[Core]:
     """The test bank's core on a SQLite file in `folder`, Monday 08:00 UTC on its clock."""
-    store = await Store.open(folder / "dailyq.sqlite3")
+    store = await SQLiteStore.open(folder / "dailyq.sqlite3")
     try:
         yield make_core(store, FakeClock(MONDAY_8AM))
     finally:

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from bot.core.commands import Core
 from bot.core.messages import t
-from bot.core.quiz import Core
 from tests.test_group_answers import core_on_disk
 from tests.test_quiz import QUESTIONS, question_of, rows
 from tests.transcript import Transcript, text

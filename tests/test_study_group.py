@@ -18,10 +18,10 @@ from zoneinfo import ZoneInfo
 from bot.adapters.console import ConsoleAdapter
 from bot.config import Settings
 from bot.core.bank import load
-from bot.core.clock import FakeClock
-from bot.core.quiz import Core
+from bot.core.commands import Core
 from bot.core.scheduler import Scheduler
-from bot.core.store import Store
+from bot.core.store import SQLiteStore
+from tests.clock import FakeClock
 
 ROOT = Path(__file__).resolve().parent.parent
 README = ROOT / "README.md"
@@ -83,7 +83,7 @@ async def study_group_day(tmp_path: Path) -> str:
     loaded = load(tmp_path / "bank.md")
     assert not loaded.errors, loaded.errors
     clock = FakeClock(datetime(2026, 3, 2, 8, 0, tzinfo=ZONE))  # a Monday, before the post
-    store = await Store.open(tmp_path / "dailyq.sqlite3")
+    store = await SQLiteStore.open(tmp_path / "dailyq.sqlite3")
     stdin, typing = keyboard()
     try:
         with stdin, typing:
