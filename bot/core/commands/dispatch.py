@@ -206,8 +206,8 @@ async def start(core: Core, call: Call) -> list[Reply]:
 async def help_(core: Core, call: Call) -> list[Reply]:
     lines = [t(call.lang, "help_header")]
     for command in COMMANDS:
-        placeholders = [(o, t(call.lang, f"placeholder_{o.name}")) for o in command.options]
-        usage = " ".join([f"/{command.name}"] + [f"<{p}>" if o.required else f"[{p}]" for o, p in placeholders])
+        words = [(o, t(call.lang, f"placeholder_{o.name}")) for o in command.options]
+        usage = " ".join([f"/{command.name}"] + [f"<{w}>" if o.required else f"[{w}]" for o, w in words])
         lines.append(f"`{usage}` — {t(call.lang, command.help_key)}")
     return [Reply("\n".join(lines))]
 

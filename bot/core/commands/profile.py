@@ -56,9 +56,8 @@ async def top(core: Core, call: Call) -> list[Reply]:
 async def tags(core: Core, call: Call) -> list[Reply]:
     def listing(counts: Counter[str]) -> str:
         ranked = sorted(counts.items(), key=lambda i: (-i[1], i[0]))
-        shown = join_list(
-            call.lang, (t(call.lang, "tag_count", name=escape(name), count=n) for name, n in ranked[:TAGS_SHOWN])
-        )
+        counted = (t(call.lang, "tag_count", name=escape(name), count=n) for name, n in ranked[:TAGS_SHOWN])
+        shown = join_list(call.lang, counted)
         rest = len(ranked) - TAGS_SHOWN
         return shown + (t(call.lang, "tags_more", count=rest) if rest > 0 else "")
 

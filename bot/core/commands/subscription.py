@@ -75,7 +75,8 @@ async def settings(core: Core, call: Call) -> list[Reply]:
     key, _, value = call.args.partition(" ")
     key, value = key.casefold(), value.strip()
     if key not in SETTING_KEYS:
-        return [Reply(t(call.lang, "unknown_setting", key=escape(key), keys=join_list(call.lang, SETTING_KEYS)))]
+        keys = join_list(call.lang, SETTING_KEYS)
+        return [Reply(t(call.lang, "unknown_setting", key=escape(key), keys=keys))]
     if not value:
         return [Reply(t(call.lang, "setting_needs_value", key=key, example=t(call.lang, f"example_{key}")))]
     if not await call.is_admin():
