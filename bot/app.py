@@ -156,20 +156,36 @@ async def running(
         await store.close()
 
 
-async def run_console(settings: Settings, *, user: str, chat: str, group: bool, member: bool) -> int:
+async def run_console(
+    settings: Settings, *, users: list[str], admins: list[str], chat: str, group: bool, echo: bool = False
+) -> int:
     from bot.adapters.console import ConsoleAdapter
 
-    adapter = ConsoleAdapter(sys.stdin, sys.stdout, user=user, chat=chat, group=group, member=member)
+    adapter = ConsoleAdapter(
+        sys.stdin, sys.stdout, users=users, admins=admins, chat=chat, group=group, echo=echo
+    )
     try:
         with instance_lock(settings):
             async with running(settings, {adapter.platform: adapter}) as app:
                 # The console holds the database's lock too, so `dailyq reload` signals it.
                 with reloading_on_sighup(app):
                     await adapter.run(app.core)
+    except DatabaseInUse as in_use:
+        print(console_refusal(settings.db, in_use.pid), file=sys.stderr)
+        return 2
     except (StartupError, BackupError) as error:
         print(f"dailyq: {error}", file=sys.stderr)
         return 2
     return 0
+
+
+def console_refusal(db: Path, pid: int | None) -> str:
+    """Why a second console cannot open the database, and the two ways to go on."""
+    return (
+        f"dailyq: {db} is in use by another dailyq (pid {pid or 'unknown'}): a console or a bot runs "
+        "on it. One console can play a whole group: dailyq console --group --users ann,bob,carol; "
+        "or give this console its own database: dailyq console --db another.sqlite3"
+    )
 
 
 @contextmanager

@@ -127,7 +127,11 @@ class Core:
             incoming, text=valid_unicode(incoming.text), user_name=valid_unicode(incoming.user_name)
         )
         call = await self._call(incoming)
-        text = incoming.text.strip()
+        # The language goes with each reply, for words an adapter adds itself (the console's headers).
+        return [replace(reply, lang=reply.lang or call.lang) for reply in await self._dispatch(call)]
+
+    async def _dispatch(self, call: Call) -> list[Reply]:
+        text = call.incoming.text.strip()
         if not text.startswith("/"):
             return await answering.plain_text(self, call, text)
         name, call.args = split_command(text)
@@ -202,9 +206,8 @@ async def start(core: Core, call: Call) -> list[Reply]:
 async def help_(core: Core, call: Call) -> list[Reply]:
     lines = [t(call.lang, "help_header")]
     for command in COMMANDS:
-        usage = " ".join(
-            [f"/{command.name}"] + [f"<{o.name}>" if o.required else f"[{o.name}]" for o in command.options]
-        )
+        words = [(o, t(call.lang, f"placeholder_{o.name}")) for o in command.options]
+        usage = " ".join([f"/{command.name}"] + [f"<{w}>" if o.required else f"[{w}]" for o, w in words])
         lines.append(f"`{usage}` — {t(call.lang, command.help_key)}")
     return [Reply("\n".join(lines))]
 

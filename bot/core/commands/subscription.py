@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 from bot.core.commands import texts
 from bot.core.commands.inbound import platform_language
-from bot.core.messages import format_when, t
+from bot.core.messages import format_days, format_when, join_list, t
 from bot.core.model import Reply
 from bot.core.render import escape
 from bot.core.store import ChatRow
@@ -57,7 +57,7 @@ async def subscribe(core: Core, call: Call) -> list[Reply]:
                 "subscribed",
                 time=settings.time,
                 zone=escape(settings.zone),
-                days=settings.days,
+                days=format_days(call.lang, settings.days),
                 first=format_when(call.lang, first, settings.zone_info, call.now),
             )
         )
@@ -75,11 +75,14 @@ async def settings(core: Core, call: Call) -> list[Reply]:
     key, _, value = call.args.partition(" ")
     key, value = key.casefold(), value.strip()
     if key not in SETTING_KEYS:
-        return [Reply(t(call.lang, "unknown_setting", key=escape(key), keys=", ".join(SETTING_KEYS)))]
+        keys = join_list(call.lang, SETTING_KEYS)
+        return [Reply(t(call.lang, "unknown_setting", key=escape(key), keys=keys))]
     if not value:
         return [Reply(t(call.lang, "setting_needs_value", key=key, example=t(call.lang, f"example_{key}")))]
     if not await call.is_admin():
         return [Reply(t(call.lang, "admins_only", command="/settings"))]
+    if key == "role" and call.incoming.platform != "discord":
+        return [Reply(t(call.lang, "role_discord_only"))]
     try:
         settings = call.settings.updated(key, value)
     except ValueError:
@@ -87,11 +90,8 @@ async def settings(core: Core, call: Call) -> list[Reply]:
     if key == "tags" and settings.tags:
         unknown = [tag for tag in settings.tags.split(",") if not core.bank.knows_label(tag)]
         if unknown:
-            return [
-                Reply(
-                    t(call.lang, "unknown_tags", tags=escape(", ".join(unknown)), known=texts.some_tags(core))
-                )
-            ]
+            tags, known = join_list(call.lang, map(escape, unknown)), texts.some_tags(core, call.lang)
+            return [Reply(t(call.lang, "unknown_tags", tags=tags, known=known))]
     schedule_changed = key in ("time", "zone", "days") and settings != call.settings
     await core.store.save_chat(
         call.incoming.chat,
@@ -134,9 +134,11 @@ def settings_text(lang: str, settings: ChatSettings, chat: ChatRow | None, now: 
 
 def setting_value(lang: str, key: str, value: object) -> str:
     if isinstance(value, bool):
-        return "on" if value else "off"
+        return t(lang, "setting_on" if value else "setting_off")
     if value is None:
         return t(lang, f"unset_{key}")
+    if key == "days":
+        return format_days(lang, str(value))
     return escape(str(value))
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from bot.core import srs
-from bot.core.messages import t
+from bot.core.messages import join_list, t
 from bot.core.model import Button, ChatRef, Question, Reply
 from bot.core.render import escape
 from bot.core.store import Post, PostKind
@@ -18,8 +18,8 @@ if TYPE_CHECKING:
 EXCERPT_CHARS = 600
 
 
-def question_text(lang: str, question: Question) -> str:
-    lines = [t(lang, "question_heading", title=question.title)]
+def question_text(lang: str, question: Question, post_id: int) -> str:
+    lines = [t(lang, "question_heading", title=question.title, number=number(lang, post_id))]
     meta = [escape(part) for part in (question.company, question.round) if part]
     meta += [escape(tag) for tag in question.tags]
     if meta:
@@ -32,16 +32,18 @@ def question_reply(
 ) -> Reply:
     question = core.bank.get(post.question_id)
     if question is None:
-        return Reply(t(lang, "question_gone"), chat=chat)
+        return Reply(t(lang, "question_gone"), chat=chat, lang=lang)
     if not in_group:
         hint = "hint_private"
     elif settings.answers == "private":
         hint = "hint_group_private"
     elif post.chat_key.startswith("discord:"):
         hint = "hint_group_thread"  # Discord opens a thread on the post and adds an Answer button
+    elif post.chat_key.startswith("console:"):
+        hint = "hint_group_console"  # a console cannot reply to a message: a line answers
     else:
         hint = "hint_group_spoiler"
-    text = question_text(lang, question) + "\n\n" + t(lang, hint)
+    text = question_text(lang, question, post.id) + "\n\n" + t(lang, hint)
     buttons = [Button(t(lang, "button_reveal"), f"/reveal {post.id}")]
     if post.kind == PostKind.QUIZ:
         buttons.append(Button(t(lang, "button_skip"), "/skip"))
@@ -49,25 +51,31 @@ def question_reply(
         # Telegram turns a `/start …` payload into a deep link to the bot's private chat.
         buttons.append(Button(t(lang, "button_answer_privately"), f"/start answer-{post.id}"))
     return Reply(
-        text, buttons=(tuple(buttons),), chat=chat, kind="question", question=question, post_id=post.id
+        text,
+        buttons=(tuple(buttons),),
+        chat=chat,
+        lang=lang,
+        kind="question",
+        question=question,
+        post_id=post.id,
     )
 
 
 async def reveal_reply(core: Core, lang: str, post: Post, chat: ChatRef | None, *, quote: bool) -> Reply:
     question = core.bank.get(post.question_id)
     if question is None:
-        return Reply(t(lang, "question_gone"), chat=chat)
+        return Reply(t(lang, "question_gone"), chat=chat, lang=lang)
     if question.summary:
         body, more = question.summary, True
     else:
         body, more = excerpt(question.answer)
     names = await core.store.answerers(post.id)
-    lines = [t(lang, "reveal_heading", title=question.title), "", body]
+    lines = [t(lang, "reveal_heading", title=question.title, number=number(lang, post.id)), "", body]
     if more:
         lines += ["", t(lang, "reveal_more")]
     lines += [
         "",
-        t(lang, "answered_by", names=", ".join(escape(n) for n in names))
+        t(lang, "answered_by", names=join_list(lang, map(escape, names)))
         if names
         else t(lang, "answered_by_nobody"),
     ]
@@ -81,6 +89,7 @@ async def reveal_reply(core: Core, lang: str, post: Post, chat: ChatRef | None, 
         "\n".join(lines),
         buttons=buttons,
         chat=chat,
+        lang=lang,
         kind="reveal",
         question=question,
         post_id=post.id,
@@ -88,8 +97,13 @@ async def reveal_reply(core: Core, lang: str, post: Post, chat: ChatRef | None, 
     )
 
 
-def some_tags(core: Core) -> str:
-    return ", ".join(escape(tag) for tag, _ in core.bank.tag_counts().most_common(8))
+def number(lang: str, post_id: int) -> str:
+    """How a question's number shows after its title, where /reveal, /full and /grade find it."""
+    return t(lang, "post_number", number=post_id)
+
+
+def some_tags(core: Core, lang: str) -> str:
+    return join_list(lang, (escape(tag) for tag, _ in core.bank.tag_counts().most_common(8)))
 
 
 def excerpt(markdown: str, limit: int = EXCERPT_CHARS) -> tuple[str, bool]:

@@ -201,19 +201,39 @@ class SQLiteStore:
             return None
         return OpenQuestion(Post.from_row(row), row["filter"])
 
-    async def current_post(self, user_key: str, chat_key: str) -> Post | None:
-        """The newer of the user's open question in this chat and the chat's latest daily post."""
+    async def current_post(self, user_key: str, chat_key: str, *, any_kind: bool = False) -> Post | None:
+        """The newer of the user's open question in this chat and the chat's latest daily post (with
+        `any_kind`, its latest question of any kind: in a group, anyone's /quiz is the group's)."""
+        kind = "" if any_kind else "AND p.kind = 'daily'"
         row = self._lookup_one(
             f"SELECT {_POST_COLUMNS}, o.opened_at AS since, 1 AS mine FROM open_questions o"
             " JOIN posts p ON p.id = o.post_id WHERE o.user_key = ?1 AND o.chat_key = ?2"
             " UNION ALL SELECT * FROM ("
             f"  SELECT {_POST_COLUMNS}, p.created_at AS since, 0 AS mine FROM posts p"
-            "   WHERE p.chat_key = ?2 AND p.kind = 'daily' AND p.status = 'sent' ORDER BY p.id DESC LIMIT 1"
+            f"   WHERE p.chat_key = ?2 {kind} AND p.status = 'sent' ORDER BY p.id DESC LIMIT 1"
             ") ORDER BY since DESC, mine DESC LIMIT 1",
             user_key,
             chat_key,
         )
         return Post.from_row(row) if row else None
+
+    async def skipped_questions(self, user_key: str, chat_key: str, limit: int) -> list[str]:
+        """The questions of the user's last `limit` /quiz posts in this chat since their last answered
+        one, newest first: what they were served and moved on from."""
+        rows = await self._all(
+            "SELECT question_id FROM posts p WHERE p.user_key = ?1 AND p.chat_key = ?2 AND p.kind = 'quiz'"
+            " AND p.id > COALESCE((SELECT MAX(a.post_id) FROM attempts a JOIN posts q ON q.id = a.post_id"
+            "  WHERE a.user_key = ?1 AND q.chat_key = ?2 AND q.kind = 'quiz' AND q.user_key = ?1), 0)"
+            " ORDER BY p.id DESC LIMIT ?3",
+            user_key,
+            chat_key,
+            limit,
+        )
+        return [row[0] for row in rows]
+
+    async def knows_user(self, user_key: str) -> bool:
+        """Whether anything of the user's is kept (their name comes with their first question)."""
+        return self._lookup_one("SELECT 1 FROM users WHERE key = ?", user_key) is not None
 
     async def daily_cycle(self, chat_key: str) -> tuple[int, set[str], str | None]:
         """The chat's current cycle through the bank, the questions posted in it, and the last one posted."""
