@@ -22,19 +22,17 @@ from bot.core.clock import Clock, SystemClock
 from bot.core.commands import COMMANDS_BY_NAME
 from bot.core.commands import Core as QuizCore
 from bot.core.commands.inbound import split_command
-from bot.core.leader import (
-    CONNECTION_ERRORS,
-    AdvisoryLockElection,
-    Leadership,
-    ReloadChannel,
-    SoleProcess,
-    announce_reload,
-    while_leading,
-)
+from bot.core.leader import Leadership, SoleProcess, while_leading
 from bot.core.model import ChatRef, Incoming, Reply, SentRef
 from bot.core.ports import Adapter, ChatGone, ChatMoved, Core, PlatformError, TransientError
 from bot.core.scheduler import Scheduler
 from bot.core.store import Store, open_store
+from bot.core.store.coordination import (
+    CONNECTION_ERRORS,
+    AdvisoryLockElection,
+    ReloadChannel,
+    announce_reload,
+)
 from bot.core.timing import parse_duration
 from bot.ops.backup import BackupError, DatabaseInUse, hold_instance_lock
 from bot.ops.health import Health, Metrics, database_check, serve

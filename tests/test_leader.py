@@ -17,8 +17,9 @@ import pytest
 from aiohttp import ClientSession
 
 from bot.adapters.telegram import SECRET_HEADER, TelegramAdapter
-from bot.core.leader import AdvisoryLockElection, ReloadChannel, SoleProcess, announce_reload, while_leading
+from bot.core.leader import SoleProcess, while_leading
 from bot.core.model import Incoming, Reply, SentRef
+from bot.core.store.coordination import AdvisoryLockElection, ReloadChannel, announce_reload
 from tests.fakes.telegram_api import FakeTelegram, User, private_chat
 from tests.test_telegram import webhook_adapter
 
