@@ -131,15 +131,12 @@ async def running(
         core = QuizCore(store, loaded.bank, settings, clock)
         scheduler = Scheduler(store, core, adapters, clock, grace=grace)
 
-        async def start_scheduler() -> None:
-            scheduler.start()
-
         reloads = None
         if is_database_url(settings.db):
             reloads = ReloadChannel(str(settings.db), lambda: reload_bank(core))
         roles = [
             asyncio.create_task(leadership.run(), name="leader election"),
-            asyncio.create_task(while_leading(leadership, start_scheduler, scheduler.shutdown), name="scheduler"),
+            asyncio.create_task(while_leading(leadership, scheduler.lead, scheduler.stand_down), name="scheduler"),
         ]
         if reloads is not None:
             roles.append(asyncio.create_task(reloads.run(), name="reload listener"))
