@@ -10,13 +10,13 @@ import sqlite3
 import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from contextlib import asynccontextmanager, contextmanager
+from contextlib import AbstractContextManager, asynccontextmanager, contextmanager, nullcontext
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from bot.config import ENV_FILE, Settings
+from bot.config import ENV_FILE, Settings, is_database_url, shown_database
 from bot.core.bank import LoadResult, load
 from bot.core.clock import Clock, SystemClock
 from bot.core.commands import COMMANDS_BY_NAME
@@ -25,7 +25,7 @@ from bot.core.commands.inbound import split_command
 from bot.core.model import ChatRef, Incoming, Reply, SentRef
 from bot.core.ports import Adapter, ChatGone, ChatMoved, Core, PlatformError, TransientError
 from bot.core.scheduler import Scheduler
-from bot.core.store import Store, open_store
+from bot.core.store import DatabaseUnavailable, PostgreSQLStore, Store, open_store
 from bot.core.timing import parse_duration
 from bot.ops.backup import BackupError, DatabaseInUse, hold_instance_lock
 from bot.ops.health import Health, Metrics, database_check, serve
@@ -97,9 +97,9 @@ async def running(
     if not loaded.bank.questions:
         raise StartupError(f"no questions could be loaded from {settings.content}; see: dailyq check")
     try:
-        store = await open_store(settings.db)
-    except (sqlite3.Error, OSError) as error:
-        raise StartupError(f"cannot open the database {settings.db}: {error}") from None
+        store = await open_store(settings.db, pool_size=settings.db_pool_size)
+    except (sqlite3.Error, OSError, DatabaseUnavailable) as error:
+        raise StartupError(f"cannot open the database {shown_database(settings.db)}: {error}") from None
     try:
         core = QuizCore(store, loaded.bank, settings, clock)
         scheduler = Scheduler(store, core, adapters, clock, grace=grace)
@@ -112,12 +112,17 @@ async def running(
         await store.close()
 
 
+def instance_lock(db: Path | str) -> AbstractContextManager[None]:
+    """One bot per SQLite file (its instance lock); on PostgreSQL any number share the database."""
+    return nullcontext() if is_database_url(db) else hold_instance_lock(db)
+
+
 async def run_console(settings: Settings, *, user: str, chat: str, group: bool, member: bool) -> int:
     from bot.adapters.console import ConsoleAdapter
 
     adapter = ConsoleAdapter(sys.stdin, sys.stdout, user=user, chat=chat, group=group, member=member)
     try:
-        with hold_instance_lock(settings.db):
+        with instance_lock(settings.db):
             async with running(settings, {adapter.platform: adapter}) as app:
                 # The console holds the database's lock too, so `dailyq reload` signals it.
                 with reloading_on_sighup(app.core):
@@ -295,7 +300,7 @@ async def run_platforms(settings: Settings, platforms: list[str] | None = None) 
             return 2
         metrics = Metrics()
         measured = {name: MeasuredAdapter(adapter, metrics) for name, adapter in adapters.items()}
-        with hold_instance_lock(settings.db):
+        with instance_lock(settings.db):
             async with running(settings, dict(measured)) as app:
                 return await _serve(settings, app, adapters, metrics)
     except (StartupError, BackupError) as error:
@@ -305,6 +310,8 @@ async def run_platforms(settings: Settings, platforms: list[str] | None = None) 
 
 async def _serve(settings: Settings, app: Running, adapters: dict[str, Adapter], metrics: Metrics) -> int:
     core = MeasuredCore(app.core, metrics)
+    if isinstance(app.store, PostgreSQLStore):
+        metrics.watch_pool(app.store.pool_figures)
     supervisors = {name: PlatformSupervisor(adapter, core) for name, adapter in adapters.items()}
     http = await _serve_http(settings.http_port, app_health(app, supervisors), metrics)
     stop = asyncio.Event()
@@ -364,8 +371,10 @@ async def _serve_http(port: int | None, health: Health, metrics: Metrics) -> web
 
 
 def app_health(app: Running, supervisors: dict[str, PlatformSupervisor]) -> Health:
-    """What /healthz asks: the database answers, the scheduler sweeps, every platform runs."""
+    """What /healthz asks: the database answers, the scheduler sweeps, every platform runs; and
+    which database it is."""
     health = Health()
+    health.add_fact("database", lambda: app.store.backend)
     health.add_check("db", database_check(app.store))
     health.add_check("scheduler", _scheduler_check(app.scheduler))
     for name, supervisor in supervisors.items():
