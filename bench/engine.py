@@ -29,8 +29,8 @@ from bench.synthetic import synthetic_bank  # noqa: E402
 from bot.config import Settings, database_location  # noqa: E402
 from bot.core import srs  # noqa: E402
 from bot.core.bank import Bank  # noqa: E402
-from bot.core.model import ChatRef, Incoming  # noqa: E402
 from bot.core.commands import Core  # noqa: E402
+from bot.core.model import ChatRef, Incoming  # noqa: E402
 from bot.core.store import Store, open_store  # noqa: E402
 from tests.clock import FakeClock  # noqa: E402
 

@@ -26,7 +26,7 @@ from bot.core.leader import Leadership, SoleProcess, while_leading
 from bot.core.model import ChatRef, Incoming, Reply, SentRef
 from bot.core.ports import Adapter, ChatGone, ChatMoved, Core, PlatformError, TransientError
 from bot.core.scheduler import Scheduler
-from bot.core.store import Store, open_store
+from bot.core.store import DatabaseUnavailable, PostgreSQLStore, Store, open_store
 from bot.core.store.coordination import (
     CONNECTION_ERRORS,
     AdvisoryLockElection,
@@ -93,18 +93,13 @@ def leadership_for(settings: Settings) -> Leadership:
     return SoleProcess()
 
 
-def instance_lock(settings: Settings) -> AbstractContextManager[object]:
-    """One process per SQLite file; any number on a PostgreSQL database."""
-    return nullcontext() if is_database_url(settings.db) else hold_instance_lock(settings.db)
-
-
 @dataclass
 class Running:
     store: Store
     core: QuizCore
     scheduler: Scheduler
-    leadership: Leadership
-    reloads: ReloadChannel | None  # PostgreSQL: reloads reach every process on the database
+    leadership: Leadership = field(default_factory=SoleProcess)
+    reloads: ReloadChannel | None = None  # PostgreSQL: reloads reach every process on the database
 
 
 @asynccontextmanager
@@ -124,13 +119,12 @@ async def running(
     if not loaded.bank.questions:
         raise StartupError(f"no questions could be loaded from {settings.content}; see: dailyq check")
     try:
-        store = await open_store(settings.db)
-    except (sqlite3.Error, OSError) as error:
-        raise StartupError(f"cannot open the database {settings.db}: {error}") from None
+        store = await open_store(settings.db, pool_size=settings.db_pool_size)
+    except (sqlite3.Error, OSError, DatabaseUnavailable) as error:
+        raise StartupError(f"cannot open the database {shown_database(settings.db)}: {error}") from None
     try:
         core = QuizCore(store, loaded.bank, settings, clock)
         scheduler = Scheduler(store, core, adapters, clock, grace=grace)
-
         reloads = None
         if is_database_url(settings.db):
             reloads = ReloadChannel(str(settings.db), lambda: reload_bank(core))
@@ -151,6 +145,11 @@ async def running(
         await store.close()
 
 
+def instance_lock(db: Path | str) -> AbstractContextManager[None]:
+    """One bot per SQLite file (its instance lock); on PostgreSQL any number share the database."""
+    return nullcontext() if is_database_url(db) else hold_instance_lock(db)
+
+
 async def run_console(
     settings: Settings, *, users: list[str], admins: list[str], chat: str, group: bool, echo: bool = False
 ) -> int:
@@ -160,7 +159,7 @@ async def run_console(
         sys.stdin, sys.stdout, users=users, admins=admins, chat=chat, group=group, echo=echo
     )
     try:
-        with instance_lock(settings):
+        with instance_lock(settings.db):
             async with running(settings, {adapter.platform: adapter}) as app:
                 # The console holds the database's lock too, so `dailyq reload` signals it.
                 with reloading_on_sighup(app):
@@ -365,7 +364,7 @@ async def run_platforms(settings: Settings, platforms: list[str] | None = None) 
             return 2
         metrics = Metrics()
         measured = {name: MeasuredAdapter(adapter, metrics) for name, adapter in adapters.items()}
-        with instance_lock(settings):
+        with instance_lock(settings.db):
             async with running(settings, dict(measured), leadership=leadership) as app:
                 return await _serve(settings, app, adapters, metrics)
     except (StartupError, BackupError) as error:
@@ -375,6 +374,8 @@ async def run_platforms(settings: Settings, platforms: list[str] | None = None) 
 
 async def _serve(settings: Settings, app: Running, adapters: dict[str, Adapter], metrics: Metrics) -> int:
     core = MeasuredCore(app.core, metrics)
+    if isinstance(app.store, PostgreSQLStore):
+        metrics.watch_pool(app.store.pool_figures)
     supervisors = {name: PlatformSupervisor(adapter, core) for name, adapter in adapters.items()}
     metrics.scheduler_leader.set_function(lambda: int(app.leadership.is_leader))
     http = await _serve_http(settings.http_port, app_health(app, supervisors), metrics)
@@ -436,8 +437,9 @@ async def _serve_http(port: int | None, health: Health, metrics: Metrics) -> web
 
 def app_health(app: Running, supervisors: dict[str, PlatformSupervisor]) -> Health:
     """What /healthz asks: the database answers, the scheduler sweeps (if this process leads),
-    every platform runs; and whether this process leads."""
+    every platform runs; and which database it is, and whether this process leads."""
     health = Health()
+    health.add_fact("database", lambda: app.store.backend)
     health.add_check("db", database_check(app.store))
     health.add_check("scheduler", _scheduler_check(app.scheduler, app.leadership))
     health.add_fact("leader", lambda: app.leadership.is_leader)

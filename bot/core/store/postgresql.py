@@ -206,9 +206,9 @@ class PostgreSQLStore:
                 except Exception as error:
                     if not _lost(db, error):
                         raise
+                    await self._connections_lost(error)
                     if attempt == 2 or not repeatable:
                         raise DatabaseUnavailable(_describe(error)) from error
-                    log.info("database: a connection was lost (%s); trying again", _describe(error))
         raise AssertionError("unreachable")
 
     async def _transaction(self, work: Callable[[asyncpg.Connection], Awaitable[T]]) -> T:
@@ -226,6 +226,7 @@ class PostgreSQLStore:
                 except Exception as error:
                     if not _lost(db, error):
                         raise
+                    await self._connections_lost(error)
                     if attempt == 2:
                         raise DatabaseUnavailable(_describe(error)) from error
                     continue
@@ -234,11 +235,18 @@ class PostgreSQLStore:
                     await transaction.commit()
                 except BaseException as error:
                     if _lost(db, error):
+                        await self._connections_lost(error)
                         raise DatabaseUnavailable(_describe(error)) from error
                     await transaction.rollback()
                     raise
                 return result
         raise AssertionError("unreachable")
+
+    async def _connections_lost(self, error: BaseException) -> None:
+        """One connection died: the server restarted (or went away), and took the pool's other
+        connections with it, so every one is replaced on its next use rather than found dead then."""
+        log.info("database: a connection was lost (%s); opening new ones", _describe(error))
+        await self.pool.expire_connections()
 
     @asynccontextmanager
     async def _connection(self) -> AsyncIterator[asyncpg.Connection]:
