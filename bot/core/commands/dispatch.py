@@ -130,7 +130,7 @@ class Core:
             incoming, text=valid_unicode(incoming.text), user_name=valid_unicode(incoming.user_name)
         )
         try:
-            return await self._dispatch(incoming)
+            return await self._answer(incoming)
         except DatabaseBusy as error:
             # While the database is away (or held) every update fails alike: one log line each
             # rather than a traceback, and the user is asked to try again. Nothing was half-written:
@@ -140,7 +140,7 @@ class Core:
             lang = platform_language(incoming.lang) or platform_language(self.settings.lang) or LANGUAGES[0]
             return [Reply(t(lang, "error"))]
 
-    async def _dispatch(self, incoming: Incoming) -> list[Reply]:
+    async def _answer(self, incoming: Incoming) -> list[Reply]:
         call = await self._call(incoming)
         # The language goes with each reply, for words an adapter adds itself (the console's headers).
         return [replace(reply, lang=reply.lang or call.lang) for reply in await self._dispatch(call)]
