@@ -22,8 +22,8 @@ import asyncpg
 
 from bot.config import Settings
 from bot.core.bank import load
+from bot.core.commands import Core
 from bot.core.model import ChatRef, Incoming
-from bot.core.quiz import Core
 from bot.core.scheduler import CONCURRENCY
 from bot.core.store import open_store
 from tests.clock import FakeClock
@@ -58,10 +58,10 @@ async def subscribe(settings: Settings, chats: Iterable[ChatRef], *, group: bool
 
 
 @asynccontextmanager
-async def processes(env: dict[str, str], count: int) -> AsyncIterator[list[BotProcess]]:
+async def processes(env: dict[str, str], count: int, cwd: Path) -> AsyncIterator[list[BotProcess]]:
     """`count` bots started at once; each is stopped (SIGTERM, then killed) on the way out."""
     async with AsyncExitStack() as stack:
-        bots = await asyncio.gather(*(BotProcess.start(env, "run") for _ in range(count)))
+        bots = await asyncio.gather(*(BotProcess.start(env, "run", cwd=cwd) for _ in range(count)))
         for bot in bots:
             stack.push_async_callback(bot.exit_code)
             stack.callback(bot.kill)
@@ -99,7 +99,7 @@ async def test_three_processes_share_the_database_and_outlive_their_leader(
             tmp_path, bank, DAILYQ_DB=postgres_database, TELEGRAM_BOT_TOKEN=tg.token,
             TELEGRAM_API_URL=tg.base_url, **DUE_AT_START,
         )  # fmt: skip
-        async with processes(env, 3) as bots:
+        async with processes(env, 3, tmp_path) as bots:
             leader = await the_leader(bots)
             # Alice's progress, seen through the leader (the one process that polls).
             assert (await said(tg, ALICE, "/quiz")).startswith("❓")
@@ -177,7 +177,7 @@ async def test_two_processes_each_holding_one_of_two_discord_shards(
         async with AsyncExitStack() as stack:
             bots = []
             for shard in (0, 1):
-                bot = await BotProcess.start(env | {"DISCORD_SHARD_IDS": str(shard)}, "run")
+                bot = await BotProcess.start(env | {"DISCORD_SHARD_IDS": str(shard)}, "run", cwd=tmp_path)
                 stack.push_async_callback(bot.exit_code)
                 stack.callback(bot.kill)
                 bots.append(bot)
