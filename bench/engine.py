@@ -1,12 +1,12 @@
 """The engine under load: 1,000 users in 50 groups and their private chats, on a 10,000-question bank
 with 1,000,000 answers already in the database, doing quiz → answer → reveal → grade cycles.
 
-    python bench/engine.py [--users 1000] [--groups 50] [--attempts 1000000] [--cycles 2] [--db URL]
+    python -m bench.engine [--users 1000] [--groups 50] [--attempts 1000000] [--cycles 2] [--db URL]
 
 Commands run one after another through Core.handle, exactly as an adapter calls it, so the times
-are the core's own cost per command (the database included: a temporary SQLite file, or with
-`--db postgresql://…` a PostgreSQL database whose tables the bench replaces). Prints commands per second, the median and
-p99 per command, and one line per goal at the end.
+are the core's own cost per command, the database included: a temporary SQLite file, or with
+`--db postgresql://…` a PostgreSQL database whose tables the bench replaces. Prints commands per
+second, the median and p99 per command, and one line per goal (the backend's) at the end.
 """
 
 from __future__ import annotations
