@@ -76,7 +76,10 @@ class _PooledConnection(asyncpg.Connection):  # type: ignore[misc]
 
 
 class PostgreSQLStore:
-    """The database on a PostgreSQL server. Open with `await PostgreSQLStore.open(url)`."""
+    """The database on a PostgreSQL server. Open with `await PostgreSQLStore.open(url)`.
+
+    Each Store method means what sqlite.py says it does; the notes here are what differs.
+    """
 
     backend = "postgresql"
 
@@ -177,7 +180,6 @@ class PostgreSQLStore:
         )
 
     async def ping(self) -> bool:
-        """Whether the database answers a query (for /healthz)."""
         try:
             return await self._read("fetchval", "SELECT 1") == 1
         except DatabaseUnavailable:
@@ -289,7 +291,6 @@ class PostgreSQLStore:
         return _post(row) if row else None
 
     async def post_by_message(self, chat_keys: tuple[str, ...], message_id: str) -> Post | None:
-        """The question sent as `message_id` in one of `chat_keys` (a thread and its parent channel)."""
         row = await self._read(
             "fetchrow",
             f"SELECT {_POST_COLUMNS} FROM posts p WHERE chat_key = ANY($1::text[]) AND message_id = $2 "
@@ -312,7 +313,6 @@ class PostgreSQLStore:
         return OpenQuestion(_post(row), row["filter"])
 
     async def current_post(self, user_key: str, chat_key: str) -> Post | None:
-        """The newer of the user's open question in this chat and the chat's latest daily post."""
         row = await self._read(
             "fetchrow",
             f"SELECT {_POST_COLUMNS}, o.opened_at AS since, 1 AS mine FROM open_questions o"
@@ -327,7 +327,6 @@ class PostgreSQLStore:
         return _post(row) if row else None
 
     async def daily_cycle(self, chat_key: str) -> tuple[int, set[str], str | None]:
-        """The chat's current cycle through the bank, the questions posted in it, and the last one posted."""
         last = await self._read(
             "fetchrow",
             "SELECT cycle, question_id FROM posts WHERE chat_key = $1 AND kind = 'daily' ORDER BY id DESC LIMIT 1",
@@ -374,7 +373,6 @@ class PostgreSQLStore:
         return [r[0] for r in rows]
 
     async def answerers(self, post_id: int) -> list[str]:
-        """Names of the users with an answer to the post, first answer first."""
         rows = await self._read(
             "fetch",
             "SELECT COALESCE(u.name, a.user_key) FROM attempts a LEFT JOIN users u ON u.key = a.user_key "
@@ -384,7 +382,6 @@ class PostgreSQLStore:
         return [r[0] for r in rows]
 
     async def attempt(self, post_id: int, user_key: str) -> tuple[Attempt, Review | None] | None:
-        """The user's current answer to the post, and their review card for its question, if any."""
         row = await self._read(
             "fetchrow",
             "SELECT a.id, a.post_id, a.question_id, a.grade, r.card, r.post_id AS reviewed_post, r.previous_card"
@@ -415,7 +412,6 @@ class PostgreSQLStore:
         return UserStats(answered=list(answered or ()), graded=graded, days=list(days or ()), due=due)
 
     async def leaderboard(self, chat_key: str, since: datetime | None, limit: int) -> list[Standing]:
-        """Who answered most in the chat (since `since`), ties broken by grades given."""
         rows = await self._read(
             "fetch",
             "SELECT s.user_key, COALESCE(u.name, s.user_key), s.answers, s.grades FROM ("
@@ -430,7 +426,6 @@ class PostgreSQLStore:
         return [Standing(r[0], r[1], r[2], r[3]) for r in rows]
 
     async def user_data_counts(self, user_key: str) -> tuple[int, int]:
-        """(answers including superseded ones, review cards) kept for the user."""
         row = await self._read(
             "fetchrow",
             "SELECT (SELECT COUNT(*) FROM attempts WHERE user_key = $1), "
@@ -452,7 +447,6 @@ class PostgreSQLStore:
         reschedule: bool = False,
         platform_lang: str | None = None,
     ) -> None:
-        """Store the chat's settings; `reschedule` makes only instants after `now` due."""
         await self._changed(
             "INSERT INTO chats (key, platform, chat_id, thread_id, is_group, created_at, settings, subscribed,"
             " schedule_from, platform_lang) VALUES ($1, $2, $3, $4, $5, $6, $7, COALESCE($8, false),"
@@ -474,7 +468,6 @@ class PostgreSQLStore:
         )
 
     async def unsubscribe(self, chat_key: str) -> bool:
-        """Stop the chat's daily posts; False when it was not subscribed."""
         return await self._changed("UPDATE chats SET subscribed = false WHERE key = $1 AND subscribed", chat_key)
 
     async def add_quiz(
@@ -487,7 +480,6 @@ class PostgreSQLStore:
         quiz_filter: str,
         now: datetime,
     ) -> Post:
-        """A /quiz post for the user, which becomes the question they are on in this chat."""
         post_id = await self._write(
             f"WITH {_ENSURE_CHAT}, {_ENSURE_USER.format(key='$7', name='$8', now='$6')},"
             " post AS (INSERT INTO posts (chat_key, question_id, kind, user_key, status, created_at, sent_at)"
@@ -507,7 +499,6 @@ class PostgreSQLStore:
     async def open_post(
         self, chat: ChatRef, is_group: bool, user_key: str, user_name: str, post_id: int, now: datetime
     ) -> None:
-        """Make `post_id` (a group's question) the one the user answers in this (private) chat."""
         set_open = _SET_OPEN.format(post="$9::bigint", filter="''")
         await self._write(
             f"WITH {_ENSURE_CHAT}, {_ENSURE_USER.format(key='$7', name='$8', now='$6')}, {set_open} SELECT 1",
@@ -530,7 +521,6 @@ class PostgreSQLStore:
         local_date: str,
         now: datetime,
     ) -> bool:
-        """Store an answer to the post; True when it supersedes the user's earlier answer to it."""
 
         async def add(db: asyncpg.Connection) -> bool:
             # Answers to one post one at a time: two at once from one user (a double tap reaching
@@ -572,7 +562,6 @@ class PostgreSQLStore:
         due: datetime,
         now: datetime,
     ) -> None:
-        """Record the attempt's grade and the review card it produced from `previous_card`."""
         await self._changed(
             "WITH graded AS (UPDATE attempts SET grade = $1, graded_at = $2 WHERE id = $3)"
             " INSERT INTO reviews (user_key, question_id, card, due_at, updated_at, post_id, previous_card)"
@@ -596,7 +585,6 @@ class PostgreSQLStore:
         )
 
     async def forget_user(self, user_key: str) -> None:
-        """Delete the user's answers, grades, reviews and name everywhere; their quizzes become anonymous."""
         await self._changed(
             "WITH answers AS (DELETE FROM attempts WHERE user_key = $1),"
             " cards AS (DELETE FROM reviews WHERE user_key = $1),"
@@ -607,11 +595,6 @@ class PostgreSQLStore:
         )
 
     async def move_chat(self, old_key: str, new_chat: ChatRef) -> None:
-        """Give the chat a new key (a Telegram group upgraded to a supergroup), keeping its state.
-
-        When the new key already exists (someone used the bot there first), the old chat's
-        schedule wins and its history moves over, except daily posts for days the new one has.
-        """
         new_key = new_chat.key
         if new_key == old_key:
             return
@@ -660,7 +643,6 @@ class PostgreSQLStore:
     # Each read below names its columns as the record's fields: the rows become records as they are.
 
     async def subscribed_chats(self, after: str, limit: int) -> list[SubscribedChat]:
-        """Subscribed chats with keys after `after`, in key order, `limit` at most (a page)."""
         rows = await self._read(
             "fetch",
             "SELECT c.key, c.settings AS settings_json, COALESCE(c.schedule_from, c.created_at) AS schedule_from,"
@@ -672,7 +654,6 @@ class PostgreSQLStore:
         return [SubscribedChat(**row) for row in rows]
 
     async def stale_claims(self, claimed_before: datetime) -> list[StaleClaim]:
-        """Daily posts still pending that were claimed before `claimed_before`."""
         rows = await self._read(
             "fetch",
             "SELECT p.id AS post_id, p.chat_key, c.settings AS settings_json, p.local_date,"
@@ -683,8 +664,6 @@ class PostgreSQLStore:
         return [StaleClaim(**row) for row in rows]
 
     async def due_reveals(self, now: datetime, claimed_before: datetime) -> list[DueReveal]:
-        """Sent daily posts whose reveal is due by `now` and neither done nor claimed (or claimed
-        before `claimed_before`, by a sweep that died), the earliest due first."""
         rows = await self._read(
             "fetch",
             "SELECT p.id AS post_id, p.chat_key, c.settings AS settings_json, p.reveal_due_at AS due_at,"
@@ -722,7 +701,6 @@ class PostgreSQLStore:
         )
 
     async def take_over_claim(self, post_id: int, claimed_at: datetime, now: datetime) -> bool:
-        """Make a stale pending claim ours (claimed at `now`); False if another process took it first."""
         return await self._changed(
             "UPDATE posts SET created_at = $1 WHERE id = $2 AND status = $3 AND created_at = $4",
             _second(now),
@@ -732,7 +710,6 @@ class PostgreSQLStore:
         )
 
     async def mark_sent(self, post_id: int, message_id: str, sent_at: datetime, reveal_due_at: datetime) -> None:
-        """The platform accepted the claimed post as `message_id`; its reveal is due at `reveal_due_at`."""
         await self._changed(
             "UPDATE posts SET status = $1, message_id = $2, sent_at = $3, reveal_due_at = $4 WHERE id = $5",
             PostStatus.SENT,
@@ -743,15 +720,11 @@ class PostgreSQLStore:
         )
 
     async def mark_failed(self, post_id: int) -> None:
-        """A pending claim will never be sent (the chat is gone, or it is past its grace window)."""
         await self._changed(
             "UPDATE posts SET status = $1 WHERE id = $2 AND status = $3", PostStatus.FAILED, post_id, PostStatus.PENDING
         )
 
     async def claim_reveal(self, post_id: int, claimed_at: datetime | None, now: datetime) -> bool:
-        """Claim the post's scheduled reveal (pending, started at `now`), if it is still as read:
-        unclaimed (`claimed_at` None) or claimed at `claimed_at`. False if another process (or a
-        /reveal by hand) got there first."""
         return await self._changed(
             "UPDATE posts SET reveal_status = $1, revealed_at = $2"
             " WHERE id = $3 AND revealed_at IS NOT DISTINCT FROM $4 AND (reveal_status IS NULL OR reveal_status = $1)",
@@ -762,7 +735,6 @@ class PostgreSQLStore:
         )
 
     async def end_reveal(self, post_id: int, status: RevealStatus) -> None:
-        """The scheduled reveal is over: sent, failed (the chat is gone) or skipped (too late)."""
         await self._changed("UPDATE posts SET reveal_status = $1 WHERE id = $2", status, post_id)
 
 
