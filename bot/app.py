@@ -398,6 +398,12 @@ def _connected_check(supervisor: PlatformSupervisor) -> Callable[[], Awaitable[b
 
 def signal_reload(settings: Settings) -> int:
     """`dailyq reload`: ask the running bot on this database to re-read its bank (SIGHUP)."""
+    if is_database_url(settings.db):  # no instance lock names the processes sharing a server
+        print(
+            "dailyq reload: on PostgreSQL, send SIGHUP to each dailyq process (or an owner sends /reload)",
+            file=sys.stderr,
+        )
+        return 1
     try:
         with hold_instance_lock(settings.db):
             print(f"dailyq reload: no dailyq is running on {settings.db}", file=sys.stderr)

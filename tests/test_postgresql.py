@@ -317,6 +317,17 @@ async def test_a_running_bot_answers_through_killed_connections_and_an_outage(
     assert len(away) == 2, bot.output
 
 
+def test_reload_on_postgresql_says_how_and_writes_nothing(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    monkeypatch.chdir(tmp_path)  # a lock file would land here, named after the URL and its password
+    monkeypatch.setenv("DAILYQ_DB", f"postgresql://dailyq:{SECRET}@db.example.org/dailyq")
+    assert cli_main(["reload"]) == 1
+    error = capsys.readouterr().err
+    assert "SIGHUP" in error and SECRET not in error
+    assert not any(os.scandir(tmp_path))
+
+
 @pytest.mark.parametrize("command", [["backup", "backups/"], ["restore", "backups/old.sqlite3"]])
 def test_backup_and_restore_point_to_pg_dump_on_postgresql(
     command: list[str], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
@@ -326,4 +337,4 @@ def test_backup_and_restore_point_to_pg_dump_on_postgresql(
     assert cli_main(command) == 2
     error = capsys.readouterr().err
     assert "pg_dump" in error and SECRET not in error
-    assert list(tmp_path.iterdir()) == []
+    assert not any(os.scandir(tmp_path))
