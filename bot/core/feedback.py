@@ -8,7 +8,10 @@ core can answer politely and keep the member's answer and grade whatever the mod
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import hashlib
+import json
+import re
+from dataclasses import asdict, dataclass
 from typing import Literal, Protocol
 
 MAX_SCORE = 5
@@ -33,6 +36,27 @@ class Review:
     advice: str  # one sentence
 
 
+def review_to_json(review: Review) -> str:
+    return json.dumps(asdict(review), ensure_ascii=False)
+
+
+def review_from_json(text: str) -> Review:
+    data = json.loads(text)
+    return Review(int(data["score"]), tuple(data["covered"]), tuple(data["missed"]), str(data["advice"]))
+
+
+def answer_text(answer: str) -> str:
+    """The answer as the model should read it: spoiler marks removed, whitespace runs made one space."""
+    return " ".join(re.sub(r"\|\|(.+?)\|\|", r"\1", answer, flags=re.DOTALL).split())
+
+
+def answer_digest(request: ReviewRequest) -> str:
+    """The cache key of a review beside the question id: the same answer, reference and language
+    get the same review, so a second member with the same answer costs no second request."""
+    material = "\0".join((request.lang, request.reference, request.summary or "", request.answer))
+    return hashlib.sha256(material.encode()).hexdigest()
+
+
 class ReviewFailed(Exception):
     """No review: `kind` says why (the model timed out, refused, answered nonsense, was down or busy)."""
 
@@ -42,6 +66,8 @@ class ReviewFailed(Exception):
 
 
 class Reviewer(Protocol):
+    model: str  # the model's name, as members are told where their answers go
+
     async def review(self, request: ReviewRequest) -> Review: ...
 
 

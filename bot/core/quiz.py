@@ -18,9 +18,10 @@ from datetime import date, datetime, time, timedelta
 from itertools import chain, repeat
 
 from bot.config import Settings
-from bot.core import srs
+from bot.core import answer_feedback, srs
 from bot.core.bank import Bank, LoadResult, load
 from bot.core.clock import Clock
+from bot.core.feedback import Reviewer
 from bot.core.messages import LANGUAGES, format_day, format_when, t
 from bot.core.model import Button, ChatRef, Incoming, Question, Reply, SentRef
 from bot.core.render import escape
@@ -186,6 +187,7 @@ class Core:
         rng: random.Random | None = None,
         *,
         fuzz: bool = True,
+        reviewer: Reviewer | None = None,
     ) -> None:
         self.store = store
         self.bank = bank
@@ -193,6 +195,11 @@ class Core:
         self.clock = clock
         self.rng = rng or random.Random()
         self._srs = srs.make_scheduler(fuzz=fuzz)
+        # Feedback exists only with a model to ask: its command, setting and buttons otherwise never show.
+        self.reviewer = reviewer
+        self.commands = commands_with(feedback=reviewer is not None)
+        self._commands_by_name = {command.name: command for command in self.commands}
+        self._setting_keys = tuple(key for key in SETTING_KEYS if reviewer is not None or key != "feedback")
         self.set_bank(bank)
 
     def set_bank(self, bank: Bank) -> None:
@@ -220,7 +227,7 @@ class Core:
         if not text.startswith("/"):
             return await self._plain_text(call, text)
         name, call.args = split_command(text)
-        command = COMMANDS_BY_NAME.get(name)
+        command = self._commands_by_name.get(name)
         if command is None:
             return [Reply(t(call.lang, "unknown_command", command=escape(f"/{name}")))]
         if command.admin_only and not await call.is_admin():
@@ -335,7 +342,16 @@ class Core:
         deep_link = re.fullmatch(rf"answer-({POST_ID.pattern})", call.args)
         if deep_link and not call.in_group:
             return await self._answer_privately(call, int(deep_link[1]))
-        return [Reply(t(call.lang, "welcome", bot="dailyq"))]
+        feedback_link = re.fullmatch(rf"feedback-({POST_ID.pattern})", call.args)
+        if feedback_link and self.reviewer is not None:
+            return await answer_feedback.feedback(self, replace(call, args=feedback_link[1]))
+        return [Reply(self._with_feedback_notice(call, t(call.lang, "welcome", bot="dailyq")))]
+
+    def _with_feedback_notice(self, call: Call, text: str) -> str:
+        """/start and /help in a chat with feedback on say where answers go when feedback is asked for."""
+        if self.reviewer is None or not call.settings.feedback:
+            return text
+        return text + "\n\n" + t(call.lang, "feedback_notice", model=escape(self.reviewer.model))
 
     async def _answer_privately(self, call: Call, post_id: int) -> list[Reply]:
         post = await self.store.post(post_id)
@@ -350,13 +366,13 @@ class Core:
 
     async def _help(self, call: Call) -> list[Reply]:
         lines = [t(call.lang, "help_header")]
-        for command in COMMANDS:
+        for command in self.commands:
             usage = " ".join(
                 [f"/{command.name}"]
                 + [f"<{o.name}>" if o.required else f"[{o.name}]" for o in command.options]
             )
             lines.append(f"`{usage}` — {t(call.lang, command.help_key)}")
-        return [Reply("\n".join(lines))]
+        return [Reply(self._with_feedback_notice(call, "\n".join(lines)))]
 
     async def _quiz(self, call: Call) -> list[Reply]:
         return await self._serve_quiz(
@@ -527,10 +543,15 @@ class Core:
             if names
             else t(lang, "answered_by_nobody"),
         ]
-        buttons = (
+        buttons: tuple[tuple[Button, ...], ...] = (
             (Button(t(lang, "button_full"), f"/full {post.id}"),),
-            tuple(Button(t(lang, f"grade_{g}"), f"/grade {g} {post.id}") for g in srs.GRADES),
+            answer_feedback.grade_buttons(lang, post.id),
         )
+        if self.reviewer is not None:
+            post_chat = await self.store.chat(post.chat_key)
+            if self._settings_of(post_chat).feedback:
+                in_group = post_chat is not None and post_chat.is_group
+                buttons += ((answer_feedback.feedback_button(lang, post.id, in_group),),)
         # Quoting the question links the reveal to it (and, on Discord, finds the post's thread
         # after a restart); a reveal asked for from another chat has nothing there to quote.
         return Reply(
@@ -680,8 +701,8 @@ class Core:
             return [Reply(self._settings_text(call.lang, call.settings, call.chat, call.now))]
         key, _, value = call.args.partition(" ")
         key, value = key.casefold(), value.strip()
-        if key not in SETTING_KEYS:
-            return [Reply(t(call.lang, "unknown_setting", key=escape(key), keys=", ".join(SETTING_KEYS)))]
+        if key not in self._setting_keys:
+            return [Reply(t(call.lang, "unknown_setting", key=escape(key), keys=", ".join(self._setting_keys)))]
         if not value:
             return [
                 Reply(t(call.lang, "setting_needs_value", key=key, example=t(call.lang, f"example_{key}")))
@@ -714,6 +735,8 @@ class Core:
         lang = self._chat_language(settings, call.chat, call.incoming.lang)
         shown = getattr(settings, key)
         lines = [t(lang, "setting_saved", key=key, value=self._setting_value(lang, key, shown))]
+        if key == "feedback" and settings.feedback and self.reviewer is not None:
+            lines.append(t(lang, "feedback_turned_on", model=escape(self.reviewer.model)))
         if call.chat is not None and call.chat.subscribed and not settings.paused:
             lines.append(
                 t(
@@ -726,7 +749,7 @@ class Core:
 
     def _settings_text(self, lang: str, settings: ChatSettings, chat: ChatRow | None, now: datetime) -> str:
         lines = [t(lang, "settings_heading")]
-        for key in SETTING_KEYS:
+        for key in self._setting_keys:
             lines.append(f"{key}: {self._setting_value(lang, key, getattr(settings, key))}")
         lines.append("")
         if chat is not None and chat.subscribed:
@@ -839,6 +862,18 @@ COMMANDS: tuple[Command, ...] = (
     Command("forgetme", (_option("confirm"),), False, "help_forgetme", Core._forgetme),
     Command("reload", (), False, "help_reload", Core._reload),  # owners only: checked in the handler
 )
+# Only in a core with a model to ask (see Core.commands).
+FEEDBACK_COMMAND = Command("feedback", (_option("id"),), False, "help_feedback", answer_feedback.feedback)
+
+
+def commands_with(*, feedback: bool) -> tuple[Command, ...]:
+    """The command table, with /feedback (after /grade) when a model is configured."""
+    if not feedback:
+        return COMMANDS
+    at = next(i for i, command in enumerate(COMMANDS) if command.name == "grade") + 1
+    return (*COMMANDS[:at], FEEDBACK_COMMAND, *COMMANDS[at:])
+
+
 POST_ID = re.compile(r"[0-9]{1,18}")  # ASCII digits that fit SQLite's 64-bit integers
 RELOAD_ERRORS_SHOWN = 10
 TAGS_SHOWN = 40  # the bundled bank has over 200 tags: a wall of text helps nobody

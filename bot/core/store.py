@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 import aiosqlite
 
@@ -118,6 +118,39 @@ MIGRATIONS: list[str] = [
         PRIMARY KEY (user_key, question_id)
     );
     CREATE INDEX reviews_due ON reviews(user_key, due_at);
+    """,
+    """
+    -- Feedback from a model on an answer. One per member and post: claimed 'pending' before the
+    -- model is asked (a second press waits for it), 'done' with the review after; a failure
+    -- deletes the claim, so the member can ask again.
+    CREATE TABLE feedback (
+        post_id INTEGER NOT NULL REFERENCES posts(id) ON DELETE CASCADE,
+        user_key TEXT NOT NULL,
+        question_id TEXT NOT NULL,
+        digest TEXT NOT NULL,                 -- of the reviewed answer, reference and language
+        state TEXT NOT NULL CHECK (state IN ('pending', 'done')),
+        review TEXT,                          -- JSON: score, covered, missed, advice (when done)
+        created_at TEXT NOT NULL,
+        PRIMARY KEY (post_id, user_key)
+    );
+    CREATE INDEX feedback_user ON feedback(user_key);
+
+    -- Reviews by question and digest: the same answer to the same question is asked about once.
+    CREATE TABLE feedback_cache (
+        question_id TEXT NOT NULL,
+        digest TEXT NOT NULL,
+        review TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        PRIMARY KEY (question_id, digest)
+    );
+
+    -- Requests to the model per UTC day, for the daily limits: scope 'user:<user key>' or 'chat:<chat key>'.
+    CREATE TABLE feedback_usage (
+        scope TEXT NOT NULL,
+        day TEXT NOT NULL,
+        requests INTEGER NOT NULL,
+        PRIMARY KEY (scope, day)
+    );
     """,
 ]
 
@@ -533,6 +566,11 @@ class Store:
 
         def forget(db: sqlite3.Connection) -> None:
             for sql in (
+                # The cached reviews of the user's answers go too: they describe those answers.
+                "DELETE FROM feedback_cache WHERE (question_id, digest) IN"
+                " (SELECT question_id, digest FROM feedback WHERE user_key = ?)",
+                "DELETE FROM feedback WHERE user_key = ?",
+                "DELETE FROM feedback_usage WHERE scope = 'user:' || ?",
                 "DELETE FROM attempts WHERE user_key = ?",
                 "DELETE FROM reviews WHERE user_key = ?",
                 "DELETE FROM open_questions WHERE user_key = ?",
@@ -542,6 +580,117 @@ class Store:
                 db.execute(sql, (user_key,))
 
         await self.write(forget)
+
+    # --- feedback from a model ------------------------------------------------------------
+
+    async def current_answer(self, post_id: int, user_key: str) -> str | None:
+        row = self._lookup_one(
+            "SELECT text FROM attempts WHERE post_id = ? AND user_key = ? AND current = 1", post_id, user_key
+        )
+        return row[0] if row else None
+
+    async def latest_answered_post(self, user_key: str, revealed_by: datetime) -> Post | None:
+        """The post of the user's latest answer whose reference answer is out: a quiz (its asker may
+        reveal it at any time) or a daily post revealed, or due to be, by `revealed_by`."""
+        row = self._lookup_one(
+            f"SELECT {_POST_COLUMNS} FROM attempts a JOIN posts p ON p.id = a.post_id"
+            " WHERE a.user_key = ? AND a.current = 1"
+            " AND (p.kind = 'quiz' OR p.revealed_at IS NOT NULL OR p.reveal_due_at <= ?)"
+            " ORDER BY a.id DESC LIMIT 1",
+            user_key,
+            iso(revealed_by),
+        )
+        return Post.from_row(row) if row else None
+
+    async def feedback(self, post_id: int, user_key: str) -> FeedbackRecord | None:
+        row = self._lookup_one(
+            "SELECT state, review, created_at FROM feedback WHERE post_id = ? AND user_key = ?", post_id, user_key
+        )
+        if row is None:
+            return None
+        return FeedbackRecord(row["state"], row["review"], datetime.fromisoformat(row["created_at"]))
+
+    async def cached_feedback(self, question_id: str, digest: str) -> str | None:
+        row = self._lookup_one(
+            "SELECT review FROM feedback_cache WHERE question_id = ? AND digest = ?", question_id, digest
+        )
+        return row[0] if row else None
+
+    async def claim_feedback(self, claim: FeedbackClaim) -> ClaimOutcome:
+        """Claim the member's one review of the post before asking the model, within the day's limits.
+
+        'claimed': a pending claim is recorded and the day's requests of the member and the chat
+        counted. Otherwise nothing changes: 'done' (there is a review), 'pending' (a request is
+        under way; one older than `claim.stale_before` was abandoned and is claimed anew),
+        'user_limit' or 'chat_limit'.
+        """
+        user_scope, chat_scope = f"user:{claim.user_key}", f"chat:{claim.chat_key}"
+
+        def claim_it(db: sqlite3.Connection) -> ClaimOutcome:
+            existing = db.execute(
+                "SELECT state, created_at FROM feedback WHERE post_id = ? AND user_key = ?",
+                (claim.post_id, claim.user_key),
+            ).fetchone()
+            if existing is not None and (existing[0] == "done" or existing[1] > iso(claim.stale_before)):
+                return existing[0]
+            used = dict(
+                db.execute(
+                    "SELECT scope, requests FROM feedback_usage WHERE scope IN (?, ?) AND day = ?",
+                    (user_scope, chat_scope, claim.day),
+                ).fetchall()
+            )
+            if used.get(user_scope, 0) >= claim.user_limit:
+                return "user_limit"
+            if used.get(chat_scope, 0) >= claim.chat_limit:
+                return "chat_limit"
+            db.execute(
+                "INSERT OR REPLACE INTO feedback (post_id, user_key, question_id, digest, state, created_at)"
+                " VALUES (?, ?, ?, ?, 'pending', ?)",
+                (claim.post_id, claim.user_key, claim.question_id, claim.digest, iso(claim.now)),
+            )
+            for scope in (user_scope, chat_scope):
+                db.execute("DELETE FROM feedback_usage WHERE scope = ? AND day < ?", (scope, claim.day))
+                db.execute(
+                    "INSERT INTO feedback_usage (scope, day, requests) VALUES (?, ?, 1)"
+                    " ON CONFLICT (scope, day) DO UPDATE SET requests = requests + 1",
+                    (scope, claim.day),
+                )
+            return "claimed"
+
+        return await self.write(claim_it)
+
+    async def save_feedback(self, claim: FeedbackClaim, review: str) -> None:
+        """The member's review of the post, and the cache entry for its question and digest."""
+
+        def save(db: sqlite3.Connection) -> None:
+            db.execute(
+                "INSERT OR REPLACE INTO feedback (post_id, user_key, question_id, digest, state, review, created_at)"
+                " VALUES (?, ?, ?, ?, 'done', ?, ?)",
+                (claim.post_id, claim.user_key, claim.question_id, claim.digest, review, iso(claim.now)),
+            )
+            db.execute(
+                "INSERT OR REPLACE INTO feedback_cache (question_id, digest, review, created_at) VALUES (?, ?, ?, ?)",
+                (claim.question_id, claim.digest, review, iso(claim.now)),
+            )
+
+        await self.write(save)
+
+    async def drop_feedback_claim(self, claim: FeedbackClaim, *, refund: bool) -> None:
+        """The model gave no review: the member may ask again. `refund` gives back the day's request
+        (when none reached the model)."""
+
+        def drop(db: sqlite3.Connection) -> None:
+            db.execute(
+                "DELETE FROM feedback WHERE post_id = ? AND user_key = ? AND state = 'pending'",
+                (claim.post_id, claim.user_key),
+            )
+            if refund:
+                db.execute(
+                    "UPDATE feedback_usage SET requests = requests - 1 WHERE scope IN (?, ?) AND day = ?",
+                    (f"user:{claim.user_key}", f"chat:{claim.chat_key}", claim.day),
+                )
+
+        await self.write(drop)
 
     async def move_chat(self, old_key: str, new_chat: ChatRef) -> None:
         """Give the chat a new key (a Telegram group upgraded to a supergroup), keeping its state.
@@ -664,6 +813,32 @@ class Review:
     card: str
     post_id: int | None  # the post whose grade produced the card
     previous_card: str | None
+
+
+ClaimOutcome = Literal["claimed", "done", "pending", "user_limit", "chat_limit"]
+
+
+@dataclass(frozen=True)
+class FeedbackRecord:
+    state: str  # 'pending' or 'done'
+    review: str | None  # JSON, when done
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class FeedbackClaim:
+    """One member's review of one post: who, what, and the day's limits it counts against."""
+
+    post_id: int
+    user_key: str
+    chat_key: str  # the post's chat
+    question_id: str
+    digest: str
+    day: str  # the UTC date the limits count
+    now: datetime
+    stale_before: datetime  # a pending claim older than this was abandoned (the process died)
+    user_limit: int
+    chat_limit: int
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,164 @@
+"""/feedback and the Feedback button: a private review of the caller's answer by the configured model.
+
+Shown only when a model is configured (the core has a Reviewer) and the post's chat has
+`/settings feedback on`. Every reply here is private: a Telegram group's button is a deep link to
+the member's private chat, Discord answers ephemerally, the console says "only you see this".
+
+The model is asked at most once per member and post, and never twice about the same answer to
+the same question (the cache); each request counts against the member's and the chat's daily
+limits. Whatever the model does (time out, refuse, send nonsense), the member's answer and grade
+stay as they were and the reply says so politely, with the grade buttons.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import TYPE_CHECKING
+
+from bot.core import srs
+from bot.core.feedback import (
+    Review,
+    ReviewFailed,
+    ReviewRequest,
+    answer_digest,
+    answer_text,
+    review_from_json,
+    review_to_json,
+    suggested_grade,
+)
+from bot.core.messages import format_when, t
+from bot.core.model import Button, Reply
+from bot.core.render import escape
+from bot.core.store import FeedbackClaim, Post
+
+if TYPE_CHECKING:
+    from bot.core.quiz import Call, Core
+
+# A request still pending after this many model timeouts was abandoned (its process died).
+STALE_AFTER_TIMEOUTS = 3
+
+
+def grade_buttons(lang: str, post_id: int, suggested: str | None = None) -> tuple[Button, ...]:
+    """The four grade buttons of a post; the suggested one marked."""
+    return tuple(
+        Button(("✓ " if grade == suggested else "") + t(lang, f"grade_{grade}"), f"/grade {grade} {post_id}")
+        for grade in srs.GRADES
+    )
+
+
+def feedback_button(lang: str, post_id: int, in_group: bool) -> Button:
+    # In a group, a `/start …` payload: Telegram makes it a deep link to the member's private chat,
+    # and elsewhere it reaches the core as `/start feedback-N`, answered privately like /feedback N.
+    payload = f"/start feedback-{post_id}" if in_group else f"/feedback {post_id}"
+    return Button(t(lang, "button_feedback"), payload)
+
+
+async def feedback(core: Core, call: Call) -> list[Reply]:
+    """`/feedback [id]`: the review of the caller's answer to that post, or to their latest revealed one."""
+    words = call.args.split()
+    if words:
+        found = await core._post_by_argument(words[0])
+        if isinstance(found, str):
+            return [_private(t(call.lang, found))]
+        post: Post | None = found
+    else:
+        post = await core.store.latest_answered_post(call.user, call.now)
+        if post is None:
+            return [_private(t(call.lang, "feedback_nothing"))]
+    return await review_post(core, call, post)
+
+
+async def review_post(core: Core, call: Call, post: Post) -> list[Reply]:
+    reviewer = core.reviewer
+    assert reviewer is not None, "the command exists only with a reviewer"
+    lang = call.lang
+    question = core.bank.get(post.question_id)
+    if question is None:
+        return [_private(t(lang, "question_gone"))]
+    post_chat = call.chat if post.chat_key == call.incoming.chat.key else await core.store.chat(post.chat_key)
+    post_settings = core._settings_of(post_chat)
+    if not post_settings.feedback:
+        return [_private(t(lang, "feedback_off"))]
+    if post.kind == "daily" and post.revealed_at is None:
+        if post.reveal_due_at is None:  # claimed by the scheduler, not sent yet
+            return [_private(t(lang, "no_such_post"))]
+        if call.now < post.reveal_due_at:
+            when = format_when(lang, post.reveal_due_at, post_settings.zone_info, call.now)
+            return [_private(t(lang, "feedback_not_revealed", when=when))]
+    answer = await core.store.current_answer(post.id, call.user)
+    if answer is None:
+        return [_private(t(lang, "feedback_not_answered"))]
+
+    request = ReviewRequest(question.title, question.answer, question.summary, answer_text(answer), lang)
+    claim = FeedbackClaim(
+        post_id=post.id,
+        user_key=call.user,
+        chat_key=post.chat_key,
+        question_id=question.id,
+        digest=answer_digest(request),
+        day=call.now.date().isoformat(),
+        now=call.now,
+        stale_before=call.now - timedelta(seconds=core.settings.llm_timeout * STALE_AFTER_TIMEOUTS),
+        user_limit=core.settings.llm_user_daily,
+        chat_limit=core.settings.llm_chat_daily,
+    )
+    title = question.title
+    earlier = await core.store.feedback(post.id, call.user)
+    if earlier is not None and earlier.review is not None:
+        return [_review_reply(lang, title, post.id, review_from_json(earlier.review), reviewer.model)]
+    cached = await core.store.cached_feedback(question.id, claim.digest)
+    if cached is not None:
+        await core.store.save_feedback(claim, cached)
+        return [_review_reply(lang, title, post.id, review_from_json(cached), reviewer.model)]
+
+    outcome = await core.store.claim_feedback(claim)
+    if outcome == "done":  # another request finished in between
+        done = await core.store.feedback(post.id, call.user)
+        assert done is not None and done.review is not None
+        return [_review_reply(lang, title, post.id, review_from_json(done.review), reviewer.model)]
+    if outcome == "pending":
+        return [_private(t(lang, "feedback_pending"))]
+    if outcome == "user_limit":
+        return [_private(t(lang, "feedback_user_limit", limit=claim.user_limit))]
+    if outcome == "chat_limit":
+        return [_private(t(lang, "feedback_chat_limit", limit=claim.chat_limit))]
+
+    try:
+        review = await reviewer.review(request)
+    except ReviewFailed as failure:
+        # "busy" never reached the model, so it costs the member nothing.
+        await core.store.drop_feedback_claim(claim, refund=failure.kind == "busy")
+        return [_failure_reply(lang, post.id, failure)]
+    except BaseException:
+        await core.store.drop_feedback_claim(claim, refund=False)
+        raise
+    await core.store.save_feedback(claim, review_to_json(review))
+    return [_review_reply(lang, title, post.id, review, reviewer.model)]
+
+
+def _review_reply(lang: str, title: str, post_id: int, review: Review, model: str) -> Reply:
+    grade = suggested_grade(review.score)
+    lines = [t(lang, "feedback_heading", title=title, score=review.score), ""]
+    for heading, points in (("feedback_covered", review.covered), ("feedback_missed", review.missed)):
+        lines.append(t(lang, heading))
+        lines += [f"• {escape(point)}" for point in points] or [t(lang, "feedback_nothing_listed")]
+    if review.advice:
+        lines += ["", t(lang, "feedback_advice", advice=escape(review.advice))]
+    lines += [
+        "",
+        t(lang, "feedback_suggested", grade=t(lang, f"grade_{grade}")),
+        t(lang, "feedback_caveat", model=escape(model)),
+    ]
+    return Reply("\n".join(lines), buttons=(grade_buttons(lang, post_id, grade),), private=True)
+
+
+def _failure_reply(lang: str, post_id: int, failure: ReviewFailed) -> Reply:
+    lines = [t(lang, f"feedback_failed_{failure.kind}")]
+    if failure.kind != "busy":
+        lines.append(t(lang, "feedback_try_again", post=post_id))
+    lines.append(t(lang, "feedback_grade_choice"))
+    return Reply(" ".join(lines), buttons=(grade_buttons(lang, post_id),), private=True)
+
+
+def _private(text: str) -> Reply:
+    return Reply(text, private=True)
