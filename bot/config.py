@@ -1,4 +1,4 @@
-"""The only reader of os.environ: one frozen Settings object; command-line flags override it."""
+"""The only reader of os.environ and ./.env: one frozen Settings object; command-line flags override it."""
 
 from __future__ import annotations
 
@@ -8,7 +8,19 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TypeVar
 
-BUNDLED_CONTENT = Path(__file__).parent / "content"
+from dotenv import dotenv_values
+
+
+def _bundled_content() -> Path:
+    """The bank that ships with dailyq: content/ at the top of a checkout, mapped into the package
+    as bot/content when a wheel is built (pyproject.toml), so an installed dailyq has it too."""
+    packaged = Path(__file__).parent / "content"
+    return packaged if packaged.is_dir() else Path(__file__).parent.parent / "content"
+
+
+BUNDLED_CONTENT = _bundled_content()
+# Read from the working directory by every command, as docker compose's env_file reads it.
+ENV_FILE = ".env"
 
 
 class ConfigError(ValueError):
@@ -72,6 +84,16 @@ class Settings:
     llm_timeout: float = 60.0  # seconds for one review, the client's retries included
     llm_user_daily: int = 10  # reviews one member may ask for per UTC day
     llm_chat_daily: int = 100  # reviews asked from one chat's posts per UTC day
+    env_file: Path | None = None  # the .env these settings were read from, if any
+
+    @classmethod
+    def load(cls, folder: Path | None = None) -> Settings:
+        """The environment over `folder`/.env (the working directory's); the environment wins."""
+        path = (Path.cwd() if folder is None else folder) / ENV_FILE
+        if not path.is_file():
+            return cls.from_env()
+        from_file = {name: value for name, value in dotenv_values(path).items() if value is not None}
+        return replace(cls.from_env({**from_file, **os.environ}), env_file=path.resolve())
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
