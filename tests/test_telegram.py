@@ -327,7 +327,7 @@ async def test_a_full_answer_of_9000_characters_is_split_into_valid_messages(wor
     expected = to_telegram_html(
         f"{t('en', 'full_answer_heading', title=question.title)}\n\n{question.answer}"
     )
-    assert len(expected) >= 3
+    assert len(expected) >= 2  # its formulas are shorter as Unicode text than as TeX
 
     tg.press(reveal.button("/full"), reveal.result, ALICE)
     chunks = await tg.wait_for("sendMessage", count=len(expected), chat_id=ALICE.id)
