@@ -32,8 +32,12 @@ from tests.fakes.openai_api import API_KEY, MODEL, FakeOpenAI
 MONDAY_8AM = datetime(2026, 3, 2, 8, 0, tzinfo=UTC)
 BANK = Bank(
     [
-        Question("q-attn", "What does attention compute?", "A weighted sum of values.", summary="Weighted sums."),
-        Question("q-kv", "What is a KV cache?", "Keys and values of past tokens are kept.", summary="Kept K/V."),
+        Question(
+            "q-attn", "What does attention compute?", "A weighted sum of values.", summary="Weighted sums."
+        ),
+        Question(
+            "q-kv", "What is a KV cache?", "Keys and values of past tokens are kept.", summary="Kept K/V."
+        ),
         Question("q-rag", "What is RAG?", "Retrieval, then generation.", summary="Retrieve first."),
     ]
 )
@@ -145,7 +149,9 @@ async def world(tmp_path: Path, llm: FakeOpenAI) -> AsyncIterator[World]:
         await world.store.close()
 
 
-async def answered_and_revealed(world: World, question_id: str = "q-attn", answer: str = "||a weighted sum||", user: str = "ann") -> int:
+async def answered_and_revealed(
+    world: World, question_id: str = "q-attn", answer: str = "||a weighted sum||", user: str = "ann"
+) -> int:
     post_id = await world.daily_post(question_id)
     await world.say(f"/answer {answer}", user=user)
     world.clock.advance(timedelta(hours=8, minutes=1))
@@ -213,8 +219,12 @@ async def test_start_and_help_say_where_answers_go(world: World) -> None:
 # --- the flow --------------------------------------------------------------------------------------
 
 
-async def test_the_reveal_offers_feedback_and_the_review_is_private_with_a_suggested_grade(world: World) -> None:
-    world.llm.then_review(score=4, covered=["weights from a softmax"], missed=["the √d scaling"], advice="Name it.")
+async def test_the_reveal_offers_feedback_and_the_review_is_private_with_a_suggested_grade(
+    world: World,
+) -> None:
+    world.llm.then_review(
+        score=4, covered=["weights from a softmax"], missed=["the √d scaling"], advice="Name it."
+    )
     post_id = await answered_and_revealed(world)
     reveal = await world.says_one(f"/reveal {post_id}")
     # In a group the button is a /start payload: a deep link to the private chat on Telegram.
@@ -242,7 +252,9 @@ async def test_feedback_without_an_id_is_the_latest_revealed_answer(world: World
     await answered_and_revealed(world, "q-attn")
     later = await world.daily_post("q-kv")
     await world.say("/answer ||kept keys||")  # the latest answer, but its reveal is 8 hours away
-    assert (await world.says_one("/feedback")).text.startswith("🔎 **Feedback on “What does attention compute?”")
+    assert (await world.says_one("/feedback")).text.startswith(
+        "🔎 **Feedback on “What does attention compute?”"
+    )
     assert "weighted sum" in world.llm.requests[-1].messages[1]["content"]
     not_yet = await world.says_one(f"/feedback {later}")
     assert not_yet.text.startswith("Feedback comes after the reveal, tomorrow")
@@ -317,7 +329,9 @@ async def test_the_daily_limits_hold_for_the_member_and_for_the_chat(tmp_path: P
     ],
     ids=["malformed", "refusal", "500"],
 )
-async def test_a_failed_review_is_polite_keeps_the_answer_and_can_be_asked_again(world: World, script, message) -> None:
+async def test_a_failed_review_is_polite_keeps_the_answer_and_can_be_asked_again(
+    world: World, script, message
+) -> None:
     post_id = await answered_and_revealed(world)
     await world.say(f"/grade hard {post_id}")
     script(world.llm)

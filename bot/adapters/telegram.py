@@ -77,7 +77,7 @@ from telegram.warnings import PTBDeprecationWarning
 from bot.adapters.base import ChatGone, ChatMoved, Core, PlatformError, TransientError
 from bot.core import messages
 from bot.core.model import Button, ChatRef, Incoming, Reply, SentRef
-from bot.core.quiz import COMMANDS
+from bot.core.quiz import COMMANDS, Command
 from bot.core.render import to_telegram_html
 from bot.ops.logs import RedactingFilter, Redactor
 
@@ -237,8 +237,10 @@ class TelegramAdapter:
         rate_limiter: BaseRateLimiter | bool = True,
         poll_timeout: float = 10.0,
         admin_cache_seconds: float = 60.0,
+        commands: Sequence[Command] = COMMANDS,  # the core's (Core.commands): /feedback when a model is set
     ) -> None:
         _keep_out_of_logs(token)
+        self._commands = tuple(commands)
         self._base_url = base_url
         self._webhook_url = webhook_url
         self._webhook_listen = webhook_listen or "0.0.0.0:8443"
@@ -324,7 +326,7 @@ class TelegramAdapter:
         for lang in ("en", "zh"):
             commands = [
                 BotCommand(command.name, messages.t(lang, command.help_key)[:COMMAND_DESCRIPTION_LIMIT])
-                for command in COMMANDS
+                for command in self._commands
             ]
             try:
                 await self.bot.set_my_commands(commands, language_code=None if lang == "en" else lang)

@@ -198,7 +198,7 @@ class Core:
         # Feedback exists only with a model to ask: its command, setting and buttons otherwise never show.
         self.reviewer = reviewer
         self.commands = commands_with(feedback=reviewer is not None)
-        self._commands_by_name = {command.name: command for command in self.commands}
+        self.commands_by_name = {command.name: command for command in self.commands}
         self._setting_keys = tuple(key for key in SETTING_KEYS if reviewer is not None or key != "feedback")
         self.set_bank(bank)
 
@@ -227,7 +227,7 @@ class Core:
         if not text.startswith("/"):
             return await self._plain_text(call, text)
         name, call.args = split_command(text)
-        command = self._commands_by_name.get(name)
+        command = self.commands_by_name.get(name)
         if command is None:
             return [Reply(t(call.lang, "unknown_command", command=escape(f"/{name}")))]
         if command.admin_only and not await call.is_admin():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 from typing import TYPE_CHECKING
 
@@ -20,6 +21,11 @@ MISSING_EXTRA = (
 )
 
 
+def available(settings: Settings) -> bool:
+    """Whether feedback can work: a model is configured and the `feedback` extra is installed."""
+    return settings.feedback_configured and importlib.util.find_spec("openai") is not None
+
+
 def reviewer_from(settings: Settings, registry: CollectorRegistry | None = None) -> OpenAIReviewer | None:
     """The configured model's reviewer; None when feedback is not configured or the extra is missing.
 
@@ -27,13 +33,11 @@ def reviewer_from(settings: Settings, registry: CollectorRegistry | None = None)
     """
     if not settings.feedback_configured:
         return None
-    try:
-        from bot.feedback.openai_reviewer import FeedbackMetrics, OpenAIReviewer
-    except ModuleNotFoundError as missing:
-        if (missing.name or "").partition(".")[0] != "openai":
-            raise
+    if not available(settings):
         log.warning(MISSING_EXTRA)
         return None
+    from bot.feedback.openai_reviewer import FeedbackMetrics, OpenAIReviewer
+
     assert settings.llm_url and settings.llm_model
     log.info("feedback: reviews by %s at %s", settings.llm_model, settings.llm_url)
     return OpenAIReviewer(
