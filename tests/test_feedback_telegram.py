@@ -156,3 +156,13 @@ async def test_other_members_are_answered_while_the_model_thinks(world: World) -
     world.llm.release()
     [review] = await tg.wait_for("sendMessage", chat_id=ALICE.id)
     assert shown(review).startswith("🔎")
+
+
+async def test_feedback_typed_in_the_group_is_answered_in_private(world: World) -> None:
+    await answered_daily_post(world, feedback=True)
+    tg = world.tg
+    mark = tg.mark()
+    tg.user_says(GROUP, ALICE, "/feedback")
+    [review] = await tg.wait_for("sendMessage", chat_id=ALICE.id)
+    assert shown(review).startswith("🔎")
+    assert tg.calls_to("sendMessage", after=mark, chat_id=GROUP.id) == []
