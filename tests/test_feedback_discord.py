@@ -4,23 +4,18 @@ client against the fake OpenAI-compatible server, the real core on a SQLite file
 from __future__ import annotations
 
 import json
-import random
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from pathlib import Path
 
 import pytest
 
 from bot.adapters.discord import DiscordAdapter
-from bot.config import Settings
 from bot.core.clock import FakeClock
 from bot.core.messages import t
 from bot.core.quiz import Core
 from bot.core.scheduler import Scheduler
-from bot.core.store import Store
-from bot.feedback import reviewer_from
 from tests.fakes.discord_api import FakeDiscord
-from tests.fakes.openai_api import API_KEY, MODEL, FakeOpenAI
+from tests.fakes.openai_api import FakeOpenAI
 from tests.test_discord import (
     BANK,
     FIVE_PM,
@@ -39,7 +34,6 @@ from tests.test_discord import (
 class World:
     fake: FakeDiscord
     llm: FakeOpenAI
-    store: Store
     core: Core
     clock: FakeClock
     adapter: DiscordAdapter
@@ -47,34 +41,19 @@ class World:
 
 
 @pytest.fixture
-async def llm() -> AsyncIterator[FakeOpenAI]:
-    async with FakeOpenAI() as fake:
-        yield fake
-
-
-@pytest.fixture
-async def world(tmp_path: Path, llm: FakeOpenAI) -> AsyncIterator[World]:
-    settings = Settings(
-        db=tmp_path / "dailyq.sqlite3", lang="en", llm_url=llm.base_url, llm_model=MODEL, llm_api_key=API_KEY
-    )
-    reviewer = reviewer_from(settings)
-    assert reviewer is not None
-    store = await Store.open(settings.db)
+async def world(llm: FakeOpenAI, core_with_feedback) -> AsyncIterator[World]:
     clock = FakeClock(MONDAY_8AM)
-    core = Core(store, BANK, settings, clock, random.Random(7), fuzz=False, reviewer=reviewer)
+    core = await core_with_feedback(BANK, clock)
     fake = await FakeDiscord(heartbeat_interval_ms=1000).start()
     adapter = DiscordAdapter(
         "fake-token", api_url=fake.api_url, gateway_url=fake.gateway_url, commands=core.commands
     )
-    scheduler = Scheduler(store, core, {"discord": adapter}, clock)
+    scheduler = Scheduler(core.store, core, {"discord": adapter}, clock)
     try:
         async with running(adapter, core):
             await fake.wait_connected()
-            yield World(fake, llm, store, core, clock, adapter, scheduler)
+            yield World(fake, llm, core, clock, adapter, scheduler)
     finally:
-        llm.release()
-        await reviewer.close()
-        await store.close()
         await fake.close()
 
 
@@ -90,7 +69,7 @@ async def revealed_post(world: World, *, feedback: bool) -> tuple[int, dict]:
     world.clock.set(FIVE_PM)
     await world.scheduler.sweep()
     [reveal] = [m for m in fake.channel_messages(fake.channel_id) if m["content"].startswith("💡")]
-    [(post_id,)] = await world.store.db.execute_fetchall("SELECT id FROM posts WHERE kind = 'daily'")
+    [(post_id,)] = await world.core.store.db.execute_fetchall("SELECT id FROM posts WHERE kind = 'daily'")
     return post_id, reveal
 
 

@@ -109,12 +109,6 @@ def settings(**overrides: object) -> Settings:
     return Settings(**{**values, **overrides})  # type: ignore[arg-type]
 
 
-@pytest.fixture
-async def llm() -> AsyncIterator[FakeOpenAI]:
-    async with FakeOpenAI() as fake:
-        yield fake
-
-
 async def make_world(tmp_path: Path, llm: FakeOpenAI, with_reviewer: bool = True, **options: object) -> World:
     store = await Store.open(tmp_path / "dailyq.sqlite3")
     registry = CollectorRegistry()

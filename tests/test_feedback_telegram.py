@@ -5,16 +5,13 @@ from __future__ import annotations
 
 import json
 import logging
-import random
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import timedelta
-from pathlib import Path
 
 import pytest
 
 from bot.adapters.telegram import TelegramAdapter
-from bot.config import Settings
 from bot.core.bank import Bank
 from bot.core.clock import FakeClock
 from bot.core.messages import t
@@ -22,8 +19,6 @@ from bot.core.model import Question
 from bot.core.quiz import Core
 from bot.core.render import escape
 from bot.core.scheduler import Scheduler
-from bot.core.store import Store
-from bot.feedback import reviewer_from
 from tests.fakes.openai_api import API_KEY, MODEL, FakeOpenAI
 from tests.fakes.telegram_api import FakeTelegram, private_chat, spoiler
 from tests.test_telegram import ALICE, BOB, FAST, GROUP, MONDAY_8AM, NINE_AM, running, said, says, shown
@@ -36,40 +31,22 @@ BANK = Bank([Question("q-kv", "What is a KV cache?", "Keys and values are kept."
 class World:
     tg: FakeTelegram
     llm: FakeOpenAI
-    store: Store
     core: Core
     clock: FakeClock
     scheduler: Scheduler
 
 
 @pytest.fixture
-async def llm() -> AsyncIterator[FakeOpenAI]:
-    async with FakeOpenAI() as fake:
-        yield fake
-
-
-@pytest.fixture
-async def world(tmp_path: Path, llm: FakeOpenAI) -> AsyncIterator[World]:
-    settings = Settings(
-        db=tmp_path / "dailyq.sqlite3", lang="en", llm_url=llm.base_url, llm_model=MODEL, llm_api_key=API_KEY
-    )
-    reviewer = reviewer_from(settings)  # what the app builds from the settings
-    assert reviewer is not None
-    store = await Store.open(settings.db)
+async def world(llm: FakeOpenAI, core_with_feedback) -> AsyncIterator[World]:
     clock = FakeClock(MONDAY_8AM)
-    core = Core(store, BANK, settings, clock, random.Random(7), fuzz=False, reviewer=reviewer)
+    core = await core_with_feedback(BANK, clock)
     async with FakeTelegram() as tg:
         adapter = TelegramAdapter(
             tg.token, base_url=tg.base_url, request_timeouts=FAST, commands=core.commands
         )
-        scheduler = Scheduler(store, core, {"telegram": adapter}, clock)
-        try:
-            async with running(adapter, core, tg):
-                yield World(tg, llm, store, core, clock, scheduler)
-        finally:
-            llm.release()
-            await reviewer.close()
-            await store.close()
+        scheduler = Scheduler(core.store, core, {"telegram": adapter}, clock)
+        async with running(adapter, core, tg):
+            yield World(tg, llm, core, clock, scheduler)
 
 
 async def answered_daily_post(world: World, *, feedback: bool) -> int:
@@ -89,7 +66,7 @@ async def answered_daily_post(world: World, *, feedback: bool) -> int:
     assert shown(ack).startswith("Got your answer")
     world.clock.set(REVEAL_TIME)
     await world.scheduler.sweep()
-    async with world.store.db.execute("SELECT id FROM posts WHERE kind = 'daily'") as cursor:
+    async with world.core.store.db.execute("SELECT id FROM posts WHERE kind = 'daily'") as cursor:
         (post_id,) = await cursor.fetchone()
     return post_id
 
