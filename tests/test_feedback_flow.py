@@ -114,14 +114,15 @@ async def make_world(tmp_path: Path, llm: FakeOpenAI, with_reviewer: bool = True
     registry = CollectorRegistry()
     reviewer = None
     if with_reviewer:
-        timeout = float(options.pop("timeout", 30.0))  # type: ignore[arg-type]
         reviewer = OpenAIReviewer(
             base_url=llm.base_url,
             model=MODEL,
             api_key=API_KEY,
-            timeout=timeout,
+            timeout=float(options.pop("timeout", 30.0)),  # type: ignore[arg-type]
             metrics=FeedbackMetrics(registry),
             max_retries=0,
+            concurrency=int(options.pop("concurrency", 4)),  # type: ignore[call-overload]
+            queue=int(options.pop("queue", 32)),  # type: ignore[call-overload]
         )
     clock = FakeClock(MONDAY_8AM)
     core = Core(store, BANK, settings(**options), clock, random.Random(3), fuzz=False, reviewer=reviewer)
@@ -346,6 +347,31 @@ async def test_a_slow_model_times_out_politely(tmp_path: Path, llm: FakeOpenAI) 
         llm.then_hold()
         failed = await world.says_one(f"/feedback {post_id}")
         assert failed.text.startswith(t("en", "feedback_failed_timeout"))
+    finally:
+        llm.release()
+        await world.core.reviewer.close()  # type: ignore[union-attr]
+        await world.store.close()
+
+
+async def test_a_busy_model_costs_the_member_nothing(tmp_path: Path, llm: FakeOpenAI) -> None:
+    world = await make_world(tmp_path, llm, concurrency=1, queue=0)
+    await world.say("/settings feedback on", user="admin", admin=True)
+    try:
+        post_id = await answered_and_revealed(world)
+        await world.say("/answer ||bob's own answer||", user="bob")
+        llm.then_hold()
+        first = asyncio.create_task(world.says_one(f"/feedback {post_id}"))
+        await llm.wait_for_requests(1)
+        busy = await world.says_one(f"/feedback {post_id}", user="bob")
+        assert busy.text.startswith(t("en", "feedback_failed_busy"))
+        assert await world.rows("SELECT scope, requests FROM feedback_usage ORDER BY scope") == [
+            ("chat:console:study-group", 1),  # ann's request only: bob's never reached the model
+            ("user:console:ann", 1),
+            ("user:console:bob", 0),
+        ]
+        llm.release()
+        assert (await first).text.startswith("🔎")
+        assert (await world.says_one(f"/feedback {post_id}", user="bob")).text.startswith("🔎")
     finally:
         llm.release()
         await world.core.reviewer.close()  # type: ignore[union-attr]
