@@ -55,6 +55,8 @@ def feedback_button(lang: str, post_id: int, in_group: bool) -> Button:
 
 async def feedback(core: Core, call: Call) -> list[Reply]:
     """`/feedback [id]`: the review of the caller's answer to that post, or to their latest revealed one."""
+    reviewer = core.reviewer
+    assert reviewer is not None, "the command exists only with a reviewer"
     words = call.args.split()
     if words:
         found = await core._post_by_argument(words[0])
@@ -65,31 +67,15 @@ async def feedback(core: Core, call: Call) -> list[Reply]:
         post = await core.store.latest_answered_post(call.user, call.now)
         if post is None:
             return [_private(t(call.lang, "feedback_nothing"))]
-    return await review_post(core, call, post)
-
-
-async def review_post(core: Core, call: Call, post: Post) -> list[Reply]:
-    reviewer = core.reviewer
-    assert reviewer is not None, "the command exists only with a reviewer"
-    lang = call.lang
     question = core.bank.get(post.question_id)
-    if question is None:
-        return [_private(t(lang, "question_gone"))]
-    post_chat = call.chat if post.chat_key == call.incoming.chat.key else await core.store.chat(post.chat_key)
-    post_settings = core._settings_of(post_chat)
-    if not post_settings.feedback:
-        return [_private(t(lang, "feedback_off"))]
-    if post.kind == "daily" and post.revealed_at is None:
-        if post.reveal_due_at is None:  # claimed by the scheduler, not sent yet
-            return [_private(t(lang, "no_such_post"))]
-        if call.now < post.reveal_due_at:
-            when = format_when(lang, post.reveal_due_at, post_settings.zone_info, call.now)
-            return [_private(t(lang, "feedback_not_revealed", when=when))]
+    refusal = t(call.lang, "question_gone") if question is None else await _refusal(core, call, post)
+    if refusal is not None:
+        return [_private(refusal)]
+    assert question is not None
     answer = await core.store.current_answer(post.id, call.user)
     if answer is None:
-        return [_private(t(lang, "feedback_not_answered"))]
-
-    request = ReviewRequest(question.title, question.answer, question.summary, answer_text(answer), lang)
+        return [_private(t(call.lang, "feedback_not_answered"))]
+    request = ReviewRequest(question.title, question.answer, question.summary, answer_text(answer), call.lang)
     claim = FeedbackClaim(
         post_id=post.id,
         user_key=call.user,
@@ -102,38 +88,66 @@ async def review_post(core: Core, call: Call, post: Post) -> list[Reply]:
         user_limit=core.settings.llm_user_daily,
         chat_limit=core.settings.llm_chat_daily,
     )
-    title = question.title
-    earlier = await core.store.feedback(post.id, call.user)
+    review = await _review(core, claim, request)
+    if isinstance(review, Reply):
+        return [review]
+    return [_review_reply(call.lang, question.title, post.id, review, reviewer.model)]
+
+
+async def _refusal(core: Core, call: Call, post: Post) -> str | None:
+    """Why there is no feedback on this post: off in its chat, or its answer not out yet."""
+    lang = call.lang
+    post_chat = call.chat if post.chat_key == call.incoming.chat.key else await core.store.chat(post.chat_key)
+    post_settings = core._settings_of(post_chat)
+    if not post_settings.feedback:
+        return t(lang, "feedback_off")
+    if post.kind != "daily" or post.revealed_at is not None:
+        return None
+    if post.reveal_due_at is None:  # claimed by the scheduler, not sent yet
+        return t(lang, "no_such_post")
+    if call.now < post.reveal_due_at:
+        return t(
+            lang,
+            "feedback_not_revealed",
+            when=format_when(lang, post.reveal_due_at, post_settings.zone_info, call.now),
+        )
+    return None
+
+
+async def _review(core: Core, claim: FeedbackClaim, request: ReviewRequest) -> Review | Reply:
+    """The member's review: the one they had, the cached one for the same answer, or the model's;
+    else the reply that says why not (a limit, a request under way, the model's failure)."""
+    store, lang = core.store, request.lang
+    earlier = await store.feedback(claim.post_id, claim.user_key)
     if earlier is not None and earlier.review is not None:
-        return [_review_reply(lang, title, post.id, review_from_json(earlier.review), reviewer.model)]
-    cached = await core.store.cached_feedback(question.id, claim.digest)
+        return review_from_json(earlier.review)
+    cached = await store.cached_feedback(claim.question_id, claim.digest)
     if cached is not None:
-        await core.store.save_feedback(claim, cached)
-        return [_review_reply(lang, title, post.id, review_from_json(cached), reviewer.model)]
-
-    outcome = await core.store.claim_feedback(claim)
+        await store.save_feedback(claim, cached)
+        return review_from_json(cached)
+    outcome = await store.claim_feedback(claim)
     if outcome == "done":  # another request finished in between
-        done = await core.store.feedback(post.id, call.user)
+        done = await store.feedback(claim.post_id, claim.user_key)
         assert done is not None and done.review is not None
-        return [_review_reply(lang, title, post.id, review_from_json(done.review), reviewer.model)]
+        return review_from_json(done.review)
     if outcome == "pending":
-        return [_private(t(lang, "feedback_pending"))]
+        return _private(t(lang, "feedback_pending"))
     if outcome == "user_limit":
-        return [_private(t(lang, "feedback_user_limit", limit=claim.user_limit))]
+        return _private(t(lang, "feedback_user_limit", limit=claim.user_limit))
     if outcome == "chat_limit":
-        return [_private(t(lang, "feedback_chat_limit", limit=claim.chat_limit))]
-
+        return _private(t(lang, "feedback_chat_limit", limit=claim.chat_limit))
+    assert core.reviewer is not None
     try:
-        review = await reviewer.review(request)
+        review = await core.reviewer.review(request)
     except ReviewFailed as failure:
         # "busy" never reached the model, so it costs the member nothing.
-        await core.store.drop_feedback_claim(claim, refund=failure.kind == "busy")
-        return [_failure_reply(lang, post.id, failure)]
+        await store.drop_feedback_claim(claim, refund=failure.kind == "busy")
+        return _failure_reply(lang, claim.post_id, failure)
     except BaseException:
-        await core.store.drop_feedback_claim(claim, refund=False)
+        await store.drop_feedback_claim(claim, refund=False)
         raise
-    await core.store.save_feedback(claim, review_to_json(review))
-    return [_review_reply(lang, title, post.id, review, reviewer.model)]
+    await store.save_feedback(claim, review_to_json(review))
+    return review
 
 
 def _review_reply(lang: str, title: str, post_id: int, review: Review, model: str) -> Reply:
