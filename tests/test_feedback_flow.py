@@ -266,6 +266,13 @@ async def test_only_those_who_answered_get_a_review(world: World) -> None:
     assert world.llm.requests == []
 
 
+async def test_a_question_gone_from_the_bank_gets_no_review(world: World) -> None:
+    post_id = await answered_and_revealed(world)
+    world.core.set_bank(Bank([q for q in BANK.questions if q.id != "q-attn"]))  # a reload dropped it
+    assert (await world.says_one(f"/feedback {post_id}")).text == t("en", "question_gone")
+    assert world.llm.requests == []
+
+
 # --- cost: once per member and post, cached by answer, daily limits --------------------------------
 
 
