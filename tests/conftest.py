@@ -10,10 +10,10 @@ import pytest
 
 from bot.config import Settings
 from bot.core.bank import Bank
-from bot.core.clock import FakeClock
-from bot.core.quiz import Core
-from bot.core.store import Store
+from bot.core.commands import Core
+from bot.core.store import SQLiteStore
 from bot.feedback import reviewer_from
+from tests.clock import FakeClock
 from tests.fakes.openai_api import API_KEY, MODEL, FakeOpenAI
 
 
@@ -43,7 +43,7 @@ async def core_with_feedback(
         reviewer = reviewer_from(settings)
         assert reviewer is not None
         core = Core(
-            await Store.open(settings.db),
+            await SQLiteStore.open(settings.db),
             bank,
             settings,
             clock,

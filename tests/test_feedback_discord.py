@@ -10,10 +10,10 @@ from dataclasses import dataclass
 import pytest
 
 from bot.adapters.discord import DiscordAdapter
-from bot.core.clock import FakeClock
+from bot.core.commands import Core
 from bot.core.messages import t
-from bot.core.quiz import Core
 from bot.core.scheduler import Scheduler
+from tests.clock import FakeClock
 from tests.fakes.discord_api import FakeDiscord
 from tests.fakes.openai_api import FakeOpenAI
 from tests.test_discord import (

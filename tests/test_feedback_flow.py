@@ -20,13 +20,13 @@ from prometheus_client import CollectorRegistry
 from bot.adapters.console import ConsoleAdapter
 from bot.config import Settings
 from bot.core.bank import Bank
-from bot.core.clock import FakeClock
+from bot.core.commands import COMMANDS, Core
 from bot.core.messages import t
 from bot.core.model import ChatRef, Incoming, Question, Reply
-from bot.core.quiz import COMMANDS, Core
 from bot.core.render import escape, to_plain
-from bot.core.store import Store
+from bot.core.store import SQLiteStore
 from bot.feedback.openai_reviewer import FeedbackMetrics, OpenAIReviewer
+from tests.clock import FakeClock
 from tests.fakes.openai_api import API_KEY, MODEL, FakeOpenAI
 
 MONDAY_8AM = datetime(2026, 3, 2, 8, 0, tzinfo=UTC)
@@ -51,7 +51,7 @@ INJECTION = (
 @dataclass
 class World:
     core: Core
-    store: Store
+    store: SQLiteStore
     clock: FakeClock
     llm: FakeOpenAI
     registry: CollectorRegistry
@@ -110,7 +110,7 @@ def settings(**overrides: object) -> Settings:
 
 
 async def make_world(tmp_path: Path, llm: FakeOpenAI, with_reviewer: bool = True, **options: object) -> World:
-    store = await Store.open(tmp_path / "dailyq.sqlite3")
+    store = await SQLiteStore.open(tmp_path / "dailyq.sqlite3")
     registry = CollectorRegistry()
     reviewer = None
     if with_reviewer:

@@ -13,12 +13,12 @@ import pytest
 
 from bot.adapters.telegram import TelegramAdapter
 from bot.core.bank import Bank
-from bot.core.clock import FakeClock
+from bot.core.commands import Core
 from bot.core.messages import t
 from bot.core.model import Question
-from bot.core.quiz import Core
 from bot.core.render import escape
 from bot.core.scheduler import Scheduler
+from tests.clock import FakeClock
 from tests.fakes.openai_api import API_KEY, MODEL, FakeOpenAI
 from tests.fakes.telegram_api import FakeTelegram, private_chat, spoiler
 from tests.test_telegram import ALICE, BOB, FAST, GROUP, MONDAY_8AM, NINE_AM, running, said, says, shown

@@ -85,6 +85,12 @@ class Bank:
         self.by_id = MappingProxyType({q.id: q for q in self.questions})
         # name key → the merged name, so that a filter by any spelling finds the merged one
         self.aliases = MappingProxyType(dict(aliases or {}))
+        # merged key of each tag and company → its questions in bank order: filters look up, not scan
+        by_label: dict[str, list[Question]] = {}
+        for q in self.questions:
+            for label in {name_key(label) for label in (*q.tags, q.company or "") if label}:
+                by_label.setdefault(label, []).append(q)
+        self._by_label = {label: tuple(found) for label, found in by_label.items()}
 
     def __len__(self) -> int:
         return len(self.questions)
@@ -97,13 +103,19 @@ class Bank:
         needle = words.strip().casefold()
         if not needle:
             return list(self.questions)
-        key = self.merged_key(needle)
-        exact = [
-            q
-            for q in self.questions
-            if key in (name_key(t) for t in q.tags) or name_key(q.company or "") == key
-        ]
-        return exact or [q for q in self.questions if needle in q.title.casefold()]
+        exact = self._by_label.get(self.merged_key(needle))
+        return list(exact) if exact else [q for q in self.questions if needle in q.title.casefold()]
+
+    def knows_label(self, name: str) -> bool:
+        """Whether some question has this tag or company, in any spelling or alias of it."""
+        return self.merged_key(name) in self._by_label
+
+    def with_labels(self, names: Iterable[str]) -> list[Question]:
+        """Questions having any of these tags or companies (any spelling or alias), in bank order."""
+        found: set[str] = set()
+        for name in names:
+            found.update(q.id for q in self._by_label.get(self.merged_key(name), ()))
+        return [q for q in self.questions if q.id in found]
 
     def merged_key(self, name: str) -> str:
         """The key a tag or company of any spelling (or alias) is merged under; compare these."""
@@ -249,7 +261,7 @@ def _bank_files(directory: Path) -> list[Path]:
 
 
 @dataclass
-class _Open:
+class _QuestionBeingRead:
     """A question being read: its heading, and where its metadata line is."""
 
     line: int  # 0-based index of the heading line
@@ -291,11 +303,11 @@ class _FileParser:
                     Problem(self.name, heading.line + 1, "the question has no title; left out")
                 )
 
-    def _question_headings(self, tokens: list[Token], env: dict) -> list[tuple[_Open, int]]:
+    def _question_headings(self, tokens: list[Token], env: dict) -> list[tuple[_QuestionBeingRead, int]]:
         """Each question's heading with the line where the question ends; notes code and images."""
         chapter = section = None
-        current: _Open | None = None
-        headings: list[tuple[_Open, int]] = []
+        current: _QuestionBeingRead | None = None
+        headings: list[tuple[_QuestionBeingRead, int]] = []
         for index, token in enumerate(tokens):
             kind = token.type
             if kind == "heading_open" and token.map:
@@ -323,7 +335,7 @@ class _FileParser:
                         unreadable = (
                             None if metadata_line is not None else self._mention_after(tokens, index + 3)
                         )
-                        current = _Open(start, title, chapter, section, metadata_line, unreadable)
+                        current = _QuestionBeingRead(start, title, chapter, section, metadata_line, unreadable)
             elif kind in ("fence", "code_block") and token.map:
                 start, end = token.map
                 self.in_code[start:end] = b"\1" * (end - start)
@@ -362,7 +374,7 @@ class _FileParser:
                 line = next((n for n in range(start, end) if needle in self.lines[n]), start)
                 self.images.append((line, src))
 
-    def _question(self, heading: _Open, end: int) -> Question:
+    def _question(self, heading: _QuestionBeingRead, end: int) -> Question:
         company = round_ = date_text = None
         tags: tuple[str, ...] = ()
         extra: dict[str, str] = {}

@@ -15,7 +15,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
-from bot.core import srs
+from bot.core.commands import lookup, texts
 from bot.core.feedback import (
     Review,
     ReviewFailed,
@@ -27,30 +27,15 @@ from bot.core.feedback import (
     suggested_grade,
 )
 from bot.core.messages import format_when, t
-from bot.core.model import Button, Reply
+from bot.core.model import Reply
 from bot.core.render import escape
-from bot.core.store import FeedbackClaim, Post
+from bot.core.store import FeedbackClaim, Post, PostKind
 
 if TYPE_CHECKING:
-    from bot.core.quiz import Call, Core
+    from bot.core.commands.dispatch import Call, Core
 
 # A request still pending after this many model timeouts was abandoned (its process died).
 STALE_AFTER_TIMEOUTS = 3
-
-
-def grade_buttons(lang: str, post_id: int, suggested: str | None = None) -> tuple[Button, ...]:
-    """The four grade buttons of a post; the suggested one marked."""
-    return tuple(
-        Button(("✓ " if grade == suggested else "") + t(lang, f"grade_{grade}"), f"/grade {grade} {post_id}")
-        for grade in srs.GRADES
-    )
-
-
-def feedback_button(lang: str, post_id: int, in_group: bool) -> Button:
-    # In a group, a `/start …` payload: Telegram makes it a deep link to the member's private chat,
-    # and elsewhere it reaches the core as `/start feedback-N`, answered privately like /feedback N.
-    payload = f"/start feedback-{post_id}" if in_group else f"/feedback {post_id}"
-    return Button(t(lang, "button_feedback"), payload)
 
 
 async def feedback(core: Core, call: Call) -> list[Reply]:
@@ -59,7 +44,7 @@ async def feedback(core: Core, call: Call) -> list[Reply]:
     assert reviewer is not None, "the command exists only with a reviewer"
     words = call.args.split()
     if words:
-        found = await core._post_by_argument(words[0])
+        found = await lookup.post_by_argument(core, words[0])
         if isinstance(found, str):
             return [_private(t(call.lang, found))]
         post: Post | None = found
@@ -98,10 +83,10 @@ async def _refusal(core: Core, call: Call, post: Post) -> str | None:
     """Why there is no feedback on this post: off in its chat, or its answer not out yet."""
     lang = call.lang
     post_chat = call.chat if post.chat_key == call.incoming.chat.key else await core.store.chat(post.chat_key)
-    post_settings = core._settings_of(post_chat)
+    post_settings = core.settings_of(post_chat)
     if not post_settings.feedback:
         return t(lang, "feedback_off")
-    if post.kind != "daily" or post.revealed_at is not None:
+    if post.kind != PostKind.DAILY or post.revealed_at is not None:
         return None
     if post.reveal_due_at is None:  # claimed by the scheduler, not sent yet
         return t(lang, "no_such_post")
@@ -163,7 +148,7 @@ def _review_reply(lang: str, title: str, post_id: int, review: Review, model: st
         t(lang, "feedback_suggested", grade=t(lang, f"grade_{grade}")),
         t(lang, "feedback_caveat", model=escape(model)),
     ]
-    return Reply("\n".join(lines), buttons=(grade_buttons(lang, post_id, grade),), private=True)
+    return Reply("\n".join(lines), buttons=(texts.grade_buttons(lang, post_id, grade),), private=True)
 
 
 def _failure_reply(lang: str, post_id: int, failure: ReviewFailed) -> Reply:
@@ -171,7 +156,7 @@ def _failure_reply(lang: str, post_id: int, failure: ReviewFailed) -> Reply:
     if failure.kind != "busy":
         lines.append(t(lang, "feedback_try_again", post=post_id))
     lines.append(t(lang, "feedback_grade_choice"))
-    return Reply(" ".join(lines), buttons=(grade_buttons(lang, post_id),), private=True)
+    return Reply(" ".join(lines), buttons=(texts.grade_buttons(lang, post_id),), private=True)
 
 
 def _private(text: str) -> Reply:
