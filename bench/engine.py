@@ -1,7 +1,7 @@
 """The engine under load: 1,000 users in 50 groups and their private chats, on a 10,000-question bank
 with 1,000,000 answers already in the database, doing quiz → answer → reveal → grade cycles.
 
-    python -m bench.engine [--users 1000] [--groups 50] [--attempts 1000000] [--cycles 2] [--db URL]
+    python bench/engine.py [--users 1000] [--groups 50] [--attempts 1000000] [--cycles 2] [--db URL]
 
 Commands run one after another through Core.handle, exactly as an adapter calls it, so the times
 are the core's own cost per command, the database included: a temporary SQLite file, or with

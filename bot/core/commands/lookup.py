@@ -26,9 +26,10 @@ async def replied_post(core: Core, call: Call) -> Post | None:
 
 async def current_post(core: Core, call: Call) -> Post | None:
     """The question a bare /answer or /reveal is about: the one replied to, else the newer of the
-    user's open question in this chat and the chat's latest daily post."""
+    user's open question in this chat and the chat's latest daily post; in a group, a /quiz any
+    member asked counts as the group's question too."""
     replied = await replied_post(core, call)
-    return replied or await core.store.current_post(call.user, call.incoming.chat.key)
+    return replied or await core.store.current_post(call.user, call.incoming.chat.key, any_kind=call.in_group)
 
 
 async def post_by_argument(core: Core, argument: str) -> Post | str:

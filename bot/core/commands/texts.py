@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from bot.core import srs
-from bot.core.messages import t
+from bot.core.messages import join_list, t
 from bot.core.model import Button, ChatRef, Question, Reply
 from bot.core.render import escape
 from bot.core.store import Post, PostKind
@@ -18,8 +18,8 @@ if TYPE_CHECKING:
 EXCERPT_CHARS = 600
 
 
-def question_text(lang: str, question: Question) -> str:
-    lines = [t(lang, "question_heading", title=question.title)]
+def question_text(lang: str, question: Question, post_id: int) -> str:
+    lines = [t(lang, "question_heading", title=question.title, number=number(lang, post_id))]
     meta = [escape(part) for part in (question.company, question.round) if part]
     meta += [escape(tag) for tag in question.tags]
     if meta:
@@ -32,16 +32,18 @@ def question_reply(
 ) -> Reply:
     question = core.bank.get(post.question_id)
     if question is None:
-        return Reply(t(lang, "question_gone"), chat=chat)
+        return Reply(t(lang, "question_gone"), chat=chat, lang=lang)
     if not in_group:
         hint = "hint_private"
     elif settings.answers == "private":
         hint = "hint_group_private"
     elif post.chat_key.startswith("discord:"):
         hint = "hint_group_thread"  # Discord opens a thread on the post and adds an Answer button
+    elif post.chat_key.startswith("console:"):
+        hint = "hint_group_console"  # a console cannot reply to a message: a line answers
     else:
         hint = "hint_group_spoiler"
-    text = question_text(lang, question) + "\n\n" + t(lang, hint)
+    text = question_text(lang, question, post.id) + "\n\n" + t(lang, hint)
     buttons = [Button(t(lang, "button_reveal"), f"/reveal {post.id}")]
     if post.kind == PostKind.QUIZ:
         buttons.append(Button(t(lang, "button_skip"), "/skip"))
@@ -49,38 +51,49 @@ def question_reply(
         # Telegram turns a `/start …` payload into a deep link to the bot's private chat.
         buttons.append(Button(t(lang, "button_answer_privately"), f"/start answer-{post.id}"))
     return Reply(
-        text, buttons=(tuple(buttons),), chat=chat, kind="question", question=question, post_id=post.id
+        text,
+        buttons=(tuple(buttons),),
+        chat=chat,
+        lang=lang,
+        kind="question",
+        question=question,
+        post_id=post.id,
     )
 
 
 async def reveal_reply(core: Core, lang: str, post: Post, chat: ChatRef | None, *, quote: bool) -> Reply:
     question = core.bank.get(post.question_id)
     if question is None:
-        return Reply(t(lang, "question_gone"), chat=chat)
+        return Reply(t(lang, "question_gone"), chat=chat, lang=lang)
     if question.summary:
         body, more = question.summary, True
     else:
         body, more = excerpt(question.answer)
     names = await core.store.answerers(post.id)
-    lines = [t(lang, "reveal_heading", title=question.title), "", body]
+    lines = [t(lang, "reveal_heading", title=question.title, number=number(lang, post.id)), "", body]
     if more:
         lines += ["", t(lang, "reveal_more")]
     lines += [
         "",
-        t(lang, "answered_by", names=", ".join(escape(n) for n in names))
+        t(lang, "answered_by", names=join_list(lang, map(escape, names)))
         if names
         else t(lang, "answered_by_nobody"),
     ]
-    buttons = (
+    buttons: tuple[tuple[Button, ...], ...] = (
         (Button(t(lang, "button_full"), f"/full {post.id}"),),
-        tuple(Button(t(lang, f"grade_{g}"), f"/grade {g} {post.id}") for g in srs.GRADES),
+        grade_buttons(lang, post.id),
     )
+    if core.reviewer is not None:
+        post_chat = await core.store.chat(post.chat_key)
+        if core.settings_of(post_chat).feedback:
+            buttons += ((feedback_button(lang, post.id, in_group=post_chat is not None and post_chat.is_group),),)
     # Quoting the question links the reveal to it (and, on Discord, finds the post's thread
     # after a restart); a reveal asked for from another chat has nothing there to quote.
     return Reply(
         "\n".join(lines),
         buttons=buttons,
         chat=chat,
+        lang=lang,
         kind="reveal",
         question=question,
         post_id=post.id,
@@ -88,8 +101,28 @@ async def reveal_reply(core: Core, lang: str, post: Post, chat: ChatRef | None, 
     )
 
 
-def some_tags(core: Core) -> str:
-    return ", ".join(escape(tag) for tag, _ in core.bank.tag_counts().most_common(8))
+def number(lang: str, post_id: int) -> str:
+    """How a question's number shows after its title, where /reveal, /full and /grade find it."""
+    return t(lang, "post_number", number=post_id)
+
+
+def grade_buttons(lang: str, post_id: int, suggested: str | None = None) -> tuple[Button, ...]:
+    """The four grade buttons of a post; the one a review suggests marked."""
+    return tuple(
+        Button(("✓ " if grade == suggested else "") + t(lang, f"grade_{grade}"), f"/grade {grade} {post_id}")
+        for grade in srs.GRADES
+    )
+
+
+def feedback_button(lang: str, post_id: int, *, in_group: bool) -> Button:
+    # In a group, a `/start …` payload: Telegram makes it a deep link to the member's private chat,
+    # and elsewhere it reaches the core as `/start feedback-N`, answered privately like /feedback N.
+    payload = f"/start feedback-{post_id}" if in_group else f"/feedback {post_id}"
+    return Button(t(lang, "button_feedback"), payload)
+
+
+def some_tags(core: Core, lang: str) -> str:
+    return join_list(lang, (escape(tag) for tag, _ in core.bank.tag_counts().most_common(8)))
 
 
 def excerpt(markdown: str, limit: int = EXCERPT_CHARS) -> tuple[str, bool]:

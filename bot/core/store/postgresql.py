@@ -33,8 +33,12 @@ from bot.core.model import ChatRef
 from bot.core.store.records import (
     Attempt,
     ChatRow,
+    ClaimOutcome,
     DatabaseUnavailable,
     DueReveal,
+    FeedbackClaim,
+    FeedbackRecord,
+    FeedbackState,
     OpenQuestion,
     Post,
     PostKind,
@@ -56,6 +60,7 @@ T = TypeVar("T")
 DEFAULT_POOL_SIZE = 10
 CONNECT_TIMEOUT = 5.0  # seconds to open one connection: a server that does not answer is down
 COMMAND_TIMEOUT = 30.0  # seconds for one statement: past that the server is as good as gone
+SERIALIZATION_TRIES = 5  # runs of a serializable transaction that keeps meeting others
 
 # What opening a connection raises when the server is down, restarting or unreachable.
 CONNECTION_LOST = (
@@ -213,28 +218,39 @@ class PostgreSQLStore:
                         raise DatabaseUnavailable(_describe(error)) from error
         raise AssertionError("unreachable")
 
-    async def _transaction(self, work: Callable[[asyncpg.Connection], Awaitable[T]]) -> T:
+    async def _transaction(
+        self, work: Callable[[asyncpg.Connection], Awaitable[T]], *, serializable: bool = False
+    ) -> T:
         """Run `work(connection)` in one transaction: committed whole, or rolled back.
 
         A connection found dead at BEGIN had nothing sent on it, so another is taken. Once the
         transaction has begun a lost connection is not retried: the server rolls back what it did
-        not commit, and the caller learns it failed (DatabaseUnavailable).
+        not commit, and the caller learns it failed (DatabaseUnavailable). A `serializable` one
+        that the server refuses for meeting another at once is run again from the start.
         """
-        for attempt in (1, 2):
+        lost_at_begin = conflicts = 0
+        while True:
             async with self._connection() as db:
-                transaction = db.transaction()
+                transaction = db.transaction(isolation="serializable" if serializable else None)
                 try:
                     await transaction.start()
                 except Exception as error:
                     if not _lost(db, error):
                         raise
                     await self._connections_lost(error)
-                    if attempt == 2:
+                    lost_at_begin += 1
+                    if lost_at_begin == 2:
                         raise DatabaseUnavailable(_describe(error)) from error
                     continue
                 try:
                     result = await work(db)
                     await transaction.commit()
+                except (asyncpg.SerializationError, asyncpg.DeadlockDetectedError):
+                    await transaction.rollback()
+                    conflicts += 1
+                    if conflicts == SERIALIZATION_TRIES:
+                        raise
+                    continue
                 except BaseException as error:
                     if _lost(db, error):
                         await self._connections_lost(error)
@@ -242,7 +258,6 @@ class PostgreSQLStore:
                     await transaction.rollback()
                     raise
                 return result
-        raise AssertionError("unreachable")
 
     async def _connections_lost(self, error: BaseException) -> None:
         """One connection died: the server restarted (or went away), and took the pool's other
@@ -312,19 +327,36 @@ class PostgreSQLStore:
             return None
         return OpenQuestion(_post(row), row["filter"])
 
-    async def current_post(self, user_key: str, chat_key: str) -> Post | None:
+    async def current_post(self, user_key: str, chat_key: str, *, any_kind: bool = False) -> Post | None:
+        kind = "" if any_kind else "AND p.kind = 'daily'"
         row = await self._read(
             "fetchrow",
             f"SELECT {_POST_COLUMNS}, o.opened_at AS since, 1 AS mine FROM open_questions o"
             " JOIN posts p ON p.id = o.post_id WHERE o.user_key = $1 AND o.chat_key = $2"
             " UNION ALL ("
             f"  SELECT {_POST_COLUMNS}, p.created_at AS since, 0 AS mine FROM posts p"
-            "   WHERE p.chat_key = $2 AND p.kind = 'daily' AND p.status = 'sent' ORDER BY p.id DESC LIMIT 1"
+            f"   WHERE p.chat_key = $2 {kind} AND p.status = 'sent' ORDER BY p.id DESC LIMIT 1"
             ") ORDER BY since DESC, mine DESC LIMIT 1",
             user_key,
             chat_key,
         )
         return _post(row) if row else None
+
+    async def skipped_questions(self, user_key: str, chat_key: str, limit: int) -> list[str]:
+        rows = await self._read(
+            "fetch",
+            "SELECT question_id FROM posts p WHERE p.user_key = $1 AND p.chat_key = $2 AND p.kind = 'quiz'"
+            " AND p.id > COALESCE((SELECT MAX(a.post_id) FROM attempts a JOIN posts q ON q.id = a.post_id"
+            "  WHERE a.user_key = $1 AND q.chat_key = $2 AND q.kind = 'quiz' AND q.user_key = $1), 0)"
+            " ORDER BY p.id DESC LIMIT $3",
+            user_key,
+            chat_key,
+            limit,
+        )
+        return [row[0] for row in rows]
+
+    async def knows_user(self, user_key: str) -> bool:
+        return await self._read("fetchval", "SELECT EXISTS (SELECT 1 FROM users WHERE key = $1)", user_key)
 
     async def daily_cycle(self, chat_key: str) -> tuple[int, set[str], str | None]:
         last = await self._read(
@@ -586,12 +618,134 @@ class PostgreSQLStore:
 
     async def forget_user(self, user_key: str) -> None:
         await self._changed(
-            "WITH answers AS (DELETE FROM attempts WHERE user_key = $1),"
+            # One statement: every part sees the rows as they were, so the cached reviews of the
+            # user's answers are found through the feedback rows deleted beside them.
+            "WITH cached AS (DELETE FROM feedback_cache WHERE (question_id, digest) IN"
+            "  (SELECT question_id, digest FROM feedback WHERE user_key = $1)),"
+            " reviewed AS (DELETE FROM feedback WHERE user_key = $1),"
+            " usage AS (DELETE FROM feedback_usage WHERE scope = 'user:' || $1),"
+            " answers AS (DELETE FROM attempts WHERE user_key = $1),"
             " cards AS (DELETE FROM reviews WHERE user_key = $1),"
             " open AS (DELETE FROM open_questions WHERE user_key = $1),"
             " quizzes AS (UPDATE posts SET user_key = NULL WHERE user_key = $1)"
             " DELETE FROM users WHERE key = $1",
             user_key,
+        )
+
+    # --- feedback from a model ------------------------------------------------------------
+
+    async def current_answer(self, post_id: int, user_key: str) -> str | None:
+        return await self._read(
+            "fetchval", "SELECT text FROM attempts WHERE post_id = $1 AND user_key = $2 AND current", post_id, user_key
+        )
+
+    async def latest_answered_post(self, user_key: str, revealed_by: datetime) -> Post | None:
+        row = await self._read(
+            "fetchrow",
+            f"SELECT {_POST_COLUMNS} FROM attempts a JOIN posts p ON p.id = a.post_id"
+            " WHERE a.user_key = $1 AND a.current"
+            " AND (p.kind = $2 OR p.revealed_at IS NOT NULL OR p.reveal_due_at <= $3)"
+            " ORDER BY a.id DESC LIMIT 1",
+            user_key,
+            PostKind.QUIZ,
+            _second(revealed_by),
+        )
+        return _post(row) if row else None
+
+    async def feedback(self, post_id: int, user_key: str) -> FeedbackRecord | None:
+        row = await self._read(
+            "fetchrow",
+            "SELECT state, review, created_at FROM feedback WHERE post_id = $1 AND user_key = $2",
+            post_id,
+            user_key,
+        )
+        return FeedbackRecord(**row) if row else None
+
+    async def cached_feedback(self, question_id: str, digest: str) -> str | None:
+        return await self._read(
+            "fetchval", "SELECT review FROM feedback_cache WHERE question_id = $1 AND digest = $2", question_id, digest
+        )
+
+    async def claim_feedback(self, claim: FeedbackClaim) -> ClaimOutcome:
+        """Serializable, as every SQLite write is: two presses at once (in two processes) cannot
+        both claim, nor two requests at once both fit under a limit that has room for one."""
+        scopes = [f"user:{claim.user_key}", f"chat:{claim.chat_key}"]
+        day = date.fromisoformat(claim.day)
+
+        async def claim_it(db: asyncpg.Connection) -> ClaimOutcome:
+            existing = await db.fetchrow(
+                "SELECT state, created_at FROM feedback WHERE post_id = $1 AND user_key = $2",
+                claim.post_id,
+                claim.user_key,
+            )
+            if existing is not None and (
+                existing["state"] == FeedbackState.DONE or existing["created_at"] > _second(claim.stale_before)
+            ):
+                return existing["state"]
+            used = dict(
+                await db.fetch(
+                    "SELECT scope, requests FROM feedback_usage WHERE scope = ANY($1::text[]) AND day = $2",
+                    scopes,
+                    day,
+                )
+            )
+            if used.get(scopes[0], 0) >= claim.user_limit:
+                return "user_limit"
+            if used.get(scopes[1], 0) >= claim.chat_limit:
+                return "chat_limit"
+            await db.execute(
+                "WITH pending AS ("
+                "  INSERT INTO feedback (post_id, user_key, question_id, digest, state, created_at)"
+                "  VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (post_id, user_key) DO UPDATE SET"
+                "  question_id = excluded.question_id, digest = excluded.digest, state = excluded.state,"
+                "  review = NULL, created_at = excluded.created_at),"
+                " old_days AS (DELETE FROM feedback_usage WHERE scope = ANY($7::text[]) AND day < $8)"
+                " INSERT INTO feedback_usage (scope, day, requests) SELECT unnest($7::text[]), $8, 1"
+                " ON CONFLICT (scope, day) DO UPDATE SET requests = feedback_usage.requests + 1",
+                claim.post_id,
+                claim.user_key,
+                claim.question_id,
+                claim.digest,
+                FeedbackState.PENDING,
+                _second(claim.now),
+                scopes,
+                day,
+            )
+            return "claimed"
+
+        return await self._transaction(claim_it, serializable=True)
+
+    async def save_feedback(self, claim: FeedbackClaim, review: str) -> None:
+        await self._changed(
+            "WITH done AS ("
+            "  INSERT INTO feedback (post_id, user_key, question_id, digest, state, review, created_at)"
+            "  VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (post_id, user_key) DO UPDATE SET"
+            "  question_id = excluded.question_id, digest = excluded.digest, state = excluded.state,"
+            "  review = excluded.review, created_at = excluded.created_at)"
+            " INSERT INTO feedback_cache (question_id, digest, review, created_at) VALUES ($3, $4, $6, $7)"
+            " ON CONFLICT (question_id, digest) DO UPDATE SET review = excluded.review, created_at = excluded.created_at",
+            claim.post_id,
+            claim.user_key,
+            claim.question_id,
+            claim.digest,
+            FeedbackState.DONE,
+            review,
+            _second(claim.now),
+        )
+
+    async def drop_feedback_claim(self, claim: FeedbackClaim, *, refund: bool) -> None:
+        await self._write(
+            "WITH dropped AS (DELETE FROM feedback WHERE post_id = $1 AND user_key = $2 AND state = $3)"
+            " UPDATE feedback_usage SET requests = requests - 1"
+            " WHERE $4 AND scope = ANY($5::text[]) AND day = $6",
+            claim.post_id,
+            claim.user_key,
+            FeedbackState.PENDING,
+            refund,
+            [f"user:{claim.user_key}", f"chat:{claim.chat_key}"],
+            date.fromisoformat(claim.day),
+            method="execute",
+            repeatable=not refund,  # a refund given twice would be one too many
         )
 
     async def move_chat(self, old_key: str, new_chat: ChatRef) -> None:
