@@ -4,9 +4,9 @@ with 1,000,000 answers already in the database, doing quiz → answer → reveal
     python bench/engine.py [--users 1000] [--groups 50] [--attempts 1000000] [--cycles 2] [--db URL]
 
 Commands run one after another through Core.handle, exactly as an adapter calls it, so the times
-are the core's own cost per command (the database included: a temporary SQLite file, or with
-`--db postgresql://…` a PostgreSQL database whose tables the bench replaces). Prints commands per second, the median and
-p99 per command, and one line per goal at the end.
+are the core's own cost per command, the database included: a temporary SQLite file, or with
+`--db postgresql://…` a PostgreSQL database whose tables the bench replaces. Prints commands per
+second, the median and p99 per command, and one line per goal (the backend's) at the end.
 """
 
 from __future__ import annotations

@@ -19,8 +19,8 @@ from typing import TYPE_CHECKING
 from bot.config import ENV_FILE, Settings, is_database_url, shown_database
 from bot.core.bank import LoadResult, load
 from bot.core.clock import Clock, SystemClock
-from bot.core.commands import COMMANDS_BY_NAME
 from bot.core.commands import Core as QuizCore
+from bot.core.commands import commands_with
 from bot.core.commands.inbound import split_command
 from bot.core.leader import Leadership, SoleProcess, while_leading
 from bot.core.model import ChatRef, Incoming, Reply, SentRef
@@ -34,12 +34,15 @@ from bot.core.store.coordination import (
     announce_reload,
 )
 from bot.core.timing import parse_duration
+from bot.feedback import available as feedback_available
+from bot.feedback import reviewer_from
 from bot.ops.backup import BackupError, DatabaseInUse, hold_instance_lock
 from bot.ops.health import Health, Metrics, database_check, serve
 from bot.ops.logs import secrets_from, setup_logging
 
 if TYPE_CHECKING:
     from aiohttp import web
+    from prometheus_client import CollectorRegistry
 
 log = logging.getLogger("dailyq")
 
@@ -108,9 +111,14 @@ async def running(
     adapters: dict[str, Adapter],
     clock: Clock | None = None,
     leadership: Leadership | None = None,
+    registry: CollectorRegistry | None = None,
 ) -> AsyncIterator[Running]:
     """Open the bank and the database, run the scheduler while this process leads; undo it all on
-    the way out."""
+    the way out.
+
+    With a model configured (and the `feedback` extra installed) the core gets a reviewer, whose
+    metrics go to `registry`.
+    """
     clock = clock or SystemClock()
     leadership = leadership or leadership_for(settings)
     grace = catch_up_grace(settings)
@@ -122,8 +130,9 @@ async def running(
         store = await open_store(settings.db, pool_size=settings.db_pool_size)
     except (sqlite3.Error, OSError, DatabaseUnavailable) as error:
         raise StartupError(f"cannot open the database {shown_database(settings.db)}: {error}") from None
+    reviewer = reviewer_from(settings, registry)
     try:
-        core = QuizCore(store, loaded.bank, settings, clock)
+        core = QuizCore(store, loaded.bank, settings, clock, reviewer=reviewer)
         scheduler = Scheduler(store, core, adapters, clock, grace=grace)
         reloads = None
         if is_database_url(settings.db):
@@ -142,6 +151,8 @@ async def running(
                 role.cancel()
             await asyncio.gather(*roles, return_exceptions=True)
     finally:
+        if reviewer is not None:
+            await reviewer.close()
         await store.close()
 
 
@@ -229,6 +240,7 @@ def platform_adapters(
         if not tokens[name]:
             raise StartupError(f"--platform {name} needs {TOKEN_VARIABLES[name]}, which is not set")
     adapters: dict[str, Adapter] = {}
+    commands = commands_with(feedback=feedback_available(settings))  # their menus: the core's commands
     if settings.telegram_token and (not wanted or "telegram" in wanted):
         from bot.adapters.telegram import TelegramAdapter
 
@@ -238,6 +250,7 @@ def platform_adapters(
             webhook_url=settings.telegram_webhook_url,
             webhook_listen=settings.telegram_webhook_listen,
             webhook_secret=settings.telegram_webhook_secret,
+            commands=commands,
             poll_while=leadership,
         )
     if settings.discord_token and (not wanted or "discord" in wanted):
@@ -249,6 +262,7 @@ def platform_adapters(
             gateway_url=settings.discord_gateway_url,
             guild_ids=settings.discord_guild_ids,
             message_content=settings.discord_message_content,
+            commands=commands,
             shards=Shards(settings.discord_shard_count, settings.discord_shard_ids),
         )
     return adapters
@@ -294,7 +308,7 @@ class MeasuredCore:
         if text.startswith("/"):
             name = split_command(text)[0]
             # Only the command table's names: anyone can type /anything, and every label is a series.
-            command = name if name in COMMANDS_BY_NAME else "unknown"
+            command = name if name in self.inner.commands_by_name else "unknown"
         else:
             command = "text"
         self.metrics.commands.labels(command=command).inc()
@@ -365,7 +379,7 @@ async def run_platforms(settings: Settings, platforms: list[str] | None = None) 
         metrics = Metrics()
         measured = {name: MeasuredAdapter(adapter, metrics) for name, adapter in adapters.items()}
         with instance_lock(settings.db):
-            async with running(settings, dict(measured), leadership=leadership) as app:
+            async with running(settings, dict(measured), leadership=leadership, registry=metrics.registry) as app:
                 return await _serve(settings, app, adapters, metrics)
     except (StartupError, BackupError) as error:
         log.critical("cannot start: %s", error)  # the log is on stderr: said once, at every level

@@ -1,4 +1,5 @@
-"""The database every store, engine and scheduler test runs on: SQLite and PostgreSQL, one fixture.
+"""Fixtures that several test files share. First the database every store, engine and scheduler
+test runs on: SQLite and PostgreSQL, one fixture.
 
 `database` is a DAILYQ_DB value for an empty database, once per backend: a SQLite file in the
 test's directory, or a PostgreSQL schema of the test's own on the server at DAILYQ_TEST_POSTGRES
@@ -15,9 +16,10 @@ from __future__ import annotations
 
 import asyncio
 import os
+import random
 import sqlite3
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from datetime import date, datetime
@@ -27,8 +29,13 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 import asyncpg
 import pytest
 
-from bot.config import shown_database
+from bot.config import Settings, shown_database
+from bot.core.bank import Bank
+from bot.core.commands import Core
 from bot.core.store import PostgreSQLStore, SQLiteStore, Store, iso, open_store
+from bot.feedback import reviewer_from
+from tests.clock import FakeClock
+from tests.fakes.openai_api import API_KEY, MODEL, FakeOpenAI
 
 POSTGRES_URL = os.environ.get("DAILYQ_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
 BACKENDS = ("sqlite", "postgresql")
@@ -168,3 +175,49 @@ def _as_sqlite(value: object) -> object:
         return value.isoformat()
     return value
 
+
+# --- feedback: a core whose reviewer talks to the fake OpenAI-compatible server ---------------
+
+
+@pytest.fixture
+async def llm() -> AsyncIterator[FakeOpenAI]:
+    """The fake OpenAI-compatible server, for the feedback tests."""
+    async with FakeOpenAI() as fake:
+        yield fake
+
+
+@pytest.fixture
+async def core_with_feedback(
+    tmp_path: Path, llm: FakeOpenAI
+) -> AsyncIterator[Callable[[Bank, FakeClock], Awaitable[Core]]]:
+    """Makes a core on a fresh SQLite file whose reviewer the settings build, as the app does,
+    pointed at `llm`; closes them after the test."""
+    made: list[Core] = []
+
+    async def make(bank: Bank, clock: FakeClock) -> Core:
+        settings = Settings(
+            db=tmp_path / "dailyq.sqlite3",
+            lang="en",
+            llm_url=llm.base_url,
+            llm_model=MODEL,
+            llm_api_key=API_KEY,
+        )
+        reviewer = reviewer_from(settings)
+        assert reviewer is not None
+        core = Core(
+            await SQLiteStore.open(settings.db),
+            bank,
+            settings,
+            clock,
+            random.Random(7),
+            fuzz=False,
+            reviewer=reviewer,
+        )
+        made.append(core)
+        return core
+
+    yield make
+    llm.release()
+    for core in made:
+        await core.reviewer.close()  # type: ignore[union-attr]
+        await core.store.close()

@@ -17,7 +17,7 @@ from bot.config import Settings
 from bot.core.bank import Bank
 from bot.core.commands import Core
 from bot.core.model import ChatRef, Incoming, Question
-from bot.core.store import Store, open_store
+from bot.core.store import FeedbackClaim, Store, open_store
 from bot.core.store.tables import TABLES, Kind, RowCountMismatch
 from bot.ops.backup import DatabaseInUse, hold_instance_lock
 from bot.ops.copydb import CopyError, copy_db, run_copy_db
@@ -52,6 +52,13 @@ async def fill(store: Store) -> None:
         attempt, _ = await store.attempt(quiz.id, user)
         await store.grade(attempt, user, "good", None, json.dumps({"card": n}), NOW + timedelta(days=n), NOW)
     await store.open_post(ChatRef("telegram", "0"), False, "telegram:0", "Ann", sent, NOW)
+    for user_key, review in (("telegram:0", '{"score": 4}'), ("telegram:1", None)):
+        claim = FeedbackClaim(
+            sent, user_key, GROUP.key, "q-daily", f"digest-{user_key}", "2026-03-02", NOW, NOW, 3, 5
+        )
+        assert await store.claim_feedback(claim) == "claimed"
+        if review:
+            await store.save_feedback(claim, review)
     await store.forget_user("telegram:2")
     await store.mark_revealed(sent, NOW + timedelta(hours=8))
 
@@ -97,30 +104,30 @@ async def test_replace_deletes_what_the_target_held_in_the_same_transaction(stor
         await source.close()
 
 
-async def schema_columns(store: Store, database: Path | str) -> dict[str, list[str]]:
+async def schema_columns(database: Path | str) -> dict[str, list[str]]:
+    """Every table of the database (but the migrations' own bookkeeping) and its columns, in order."""
     if isinstance(database, Path):
         with closing(sqlite3.connect(database)) as db:
-            return {t: [r[1] for r in db.execute(f"PRAGMA table_info({t})")] for t in TABLES}
+            tables = [r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
+            return {t: [r[1] for r in db.execute(f"PRAGMA table_info({t})")] for t in tables}
     connection = await asyncpg.connect(database)
     try:
-        return {
-            t: [
-                r[0]
-                for r in await connection.fetch(
-                    "SELECT column_name FROM information_schema.columns"
-                    " WHERE table_schema = current_schema() AND table_name = $1 ORDER BY ordinal_position",
-                    t,
-                )
-            ]
-            for t in TABLES
-        }
+        rows = await connection.fetch(
+            "SELECT table_name, column_name FROM information_schema.columns"
+            " WHERE table_schema = current_schema() AND table_name <> 'schema_migrations'"
+            " ORDER BY table_name, ordinal_position"
+        )
     finally:
         await connection.close()
+    columns: dict[str, list[str]] = {}
+    for table, column in rows:
+        columns.setdefault(table, []).append(column)
+    return columns
 
 
-async def test_the_copy_list_names_every_column_of_both_schemas(store: Store, database: Path | str) -> None:
-    # A migration that adds a column must add it to tables.py too, or copy-db would drop it.
-    assert await schema_columns(store, database) == {table: list(columns) for table, columns in TABLES.items()}
+async def test_the_copy_list_names_every_table_and_column_of_both_schemas(store: Store, database: Path | str) -> None:
+    # A migration that adds a table or a column must add it to tables.py too, or copy-db would drop it.
+    assert await schema_columns(database) == {table: list(columns) for table, columns in TABLES.items()}
 
 
 async def test_sqlite_to_postgresql_to_sqlite_keeps_every_row(

@@ -11,6 +11,7 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import pytest
@@ -20,25 +21,23 @@ from bot.adapters.telegram import SECRET_HEADER, TelegramAdapter
 from bot.core.leader import SoleProcess, while_leading
 from bot.core.model import Incoming, Reply, SentRef
 from bot.core.store.coordination import AdvisoryLockElection, ReloadChannel, announce_reload
+from tests.conftest import with_search_path
 from tests.fakes.telegram_api import FakeTelegram, User, private_chat
 from tests.test_telegram import webhook_adapter
 
 WAIT = 10.0  # failure guard: each step normally takes milliseconds
-SERVER = "postgresql://postgres@127.0.0.1:5432"
 ALICE = User(1001, "Alice")
 
 
 @pytest.fixture
-async def dsn() -> AsyncIterator[str]:
-    """A database of its own for the test, dropped afterwards."""
-    try:
-        admin = await asyncpg.connect(f"{SERVER}/test", timeout=5)
-    except (OSError, asyncpg.PostgresError) as error:
-        pytest.skip(f"no PostgreSQL at {SERVER} ({error}); start one: sudo service postgresql start")
+async def dsn(postgres_server: str) -> AsyncIterator[str]:
+    """A database of its own for the test (not only a schema: advisory locks and the server's
+    sessions are per database, and a test here terminates sessions), dropped afterwards."""
+    admin = await asyncpg.connect(postgres_server, timeout=5)
     name = f"dq_{uuid.uuid4().hex[:12]}"
     await admin.execute(f"CREATE DATABASE {name}")
     try:
-        yield f"{SERVER}/{name}"
+        yield urlunsplit(urlsplit(postgres_server)._replace(path=f"/{name}"))
     finally:
         await admin.execute(f"DROP DATABASE {name} WITH (FORCE)")
         await admin.close()
@@ -169,7 +168,7 @@ async def test_electors_on_other_databases_or_schemas_do_not_compete(dsn: str) -
     await connection.close()
     async with (
         electors(dsn, 1, ticks) as [public],
-        electors(f"{dsn}?options=-csearch_path%3Dother", 1, ticks) as [other],
+        electors(with_search_path(dsn, "other"), 1, ticks) as [other],
     ):
         await within(public.wait_for(True))
         await within(other.wait_for(True))

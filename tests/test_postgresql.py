@@ -24,6 +24,7 @@ from bot.cli import main as cli_main
 from bot.config import ConfigError, Settings, shown_database
 from bot.core.model import ChatRef
 from bot.core.store import DatabaseUnavailable, PostgreSQLStore, open_store
+from bot.core.store.tables import TABLES
 from bot.ops.logs import secrets_from
 from tests.conftest import with_search_path
 from tests.fakes.postgres_auth import RefusingPostgres
@@ -206,7 +207,7 @@ async def test_a_transaction_cut_in_the_middle_leaves_nothing_written(pg: Postgr
     with pytest.raises(DatabaseUnavailable):
         await second
     assert await pg.row_counts() == {
-        "chats": 1, "users": 1, "posts": 1, "open_questions": 1, "attempts": 0, "reviews": 0,
+        **dict.fromkeys(TABLES, 0), "chats": 1, "users": 1, "posts": 1, "open_questions": 1,
     }  # fmt: skip
     assert (await pg.open_question("telegram:1", GROUP.key)).post.id == first.id
     assert await pg.answerers(first.id) == []
@@ -317,6 +318,25 @@ async def test_a_running_bot_answers_through_killed_connections_and_an_outage(
     assert len(away) == 2, bot.output
 
 
+def test_reload_on_postgresql_names_an_unreachable_server_and_writes_nothing(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    monkeypatch.chdir(tmp_path)  # a lock file would land here, named after the URL and its password
+    monkeypatch.setenv("DAILYQ_DB", f"postgresql://dailyq:{SECRET}@127.0.0.1:{free_port()}/dailyq")
+    assert cli_main(["reload"]) == 1  # it NOTIFYs the processes through the database: not there
+    error = capsys.readouterr().err
+    assert "dailyq reload: cannot reach postgresql://dailyq:***@127.0.0.1" in error and SECRET not in error
+    assert not any(os.scandir(tmp_path))
+
+
+def test_reload_on_postgresql_says_when_no_bot_listens(
+    postgres_database: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("DAILYQ_DB", postgres_database)
+    assert cli_main(["reload"]) == 1
+    assert "dailyq reload: no dailyq is running on" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize("command", [["backup", "backups/"], ["restore", "backups/old.sqlite3"]])
 def test_backup_and_restore_point_to_pg_dump_on_postgresql(
     command: list[str], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
@@ -326,4 +346,4 @@ def test_backup_and_restore_point_to_pg_dump_on_postgresql(
     assert cli_main(command) == 2
     error = capsys.readouterr().err
     assert "pg_dump" in error and SECRET not in error
-    assert list(tmp_path.iterdir()) == []
+    assert not any(os.scandir(tmp_path))

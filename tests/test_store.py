@@ -20,6 +20,7 @@ import pytest
 from bot.core.model import ChatRef
 from bot.core.store import (
     DatabaseBusy,
+    FeedbackClaim,
     Post,
     PostKind,
     PostStatus,
@@ -274,6 +275,7 @@ async def test_a_function_run_on_the_database_thread_gets_the_connection_there(s
 # --- migrations -------------------------------------------------------------------------------------
 
 SCHEMA_1 = Path(__file__).parent / "data" / "dailyq-schema1.sqlite3"
+SCHEMA_1_TABLES = ("chats", "users", "posts", "open_questions", "attempts", "reviews")
 
 
 def test_migrations_are_numbered_files_each_opening_with_a_description_and_ship_in_the_wheel() -> None:
@@ -291,7 +293,7 @@ def test_migrations_are_numbered_files_each_opening_with_a_description_and_ship_
 
 def every_row(path: Path) -> dict[str, list[tuple]]:
     with closing(sqlite3.connect(path)) as db:
-        return {table: sorted(db.execute(f"SELECT * FROM {table}").fetchall(), key=repr) for table in TABLES}
+        return {table: sorted(db.execute(f"SELECT * FROM {table}").fetchall(), key=repr) for table in SCHEMA_1_TABLES}
 
 
 async def test_a_database_written_by_schema_1_upgrades_in_place_with_every_row_kept(tmp_path: Path) -> None:
@@ -455,3 +457,24 @@ async def test_a_write_held_up_past_busy_timeout_says_the_database_is_busy_and_p
         other.execute("COMMIT")
     await store.save_chat(GROUP, True, {}, NOW)
     assert await store.ping()
+
+
+# --- feedback claims, at once ---------------------------------------------------------------------
+
+
+async def test_two_feedback_claims_at_once_claim_once_and_keep_to_the_limit(store: Store) -> None:
+    # Two presses at once (in two processes, on a shared database) must not both ask the model.
+    await store.save_chat(GROUP, True, {}, NOW, subscribed=True)
+    first = await store.claim_daily(GROUP.key, "q1", DAY, 0, NOW)
+    second = await store.claim_daily(GROUP.key, "q2", DAY + timedelta(days=1), 0, NOW)
+    third = await store.claim_daily(GROUP.key, "q3", DAY + timedelta(days=2), 0, NOW)
+
+    def claim(post_id: int, user_limit: int = 3) -> FeedbackClaim:
+        stale_before = NOW - timedelta(minutes=5)
+        return FeedbackClaim(post_id, "telegram:7", GROUP.key, "q", "d", "2026-03-02", NOW, stale_before, user_limit, 10)
+
+    outcomes = await asyncio.gather(store.claim_feedback(claim(first)), store.claim_feedback(claim(first)))
+    assert sorted(outcomes) == ["claimed", "pending"]
+    # One request left today for the member, two posts asking at once: one gets it.
+    outcomes = await asyncio.gather(store.claim_feedback(claim(second, 2)), store.claim_feedback(claim(third, 2)))
+    assert sorted(outcomes) == ["claimed", "user_limit"]

@@ -21,13 +21,15 @@ from bot.config import Settings
 from bot.core import srs
 from bot.core.bank import Bank, LoadResult, load
 from bot.core.clock import Clock
-from bot.core.commands import answering, daily, profile, review, subscription
+from bot.core.commands import answering, daily, feedback, profile, review, subscription
 from bot.core.commands.inbound import platform_language, split_command, valid_unicode
 from bot.core.commands.lookup import POST_ID
+from bot.core.feedback import Reviewer
 from bot.core.messages import LANGUAGES, t
 from bot.core.model import ChatRef, Incoming, Question, Reply, SentRef
 from bot.core.render import escape
 from bot.core.store import ChatRow, DatabaseBusy, Post, Store
+from bot.core.timing import KEYS as SETTING_KEYS
 from bot.core.timing import ChatSettings
 
 log = logging.getLogger(__name__)
@@ -98,6 +100,7 @@ class Core:
         rng: random.Random | None = None,
         *,
         fuzz: bool = True,
+        reviewer: Reviewer | None = None,
     ) -> None:
         self.store = store
         self.bank = bank
@@ -105,6 +108,11 @@ class Core:
         self.clock = clock
         self.rng = rng or random.Random()
         self.srs_scheduler = srs.make_scheduler(fuzz=fuzz)
+        # Feedback exists only with a model to ask: without one its command, setting and button never show.
+        self.reviewer = reviewer
+        self.commands = commands_with(feedback=reviewer is not None)
+        self.commands_by_name = {command.name: command for command in self.commands}
+        self.setting_keys = tuple(key for key in SETTING_KEYS if reviewer is not None or key != "feedback")
         self.set_bank(bank)
 
     def set_bank(self, bank: Bank) -> None:
@@ -138,7 +146,7 @@ class Core:
             command = incoming.text.strip().split(maxsplit=1)[0][:32] if incoming.text.startswith("/") else "a message"
             log.warning("%s in %s: the database did not answer (%s)", command, incoming.chat.key, error)
             lang = platform_language(incoming.lang) or platform_language(self.settings.lang) or LANGUAGES[0]
-            return [Reply(t(lang, "error"))]
+            return [Reply(t(lang, "error"), lang=lang)]
 
     async def _answer(self, incoming: Incoming) -> list[Reply]:
         call = await self._call(incoming)
@@ -150,7 +158,7 @@ class Core:
         if not text.startswith("/"):
             return await answering.plain_text(self, call, text)
         name, call.args = split_command(text)
-        command = COMMANDS_BY_NAME.get(name)
+        command = self.commands_by_name.get(name)
         if command is None:
             return [Reply(t(call.lang, "unknown_command", command=escape(f"/{name}")))]
         if command.admin_only and not await call.is_admin():
@@ -215,16 +223,26 @@ async def start(core: Core, call: Call) -> list[Reply]:
     deep_link = re.fullmatch(rf"answer-({POST_ID.pattern})", call.args)
     if deep_link and not call.in_group:
         return await answering.answer_privately(core, call, int(deep_link[1]))
-    return [Reply(t(call.lang, "welcome", bot="dailyq"))]
+    feedback_link = re.fullmatch(rf"feedback-({POST_ID.pattern})", call.args)
+    if feedback_link and core.reviewer is not None:
+        return await feedback.feedback(core, replace(call, args=feedback_link[1]))
+    return [Reply(_with_feedback_notice(core, call, t(call.lang, "welcome", bot="dailyq")))]
 
 
 async def help_(core: Core, call: Call) -> list[Reply]:
     lines = [t(call.lang, "help_header")]
-    for command in COMMANDS:
+    for command in core.commands:
         words = [(o, t(call.lang, f"placeholder_{o.name}")) for o in command.options]
         usage = " ".join([f"/{command.name}"] + [f"<{w}>" if o.required else f"[{w}]" for o, w in words])
         lines.append(f"`{usage}` — {t(call.lang, command.help_key)}")
-    return [Reply("\n".join(lines))]
+    return [Reply(_with_feedback_notice(core, call, "\n".join(lines)))]
+
+
+def _with_feedback_notice(core: Core, call: Call, text: str) -> str:
+    """/start and /help in a chat with feedback on say where answers go when feedback is asked for."""
+    if core.reviewer is None or not call.settings.feedback:
+        return text
+    return text + "\n\n" + t(call.lang, "feedback_notice", model=escape(core.reviewer.model))
 
 
 async def reload(core: Core, call: Call) -> list[Reply]:
@@ -271,3 +289,13 @@ COMMANDS: tuple[Command, ...] = (
     Command("reload", (), False, "help_reload", reload),  # owners only: checked in the handler
 )
 COMMANDS_BY_NAME = {command.name: command for command in COMMANDS}
+# Only in a core with a model to ask (Core.commands).
+FEEDBACK_COMMAND = Command("feedback", (_option("id"),), False, "help_feedback", feedback.feedback)
+
+
+def commands_with(*, feedback: bool) -> tuple[Command, ...]:
+    """The command table, with /feedback (after /grade) when a model is configured."""
+    if not feedback:
+        return COMMANDS
+    at = next(i for i, command in enumerate(COMMANDS) if command.name == "grade") + 1
+    return (*COMMANDS[:at], FEEDBACK_COMMAND, *COMMANDS[at:])

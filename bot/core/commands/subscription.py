@@ -12,7 +12,6 @@ from bot.core.messages import format_days, format_when, join_list, t
 from bot.core.model import Reply
 from bot.core.render import escape
 from bot.core.store import ChatRow
-from bot.core.timing import KEYS as SETTING_KEYS
 from bot.core.timing import ChatSettings, next_post
 
 if TYPE_CHECKING:
@@ -71,11 +70,11 @@ async def unsubscribe(core: Core, call: Call) -> list[Reply]:
 
 async def settings(core: Core, call: Call) -> list[Reply]:
     if not call.args:
-        return [Reply(settings_text(call.lang, call.settings, call.chat, call.now))]
+        return [Reply(settings_text(core.setting_keys, call.lang, call.settings, call.chat, call.now))]
     key, _, value = call.args.partition(" ")
     key, value = key.casefold(), value.strip()
-    if key not in SETTING_KEYS:
-        keys = join_list(call.lang, SETTING_KEYS)
+    if key not in core.setting_keys:
+        keys = join_list(call.lang, core.setting_keys)
         return [Reply(t(call.lang, "unknown_setting", key=escape(key), keys=keys))]
     if not value:
         return [Reply(t(call.lang, "setting_needs_value", key=key, example=t(call.lang, f"example_{key}")))]
@@ -104,6 +103,8 @@ async def settings(core: Core, call: Call) -> list[Reply]:
     lang = core.chat_language(settings, call.chat, call.incoming.lang)
     shown = getattr(settings, key)
     lines = [t(lang, "setting_saved", key=key, value=setting_value(lang, key, shown))]
+    if key == "feedback" and settings.feedback and core.reviewer is not None:
+        lines.append(t(lang, "feedback_turned_on", model=escape(core.reviewer.model)))
     if call.chat is not None and call.chat.subscribed and not settings.paused:
         lines.append(
             t(
@@ -115,9 +116,11 @@ async def settings(core: Core, call: Call) -> list[Reply]:
     return [Reply("\n".join(lines))]
 
 
-def settings_text(lang: str, settings: ChatSettings, chat: ChatRow | None, now: datetime) -> str:
+def settings_text(
+    keys: tuple[str, ...], lang: str, settings: ChatSettings, chat: ChatRow | None, now: datetime
+) -> str:
     lines = [t(lang, "settings_heading")]
-    for key in SETTING_KEYS:
+    for key in keys:
         lines.append(f"{key}: {setting_value(lang, key, getattr(settings, key))}")
     lines.append("")
     if chat is not None and chat.subscribed:

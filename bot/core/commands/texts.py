@@ -79,10 +79,14 @@ async def reveal_reply(core: Core, lang: str, post: Post, chat: ChatRef | None, 
         if names
         else t(lang, "answered_by_nobody"),
     ]
-    buttons = (
+    buttons: tuple[tuple[Button, ...], ...] = (
         (Button(t(lang, "button_full"), f"/full {post.id}"),),
-        tuple(Button(t(lang, f"grade_{g}"), f"/grade {g} {post.id}") for g in srs.GRADES),
+        grade_buttons(lang, post.id),
     )
+    if core.reviewer is not None:
+        post_chat = await core.store.chat(post.chat_key)
+        if core.settings_of(post_chat).feedback:
+            buttons += ((feedback_button(lang, post.id, in_group=post_chat is not None and post_chat.is_group),),)
     # Quoting the question links the reveal to it (and, on Discord, finds the post's thread
     # after a restart); a reveal asked for from another chat has nothing there to quote.
     return Reply(
@@ -100,6 +104,21 @@ async def reveal_reply(core: Core, lang: str, post: Post, chat: ChatRef | None, 
 def number(lang: str, post_id: int) -> str:
     """How a question's number shows after its title, where /reveal, /full and /grade find it."""
     return t(lang, "post_number", number=post_id)
+
+
+def grade_buttons(lang: str, post_id: int, suggested: str | None = None) -> tuple[Button, ...]:
+    """The four grade buttons of a post; the one a review suggests marked."""
+    return tuple(
+        Button(("✓ " if grade == suggested else "") + t(lang, f"grade_{grade}"), f"/grade {grade} {post_id}")
+        for grade in srs.GRADES
+    )
+
+
+def feedback_button(lang: str, post_id: int, *, in_group: bool) -> Button:
+    # In a group, a `/start …` payload: Telegram makes it a deep link to the member's private chat,
+    # and elsewhere it reaches the core as `/start feedback-N`, answered privately like /feedback N.
+    payload = f"/start feedback-{post_id}" if in_group else f"/feedback {post_id}"
+    return Button(t(lang, "button_feedback"), payload)
 
 
 def some_tags(core: Core, lang: str) -> str:

@@ -14,7 +14,10 @@ from bot.core.model import ChatRef
 from bot.core.store.records import (
     Attempt,
     ChatRow,
+    ClaimOutcome,
     DueReveal,
+    FeedbackClaim,
+    FeedbackRecord,
     OpenQuestion,
     Post,
     RevealStatus,
@@ -119,6 +122,21 @@ class Store(Protocol):
     async def forget_user(self, user_key: str) -> None: ...
 
     async def move_chat(self, old_key: str, new_chat: ChatRef) -> None: ...
+
+    # --- feedback from a model: a member's review of a post, the cache, the daily limits
+    async def current_answer(self, post_id: int, user_key: str) -> str | None: ...
+
+    async def latest_answered_post(self, user_key: str, revealed_by: datetime) -> Post | None: ...
+
+    async def feedback(self, post_id: int, user_key: str) -> FeedbackRecord | None: ...
+
+    async def cached_feedback(self, question_id: str, digest: str) -> str | None: ...
+
+    async def claim_feedback(self, claim: FeedbackClaim) -> ClaimOutcome: ...
+
+    async def save_feedback(self, claim: FeedbackClaim, review: str) -> None: ...
+
+    async def drop_feedback_claim(self, claim: FeedbackClaim, *, refund: bool) -> None: ...
 
     # --- the scheduler's bookkeeping: claims, leases, reveals. A write that finds the database
     # held by another process past the backend's wait raises DatabaseBusy.

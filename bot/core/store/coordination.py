@@ -169,6 +169,8 @@ class ReloadChannel:
 
     async def _listen(self, connection: asyncpg.Connection, lost: asyncio.Event) -> None:
         schema = await connection.fetchval("SELECT current_schema()")
+        # So that `announce_reload` can count the processes of this bot (this schema) that listen.
+        await connection.execute("SELECT set_config('application_name', $1, false)", _listener_name(schema))
 
         def heard(_connection: object, _pid: int, _channel: str, payload: str) -> None:
             try:
@@ -198,17 +200,20 @@ class ReloadChannel:
         await announce_reload(self._dsn, skip=self.origin if except_this_process else None)
 
 
+def _listener_name(schema: str | None) -> str:
+    return f"dailyq reload listener {schema or ''}"[:63]  # application_name's limit
+
+
 async def announce_reload(dsn: str, *, skip: str | None = None) -> int:
-    """NOTIFY every dailyq on the database to reload; how many processes listen (as far as
-    pg_stat_activity shows: those of every schema of this database)."""
+    """NOTIFY every dailyq on the database (and schema) to reload; how many processes listen."""
     connection = await asyncpg.connect(dsn, timeout=CONNECT_TIMEOUT)
     try:
         schema = await connection.fetchval("SELECT current_schema()")
         payload = json.dumps({"schema": schema, "skip": skip})
         await connection.execute("SELECT pg_notify($1, $2)", RELOAD_CHANNEL, payload)
         return await connection.fetchval(
-            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
-            " AND application_name = 'dailyq reload listener'"
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND application_name = $1",
+            _listener_name(schema),
         )
     finally:
         await connection.close()

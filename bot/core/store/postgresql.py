@@ -33,8 +33,12 @@ from bot.core.model import ChatRef
 from bot.core.store.records import (
     Attempt,
     ChatRow,
+    ClaimOutcome,
     DatabaseUnavailable,
     DueReveal,
+    FeedbackClaim,
+    FeedbackRecord,
+    FeedbackState,
     OpenQuestion,
     Post,
     PostKind,
@@ -56,6 +60,7 @@ T = TypeVar("T")
 DEFAULT_POOL_SIZE = 10
 CONNECT_TIMEOUT = 5.0  # seconds to open one connection: a server that does not answer is down
 COMMAND_TIMEOUT = 30.0  # seconds for one statement: past that the server is as good as gone
+SERIALIZATION_TRIES = 5  # runs of a serializable transaction that keeps meeting others
 
 # What opening a connection raises when the server is down, restarting or unreachable.
 CONNECTION_LOST = (
@@ -76,7 +81,10 @@ class _PooledConnection(asyncpg.Connection):  # type: ignore[misc]
 
 
 class PostgreSQLStore:
-    """The database on a PostgreSQL server. Open with `await PostgreSQLStore.open(url)`."""
+    """The database on a PostgreSQL server. Open with `await PostgreSQLStore.open(url)`.
+
+    Each Store method means what sqlite.py says it does; the notes here are what differs.
+    """
 
     backend = "postgresql"
 
@@ -177,7 +185,6 @@ class PostgreSQLStore:
         )
 
     async def ping(self) -> bool:
-        """Whether the database answers a query (for /healthz)."""
         try:
             return await self._read("fetchval", "SELECT 1") == 1
         except DatabaseUnavailable:
@@ -211,28 +218,39 @@ class PostgreSQLStore:
                         raise DatabaseUnavailable(_describe(error)) from error
         raise AssertionError("unreachable")
 
-    async def _transaction(self, work: Callable[[asyncpg.Connection], Awaitable[T]]) -> T:
+    async def _transaction(
+        self, work: Callable[[asyncpg.Connection], Awaitable[T]], *, serializable: bool = False
+    ) -> T:
         """Run `work(connection)` in one transaction: committed whole, or rolled back.
 
         A connection found dead at BEGIN had nothing sent on it, so another is taken. Once the
         transaction has begun a lost connection is not retried: the server rolls back what it did
-        not commit, and the caller learns it failed (DatabaseUnavailable).
+        not commit, and the caller learns it failed (DatabaseUnavailable). A `serializable` one
+        that the server refuses for meeting another at once is run again from the start.
         """
-        for attempt in (1, 2):
+        lost_at_begin = conflicts = 0
+        while True:
             async with self._connection() as db:
-                transaction = db.transaction()
+                transaction = db.transaction(isolation="serializable" if serializable else None)
                 try:
                     await transaction.start()
                 except Exception as error:
                     if not _lost(db, error):
                         raise
                     await self._connections_lost(error)
-                    if attempt == 2:
+                    lost_at_begin += 1
+                    if lost_at_begin == 2:
                         raise DatabaseUnavailable(_describe(error)) from error
                     continue
                 try:
                     result = await work(db)
                     await transaction.commit()
+                except (asyncpg.SerializationError, asyncpg.DeadlockDetectedError):
+                    await transaction.rollback()
+                    conflicts += 1
+                    if conflicts == SERIALIZATION_TRIES:
+                        raise
+                    continue
                 except BaseException as error:
                     if _lost(db, error):
                         await self._connections_lost(error)
@@ -240,7 +258,6 @@ class PostgreSQLStore:
                     await transaction.rollback()
                     raise
                 return result
-        raise AssertionError("unreachable")
 
     async def _connections_lost(self, error: BaseException) -> None:
         """One connection died: the server restarted (or went away), and took the pool's other
@@ -289,7 +306,6 @@ class PostgreSQLStore:
         return _post(row) if row else None
 
     async def post_by_message(self, chat_keys: tuple[str, ...], message_id: str) -> Post | None:
-        """The question sent as `message_id` in one of `chat_keys` (a thread and its parent channel)."""
         row = await self._read(
             "fetchrow",
             f"SELECT {_POST_COLUMNS} FROM posts p WHERE chat_key = ANY($1::text[]) AND message_id = $2 "
@@ -311,23 +327,38 @@ class PostgreSQLStore:
             return None
         return OpenQuestion(_post(row), row["filter"])
 
-    async def current_post(self, user_key: str, chat_key: str) -> Post | None:
-        """The newer of the user's open question in this chat and the chat's latest daily post."""
+    async def current_post(self, user_key: str, chat_key: str, *, any_kind: bool = False) -> Post | None:
+        kind = "" if any_kind else "AND p.kind = 'daily'"
         row = await self._read(
             "fetchrow",
             f"SELECT {_POST_COLUMNS}, o.opened_at AS since, 1 AS mine FROM open_questions o"
             " JOIN posts p ON p.id = o.post_id WHERE o.user_key = $1 AND o.chat_key = $2"
             " UNION ALL ("
             f"  SELECT {_POST_COLUMNS}, p.created_at AS since, 0 AS mine FROM posts p"
-            "   WHERE p.chat_key = $2 AND p.kind = 'daily' AND p.status = 'sent' ORDER BY p.id DESC LIMIT 1"
+            f"   WHERE p.chat_key = $2 {kind} AND p.status = 'sent' ORDER BY p.id DESC LIMIT 1"
             ") ORDER BY since DESC, mine DESC LIMIT 1",
             user_key,
             chat_key,
         )
         return _post(row) if row else None
 
+    async def skipped_questions(self, user_key: str, chat_key: str, limit: int) -> list[str]:
+        rows = await self._read(
+            "fetch",
+            "SELECT question_id FROM posts p WHERE p.user_key = $1 AND p.chat_key = $2 AND p.kind = 'quiz'"
+            " AND p.id > COALESCE((SELECT MAX(a.post_id) FROM attempts a JOIN posts q ON q.id = a.post_id"
+            "  WHERE a.user_key = $1 AND q.chat_key = $2 AND q.kind = 'quiz' AND q.user_key = $1), 0)"
+            " ORDER BY p.id DESC LIMIT $3",
+            user_key,
+            chat_key,
+            limit,
+        )
+        return [row[0] for row in rows]
+
+    async def knows_user(self, user_key: str) -> bool:
+        return await self._read("fetchval", "SELECT EXISTS (SELECT 1 FROM users WHERE key = $1)", user_key)
+
     async def daily_cycle(self, chat_key: str) -> tuple[int, set[str], str | None]:
-        """The chat's current cycle through the bank, the questions posted in it, and the last one posted."""
         last = await self._read(
             "fetchrow",
             "SELECT cycle, question_id FROM posts WHERE chat_key = $1 AND kind = 'daily' ORDER BY id DESC LIMIT 1",
@@ -374,7 +405,6 @@ class PostgreSQLStore:
         return [r[0] for r in rows]
 
     async def answerers(self, post_id: int) -> list[str]:
-        """Names of the users with an answer to the post, first answer first."""
         rows = await self._read(
             "fetch",
             "SELECT COALESCE(u.name, a.user_key) FROM attempts a LEFT JOIN users u ON u.key = a.user_key "
@@ -384,7 +414,6 @@ class PostgreSQLStore:
         return [r[0] for r in rows]
 
     async def attempt(self, post_id: int, user_key: str) -> tuple[Attempt, Review | None] | None:
-        """The user's current answer to the post, and their review card for its question, if any."""
         row = await self._read(
             "fetchrow",
             "SELECT a.id, a.post_id, a.question_id, a.grade, r.card, r.post_id AS reviewed_post, r.previous_card"
@@ -415,7 +444,6 @@ class PostgreSQLStore:
         return UserStats(answered=list(answered or ()), graded=graded, days=list(days or ()), due=due)
 
     async def leaderboard(self, chat_key: str, since: datetime | None, limit: int) -> list[Standing]:
-        """Who answered most in the chat (since `since`), ties broken by grades given."""
         rows = await self._read(
             "fetch",
             "SELECT s.user_key, COALESCE(u.name, s.user_key), s.answers, s.grades FROM ("
@@ -430,7 +458,6 @@ class PostgreSQLStore:
         return [Standing(r[0], r[1], r[2], r[3]) for r in rows]
 
     async def user_data_counts(self, user_key: str) -> tuple[int, int]:
-        """(answers including superseded ones, review cards) kept for the user."""
         row = await self._read(
             "fetchrow",
             "SELECT (SELECT COUNT(*) FROM attempts WHERE user_key = $1), "
@@ -452,7 +479,6 @@ class PostgreSQLStore:
         reschedule: bool = False,
         platform_lang: str | None = None,
     ) -> None:
-        """Store the chat's settings; `reschedule` makes only instants after `now` due."""
         await self._changed(
             "INSERT INTO chats (key, platform, chat_id, thread_id, is_group, created_at, settings, subscribed,"
             " schedule_from, platform_lang) VALUES ($1, $2, $3, $4, $5, $6, $7, COALESCE($8, false),"
@@ -474,7 +500,6 @@ class PostgreSQLStore:
         )
 
     async def unsubscribe(self, chat_key: str) -> bool:
-        """Stop the chat's daily posts; False when it was not subscribed."""
         return await self._changed("UPDATE chats SET subscribed = false WHERE key = $1 AND subscribed", chat_key)
 
     async def add_quiz(
@@ -487,7 +512,6 @@ class PostgreSQLStore:
         quiz_filter: str,
         now: datetime,
     ) -> Post:
-        """A /quiz post for the user, which becomes the question they are on in this chat."""
         post_id = await self._write(
             f"WITH {_ENSURE_CHAT}, {_ENSURE_USER.format(key='$7', name='$8', now='$6')},"
             " post AS (INSERT INTO posts (chat_key, question_id, kind, user_key, status, created_at, sent_at)"
@@ -507,7 +531,6 @@ class PostgreSQLStore:
     async def open_post(
         self, chat: ChatRef, is_group: bool, user_key: str, user_name: str, post_id: int, now: datetime
     ) -> None:
-        """Make `post_id` (a group's question) the one the user answers in this (private) chat."""
         set_open = _SET_OPEN.format(post="$9::bigint", filter="''")
         await self._write(
             f"WITH {_ENSURE_CHAT}, {_ENSURE_USER.format(key='$7', name='$8', now='$6')}, {set_open} SELECT 1",
@@ -530,7 +553,6 @@ class PostgreSQLStore:
         local_date: str,
         now: datetime,
     ) -> bool:
-        """Store an answer to the post; True when it supersedes the user's earlier answer to it."""
 
         async def add(db: asyncpg.Connection) -> bool:
             # Answers to one post one at a time: two at once from one user (a double tap reaching
@@ -572,7 +594,6 @@ class PostgreSQLStore:
         due: datetime,
         now: datetime,
     ) -> None:
-        """Record the attempt's grade and the review card it produced from `previous_card`."""
         await self._changed(
             "WITH graded AS (UPDATE attempts SET grade = $1, graded_at = $2 WHERE id = $3)"
             " INSERT INTO reviews (user_key, question_id, card, due_at, updated_at, post_id, previous_card)"
@@ -596,9 +617,14 @@ class PostgreSQLStore:
         )
 
     async def forget_user(self, user_key: str) -> None:
-        """Delete the user's answers, grades, reviews and name everywhere; their quizzes become anonymous."""
         await self._changed(
-            "WITH answers AS (DELETE FROM attempts WHERE user_key = $1),"
+            # One statement: every part sees the rows as they were, so the cached reviews of the
+            # user's answers are found through the feedback rows deleted beside them.
+            "WITH cached AS (DELETE FROM feedback_cache WHERE (question_id, digest) IN"
+            "  (SELECT question_id, digest FROM feedback WHERE user_key = $1)),"
+            " reviewed AS (DELETE FROM feedback WHERE user_key = $1),"
+            " usage AS (DELETE FROM feedback_usage WHERE scope = 'user:' || $1),"
+            " answers AS (DELETE FROM attempts WHERE user_key = $1),"
             " cards AS (DELETE FROM reviews WHERE user_key = $1),"
             " open AS (DELETE FROM open_questions WHERE user_key = $1),"
             " quizzes AS (UPDATE posts SET user_key = NULL WHERE user_key = $1)"
@@ -606,12 +632,123 @@ class PostgreSQLStore:
             user_key,
         )
 
-    async def move_chat(self, old_key: str, new_chat: ChatRef) -> None:
-        """Give the chat a new key (a Telegram group upgraded to a supergroup), keeping its state.
+    # --- feedback from a model ------------------------------------------------------------
 
-        When the new key already exists (someone used the bot there first), the old chat's
-        schedule wins and its history moves over, except daily posts for days the new one has.
-        """
+    async def current_answer(self, post_id: int, user_key: str) -> str | None:
+        return await self._read(
+            "fetchval", "SELECT text FROM attempts WHERE post_id = $1 AND user_key = $2 AND current", post_id, user_key
+        )
+
+    async def latest_answered_post(self, user_key: str, revealed_by: datetime) -> Post | None:
+        row = await self._read(
+            "fetchrow",
+            f"SELECT {_POST_COLUMNS} FROM attempts a JOIN posts p ON p.id = a.post_id"
+            " WHERE a.user_key = $1 AND a.current"
+            " AND (p.kind = $2 OR p.revealed_at IS NOT NULL OR p.reveal_due_at <= $3)"
+            " ORDER BY a.id DESC LIMIT 1",
+            user_key,
+            PostKind.QUIZ,
+            _second(revealed_by),
+        )
+        return _post(row) if row else None
+
+    async def feedback(self, post_id: int, user_key: str) -> FeedbackRecord | None:
+        row = await self._read(
+            "fetchrow",
+            "SELECT state, review, created_at FROM feedback WHERE post_id = $1 AND user_key = $2",
+            post_id,
+            user_key,
+        )
+        return FeedbackRecord(**row) if row else None
+
+    async def cached_feedback(self, question_id: str, digest: str) -> str | None:
+        return await self._read(
+            "fetchval", "SELECT review FROM feedback_cache WHERE question_id = $1 AND digest = $2", question_id, digest
+        )
+
+    async def claim_feedback(self, claim: FeedbackClaim) -> ClaimOutcome:
+        """Serializable, as every SQLite write is: two presses at once (in two processes) cannot
+        both claim, nor two requests at once both fit under a limit that has room for one."""
+        scopes = [f"user:{claim.user_key}", f"chat:{claim.chat_key}"]
+        day = date.fromisoformat(claim.day)
+
+        async def claim_it(db: asyncpg.Connection) -> ClaimOutcome:
+            existing = await db.fetchrow(
+                "SELECT state, created_at FROM feedback WHERE post_id = $1 AND user_key = $2",
+                claim.post_id,
+                claim.user_key,
+            )
+            if existing is not None and (
+                existing["state"] == FeedbackState.DONE or existing["created_at"] > _second(claim.stale_before)
+            ):
+                return existing["state"]
+            used = dict(
+                await db.fetch(
+                    "SELECT scope, requests FROM feedback_usage WHERE scope = ANY($1::text[]) AND day = $2",
+                    scopes,
+                    day,
+                )
+            )
+            if used.get(scopes[0], 0) >= claim.user_limit:
+                return "user_limit"
+            if used.get(scopes[1], 0) >= claim.chat_limit:
+                return "chat_limit"
+            await db.execute(
+                "WITH pending AS ("
+                "  INSERT INTO feedback (post_id, user_key, question_id, digest, state, created_at)"
+                "  VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (post_id, user_key) DO UPDATE SET"
+                "  question_id = excluded.question_id, digest = excluded.digest, state = excluded.state,"
+                "  review = NULL, created_at = excluded.created_at),"
+                " old_days AS (DELETE FROM feedback_usage WHERE scope = ANY($7::text[]) AND day < $8)"
+                " INSERT INTO feedback_usage (scope, day, requests) SELECT unnest($7::text[]), $8, 1"
+                " ON CONFLICT (scope, day) DO UPDATE SET requests = feedback_usage.requests + 1",
+                claim.post_id,
+                claim.user_key,
+                claim.question_id,
+                claim.digest,
+                FeedbackState.PENDING,
+                _second(claim.now),
+                scopes,
+                day,
+            )
+            return "claimed"
+
+        return await self._transaction(claim_it, serializable=True)
+
+    async def save_feedback(self, claim: FeedbackClaim, review: str) -> None:
+        await self._changed(
+            "WITH done AS ("
+            "  INSERT INTO feedback (post_id, user_key, question_id, digest, state, review, created_at)"
+            "  VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (post_id, user_key) DO UPDATE SET"
+            "  question_id = excluded.question_id, digest = excluded.digest, state = excluded.state,"
+            "  review = excluded.review, created_at = excluded.created_at)"
+            " INSERT INTO feedback_cache (question_id, digest, review, created_at) VALUES ($3, $4, $6, $7)"
+            " ON CONFLICT (question_id, digest) DO UPDATE SET review = excluded.review, created_at = excluded.created_at",
+            claim.post_id,
+            claim.user_key,
+            claim.question_id,
+            claim.digest,
+            FeedbackState.DONE,
+            review,
+            _second(claim.now),
+        )
+
+    async def drop_feedback_claim(self, claim: FeedbackClaim, *, refund: bool) -> None:
+        await self._write(
+            "WITH dropped AS (DELETE FROM feedback WHERE post_id = $1 AND user_key = $2 AND state = $3)"
+            " UPDATE feedback_usage SET requests = requests - 1"
+            " WHERE $4 AND scope = ANY($5::text[]) AND day = $6",
+            claim.post_id,
+            claim.user_key,
+            FeedbackState.PENDING,
+            refund,
+            [f"user:{claim.user_key}", f"chat:{claim.chat_key}"],
+            date.fromisoformat(claim.day),
+            method="execute",
+            repeatable=not refund,  # a refund given twice would be one too many
+        )
+
+    async def move_chat(self, old_key: str, new_chat: ChatRef) -> None:
         new_key = new_chat.key
         if new_key == old_key:
             return
@@ -660,7 +797,6 @@ class PostgreSQLStore:
     # Each read below names its columns as the record's fields: the rows become records as they are.
 
     async def subscribed_chats(self, after: str, limit: int) -> list[SubscribedChat]:
-        """Subscribed chats with keys after `after`, in key order, `limit` at most (a page)."""
         rows = await self._read(
             "fetch",
             "SELECT c.key, c.settings AS settings_json, COALESCE(c.schedule_from, c.created_at) AS schedule_from,"
@@ -672,7 +808,6 @@ class PostgreSQLStore:
         return [SubscribedChat(**row) for row in rows]
 
     async def stale_claims(self, claimed_before: datetime) -> list[StaleClaim]:
-        """Daily posts still pending that were claimed before `claimed_before`."""
         rows = await self._read(
             "fetch",
             "SELECT p.id AS post_id, p.chat_key, c.settings AS settings_json, p.local_date,"
@@ -683,8 +818,6 @@ class PostgreSQLStore:
         return [StaleClaim(**row) for row in rows]
 
     async def due_reveals(self, now: datetime, claimed_before: datetime) -> list[DueReveal]:
-        """Sent daily posts whose reveal is due by `now` and neither done nor claimed (or claimed
-        before `claimed_before`, by a sweep that died), the earliest due first."""
         rows = await self._read(
             "fetch",
             "SELECT p.id AS post_id, p.chat_key, c.settings AS settings_json, p.reveal_due_at AS due_at,"
@@ -722,7 +855,6 @@ class PostgreSQLStore:
         )
 
     async def take_over_claim(self, post_id: int, claimed_at: datetime, now: datetime) -> bool:
-        """Make a stale pending claim ours (claimed at `now`); False if another process took it first."""
         return await self._changed(
             "UPDATE posts SET created_at = $1 WHERE id = $2 AND status = $3 AND created_at = $4",
             _second(now),
@@ -732,7 +864,6 @@ class PostgreSQLStore:
         )
 
     async def mark_sent(self, post_id: int, message_id: str, sent_at: datetime, reveal_due_at: datetime) -> None:
-        """The platform accepted the claimed post as `message_id`; its reveal is due at `reveal_due_at`."""
         await self._changed(
             "UPDATE posts SET status = $1, message_id = $2, sent_at = $3, reveal_due_at = $4 WHERE id = $5",
             PostStatus.SENT,
@@ -743,15 +874,11 @@ class PostgreSQLStore:
         )
 
     async def mark_failed(self, post_id: int) -> None:
-        """A pending claim will never be sent (the chat is gone, or it is past its grace window)."""
         await self._changed(
             "UPDATE posts SET status = $1 WHERE id = $2 AND status = $3", PostStatus.FAILED, post_id, PostStatus.PENDING
         )
 
     async def claim_reveal(self, post_id: int, claimed_at: datetime | None, now: datetime) -> bool:
-        """Claim the post's scheduled reveal (pending, started at `now`), if it is still as read:
-        unclaimed (`claimed_at` None) or claimed at `claimed_at`. False if another process (or a
-        /reveal by hand) got there first."""
         return await self._changed(
             "UPDATE posts SET reveal_status = $1, revealed_at = $2"
             " WHERE id = $3 AND revealed_at IS NOT DISTINCT FROM $4 AND (reveal_status IS NULL OR reveal_status = $1)",
@@ -762,7 +889,6 @@ class PostgreSQLStore:
         )
 
     async def end_reveal(self, post_id: int, status: RevealStatus) -> None:
-        """The scheduled reveal is over: sent, failed (the chat is gone) or skipped (too late)."""
         await self._changed("UPDATE posts SET reveal_status = $1 WHERE id = $2", status, post_id)
 
 

@@ -7,7 +7,7 @@ timestamptz, date, jsonb), so rows travel in one neutral form, per column kind:
     TEXT str · INTEGER int · FLAG bool · INSTANT aware UTC datetime · DAY date · JSON str
 
 tests/test_copy_db.py checks this list against both backends' schemas, so a migration that adds a
-column fails there until the column is added here.
+table or a column fails there until it is added here.
 """
 
 from __future__ import annotations
@@ -90,6 +90,17 @@ TABLES: dict[str, dict[str, Kind]] = {
         "post_id": INTEGER,
         "previous_card": TEXT,
     },
+    "feedback": {
+        "post_id": INTEGER,
+        "user_key": TEXT,
+        "question_id": TEXT,
+        "digest": TEXT,
+        "state": TEXT,
+        "review": TEXT,
+        "created_at": INSTANT,
+    },
+    "feedback_cache": {"question_id": TEXT, "digest": TEXT, "review": TEXT, "created_at": INSTANT},
+    "feedback_usage": {"scope": TEXT, "day": DAY, "requests": INTEGER},
 }
 
 # The order rows are read in, so two copies list them alike: each table's primary key.
@@ -100,6 +111,9 @@ ORDER: dict[str, str] = {
     "open_questions": "user_key, chat_key",
     "attempts": "id",
     "reviews": "user_key, question_id",
+    "feedback": "post_id, user_key",
+    "feedback_cache": "question_id, digest",
+    "feedback_usage": "scope, day",
 }
 
 
