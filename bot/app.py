@@ -132,11 +132,18 @@ async def running(
         raise StartupError(f"cannot open the database {shown_database(settings.db)}: {error}") from None
     reviewer = reviewer_from(settings, registry)
     try:
-        core = QuizCore(store, loaded.bank, settings, clock, reviewer=reviewer)
-        scheduler = Scheduler(store, core, adapters, clock, grace=grace)
         reloads = None
         if is_database_url(settings.db):
             reloads = ReloadChannel(str(settings.db), lambda: reload_bank(core))
+        core = QuizCore(
+            store,
+            loaded.bank,
+            settings,
+            clock,
+            reviewer=reviewer,
+            others_reload=reloads.announce_to_others if reloads else None,
+        )
+        scheduler = Scheduler(store, core, adapters, clock, grace=grace)
         roles = [
             asyncio.create_task(leadership.run(), name="leader election"),
             asyncio.create_task(while_leading(leadership, scheduler.lead, scheduler.stand_down), name="scheduler"),
@@ -206,10 +213,7 @@ def reloading_on_sighup(app: Running) -> Iterator[None]:
             log.error("reload failed; the bank is unchanged", exc_info=error)
 
     async def reload_everywhere(channel: ReloadChannel) -> None:
-        try:
-            await channel.announce()
-        except CONNECTION_ERRORS as error:
-            log.error("reload: the other processes could not be told (%s); reloading this one", error)
+        if not await channel.announce():  # this process hears its own announcement too
             await reload_bank(app.core)
 
     def on_hangup() -> None:

@@ -11,6 +11,8 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
@@ -18,11 +20,17 @@ import pytest
 from aiohttp import ClientSession
 
 from bot.adapters.telegram import SECRET_HEADER, TelegramAdapter
+from bot.config import Settings
+from bot.core.bank import load
+from bot.core.commands import Core
 from bot.core.leader import SoleProcess, while_leading
-from bot.core.model import Incoming, Reply, SentRef
+from bot.core.model import ChatRef, Incoming, Reply, SentRef
+from bot.core.store import open_store
 from bot.core.store.coordination import AdvisoryLockElection, ReloadChannel, announce_reload
+from tests.clock import FakeClock
 from tests.conftest import with_search_path
 from tests.fakes.telegram_api import FakeTelegram, User, private_chat
+from tests.test_app import bank_markdown
 from tests.test_telegram import webhook_adapter
 
 WAIT = 10.0  # failure guard: each step normally takes milliseconds
@@ -322,3 +330,38 @@ async def test_webhook_workers_without_a_configured_secret_all_take_telegrams_de
                         update = forwarded
             answers = await tg.wait_for("sendMessage", chat_id=ALICE.id, count=3, after=0, within=WAIT)
         assert sorted(answer.text for answer in answers[1:]) == ["pong from worker 0", "pong from worker 1"]
+
+
+async def test_an_owners_reload_reaches_the_other_processes(dsn: str, tmp_path: Path) -> None:
+    """/reload re-reads the bank where it was typed, and tells the others (not itself again)."""
+    bank = tmp_path / "bank.md"
+    bank.write_text(bank_markdown("First"), encoding="utf-8")
+    settings = Settings(db=dsn, content=bank, owners=("telegram:1",))
+    clock = FakeClock(datetime(2026, 3, 2, tzinfo=UTC))
+    heard: list[str] = []
+    other_reloaded = asyncio.Event()
+
+    async def this_one_hears() -> None:
+        heard.append("this process")
+
+    async def the_other_hears() -> None:
+        await other.reload_bank()
+        other_reloaded.set()
+
+    this_channel, other_channel = ReloadChannel(dsn, this_one_hears), ReloadChannel(dsn, the_other_hears)
+    store = await open_store(dsn)
+    try:
+        this = Core(store, load(bank).bank, settings, clock, others_reload=this_channel.announce_to_others)
+        other = Core(store, load(bank).bank, settings, clock)
+        async with running(this_channel.run()), running(other_channel.run()):
+            await within(this_channel.listening.wait_for(True))
+            await within(other_channel.listening.wait_for(True))
+            bank.write_text(bank_markdown("First", "Second"), encoding="utf-8")
+            owner = Incoming("telegram", ChatRef("telegram", "1"), "1", "Owner", "/reload")
+            [reply] = await this.handle(owner)
+            assert "2 questions" in reply.text, reply.text
+            await within(other_reloaded.wait())
+        assert [len(core.bank) for core in (this, other)] == [2, 2]
+        assert heard == [], "the process that reloaded is not asked again"
+    finally:
+        await store.close()

@@ -195,9 +195,19 @@ class ReloadChannel:
         if not task.cancelled() and (error := task.exception()) is not None:
             log.error("reload failed; the bank is unchanged", exc_info=error)
 
-    async def announce(self, *, except_this_process: bool = False) -> None:
-        """Ask every process on the database to re-read its bank (this one too, unless told not to)."""
-        await announce_reload(self._dsn, skip=self.origin if except_this_process else None)
+    async def announce(self, *, except_this_process: bool = False) -> bool:
+        """Ask every process on the database to re-read its bank (this one too, unless told not
+        to); False, and a log line, when the database cannot be reached."""
+        try:
+            await announce_reload(self._dsn, skip=self.origin if except_this_process else None)
+        except CONNECTION_ERRORS as error:
+            log.error("reload: could not tell the other processes (%s)", _reason(error))
+            return False
+        return True
+
+    async def announce_to_others(self) -> bool:
+        """After this process reloaded (an owner's /reload): the others too."""
+        return await self.announce(except_this_process=True)
 
 
 def _listener_name(schema: str | None) -> str:
