@@ -29,7 +29,7 @@ from bot.core.store import open_store
 from tests.clock import FakeClock
 from tests.fakes.discord_api import FakeDiscord
 from tests.fakes.telegram_api import FakeTelegram, User, private_chat
-from tests.test_app import DUE_AT_START, BotProcess, bot_env
+from tests.test_app import DUE_AT_START, BotProcess, bank_markdown, bot_env
 from tests.test_app import bank as bank  # the fixture, by the name the tests ask for
 
 LEADS = "leader: this process now leads"
@@ -160,7 +160,7 @@ async def recorded_messages(url: str) -> dict[int, str]:
     return {int(row["chat_key"].split(":")[1]): row["message_id"] for row in rows}
 
 
-async def test_two_processes_each_holding_one_of_two_discord_shards(
+async def test_two_processes_each_with_one_of_two_discord_shards_and_reloads_reaching_both(
     postgres_database: str, tmp_path: Path, bank: Path
 ) -> None:
     discord = await FakeDiscord(heartbeat_interval_ms=1000).start()
@@ -196,6 +196,17 @@ async def test_two_processes_each_holding_one_of_two_discord_shards(
 
             await discord.wait_until(lambda: all(posts_in(channel) for channel in channels))
             await the_leader(bots)
+
+            # A reload reaches both processes: `dailyq reload`, then SIGHUP to one of them.
+            await asyncio.to_thread(bank.write_text, bank_markdown("First", "Second", "Third", "Fourth"))
+            reload = await BotProcess.start(env, "reload", cwd=tmp_path)
+            assert await reload.exit_code() == 0, reload.output
+            assert "asked 2 process(es)" in reload.output
+            await asyncio.gather(*(bot.line_with("reload: now 4 questions") for bot in bots))
+            await asyncio.to_thread(bank.write_text, bank_markdown("First", "Second", "Third", "Fourth", "Fifth"))
+            bots[1].process.send_signal(signal.SIGHUP)
+            await asyncio.gather(*(bot.line_with("reload: now 5 questions") for bot in bots))
+
             for bot in bots:
                 assert await bot.stop() == 0, bot.output
         assert [len(posts_in(channel)) for channel in channels] == [1, 1], "one daily post per channel"
