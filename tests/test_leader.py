@@ -365,3 +365,29 @@ async def test_an_owners_reload_reaches_the_other_processes(dsn: str, tmp_path: 
         assert heard == [], "the process that reloaded is not asked again"
     finally:
         await store.close()
+
+
+async def test_a_listener_whose_connection_ends_listens_again_and_hears_the_next_reload(dsn: str) -> None:
+    ticks = Ticks()
+    heard = asyncio.Event()
+
+    async def reload() -> None:
+        heard.set()
+
+    channel = ReloadChannel(dsn, reload, sleep=ticks.sleep)
+    async with running(channel.run()):
+        await within(channel.listening.wait_for(True))
+        admin = await asyncpg.connect(dsn)
+        try:
+            await admin.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                " WHERE application_name LIKE 'dailyq reload listener%' AND datname = current_database()"
+            )
+        finally:
+            await admin.close()
+        await within(channel.listening.wait_for(False))
+        await ticks.wait_asleep(1)
+        ticks.tick()  # the wait before it connects again
+        await within(channel.listening.wait_for(True))
+        assert await announce_reload(dsn) == 1
+        await within(heard.wait())

@@ -35,7 +35,9 @@ SILENCE_LIMIT = 20.0  # seconds the server keeps a silent control session (and i
 CONNECT_TIMEOUT = 10.0
 RELOAD_CHANNEL = "dailyq_reload"
 # One lock per database and schema: bots on different schemas of one database are different bots.
-TRY_LOCK = "SELECT pg_try_advisory_lock(hashtextextended('dailyq:leader:' || coalesce(current_schema(), ''), 0))"
+TRY_LOCK = (
+    "SELECT pg_try_advisory_lock(hashtextextended('dailyq:leader:' || coalesce(current_schema(), ''), 0))"
+)
 # Errors that mean "the database is not there right now": reconnect after a wait.
 CONNECTION_ERRORS = (OSError, asyncio.TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError)
 
@@ -88,6 +90,16 @@ def _reason(error: BaseException) -> str:
     return str(error) or type(error).__name__
 
 
+async def _heartbeats(
+    connection: asyncpg.Connection, lost: asyncio.Event, interval: float, sleep: Sleep
+) -> None:
+    """Until the connection is lost: a `SELECT 1` every `interval` seconds, which must answer within
+    `interval`. A server that stops answering (a partition, a half-open socket) is then noticed
+    within two intervals, and the connection is never idle long enough for SILENCE_LIMIT."""
+    while not await _until_lost(lost, sleep(interval)):
+        await asyncio.wait_for(connection.fetchval("SELECT 1"), interval)
+
+
 async def _until_lost(lost: asyncio.Event, wait: Awaitable[None]) -> bool:
     """Wait for `wait` or for the connection to be lost, whichever comes first; True if lost."""
     waiting = asyncio.ensure_future(wait)
@@ -131,9 +143,8 @@ class AdvisoryLockElection:
                     return
             if self._leading.set(True):
                 log.info("leader: this process now leads")
-            # Heartbeats: a server that stops answering is a lost lock as far as we can know.
-            while not await _until_lost(lost, self._sleep(self._interval)):
-                await asyncio.wait_for(connection.fetchval("SELECT 1"), self._interval)
+            # A server that stops answering is a lost lock as far as we can know.
+            await _heartbeats(connection, lost, self._interval, self._sleep)
         finally:
             self._stand_down("its database connection was lost")
 
@@ -186,7 +197,9 @@ class ReloadChannel:
         await connection.add_listener(RELOAD_CHANNEL, heard)
         self.listening.set(True)
         try:
-            await lost.wait()
+            # Without them an idle listener would be ended by the server (SILENCE_LIMIT), or
+            # would not notice a server gone silent, and miss the reloads meanwhile.
+            await _heartbeats(connection, lost, self._interval, self._sleep)
         finally:
             self.listening.set(False)
 
