@@ -1,6 +1,6 @@
 """One daily fan-out to 5,000 chats at the platform's rate limit, through the real stack.
 
-    python -m bench.fanout [--chats 5000] [--scale 2.5] [--platform telegram|discord|both]
+    python -m bench.fanout [--chats 5000] [--scale 2.5] [--platform telegram|discord|both] [--db URL]
 
 Telegram: the real Scheduler, Core and TelegramAdapter (python-telegram-bot with its AIORateLimiter)
 against the fake Bot API enforcing Telegram's flood limits, 30 messages/s overall and 20/min per
@@ -12,10 +12,14 @@ Discord enforcing 50 requests/s overall and 5 per 5 s per channel; a post there 
 To keep the run short, `--scale` multiplies the fakes' limits and the bot's limiter settings
 (AIORateLimiter's rates, the pacer's rate and burst) by the same factor; the output states it.
 The schedule's instant comes from a FakeClock set to the post time; the fan-out itself runs in
-real time, since it is a rate measurement. The 5,000 subscriptions are bulk-inserted with SQL in
-one transaction (their settings JSON is what /subscribe stores). Each fake runs in a child
+real time, since it is a rate measurement. The 5,000 subscriptions are bulk-loaded in one
+transaction (their settings JSON is what /subscribe stores). Each fake runs in a child
 process, as the real platform runs elsewhere, so the bot's process is measured alone; with
 `--platform both` the two fan-outs run at once, each bot in a process of its own.
+
+The database is a new SQLite file, or with `--db postgresql://…` a PostgreSQL database whose
+tables the bench replaces (then the two platforms run one after the other). The sweep is run by
+the leader, as in `dailyq run`: on PostgreSQL the bot first wins the advisory-lock election.
 
 Achieved rate = messages (Telegram) or requests (Discord) the fake accepted during the fan-out,
 per second from the first to the last; the goal compares it with the allowed rate.
@@ -33,7 +37,7 @@ import sys
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import suppress
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -44,11 +48,13 @@ from typing import Any
 from bench.synthetic import synthetic_bank
 from bot.adapters.discord import SEND_BURST, SENDS_PER_SECOND, DiscordAdapter, TokenBucket
 from bot.adapters.telegram import OVERALL_MESSAGES_PER_SECOND, TelegramAdapter, smooth_rate_limiter
-from bot.config import Settings
+from bot.app import leadership_for
+from bot.config import Settings, database_location
 from bot.core.commands import Core
 from bot.core.ports import Adapter
 from bot.core.scheduler import Scheduler
-from bot.core.store import SQLiteStore, Store, iso
+from bot.core.store import Store, open_store
+from bot.core.store.tables import TABLES
 from bot.core.timing import ChatSettings
 from tests.clock import FakeClock
 from tests.fakes.discord_api import FakeDiscord, RateLimits
@@ -156,19 +162,29 @@ async def _serve_discord(pipe: Connection, scale: float, channels: int) -> None:
 
 
 async def subscribe_all(store: Store, keys: list[tuple[str, bool]], settings: Settings) -> None:
-    """Every chat subscribed for 09:00 UTC since the day before: one bulk transaction."""
+    """Every chat subscribed for 09:00 UTC since the day before, in place of whatever the database
+    held: one bulk transaction (what copy-db does)."""
     stored = json.dumps(ChatSettings.default(settings).updated("time", "09:00").to_json())
-    since = iso(POST_DAY - timedelta(days=1))
-    await store.write(
-        lambda db: db.executemany(
-            "INSERT INTO chats (key, platform, chat_id, is_group, settings, subscribed, schedule_from, created_at)"
-            " VALUES (?, ?, ?, ?, ?, 1, ?, ?)",
-            [
-                (key, key.partition(":")[0], key.partition(":")[2], int(is_group), stored, since, since)
-                for key, is_group in keys
-            ],
-        )
-    )
+    since = POST_DAY - timedelta(days=1)
+    chats = [
+        (key, key.partition(":")[0], key.partition(":")[2], None, is_group, stored, True, since, since, None)
+        for key, is_group in keys
+    ]
+
+    async def rows() -> AsyncIterator[tuple[str, list[tuple]]]:
+        yield "chats", chats
+
+    await store.import_rows(rows(), dict.fromkeys(TABLES, 0) | {"chats": len(chats)}, replace=True)
+
+
+async def unsent(store: Store) -> int:
+    """Subscribed chats without a post marked sent for the post day: none at all, or still pending."""
+    missing, after = 0, ""
+    while page := await store.subscribed_chats(after, 1000):
+        after = page[-1].key
+        missing += sum(1 for chat in page if chat.last_daily != POST_DAY.date())
+    pending = await store.stale_claims(POST_DAY + timedelta(days=1))
+    return missing + len(pending)
 
 
 class CountingHandler(logging.Handler):
@@ -185,6 +201,8 @@ class CountingHandler(logging.Handler):
 
 @dataclass
 class Sweep:
+    backend: str
+    elected_seconds: float  # from the start of the election to this process leading
     seconds: float
     cpu_seconds: float  # the bot's process
     fake_cpu_seconds: float  # the fake's process
@@ -193,18 +211,23 @@ class Sweep:
 
 
 async def fan_out(
-    platform: str, adapter: Adapter, keys: list[tuple[str, bool]], directory: Path, fake: Child
+    platform: str, adapter: Adapter, keys: list[tuple[str, bool]], db: Path | str, fake: Child
 ) -> Sweep:
-    """Subscribe the chats, run the adapter, sweep once at the post time."""
-    settings = Settings(db=directory / f"{platform}.sqlite3", timezone="UTC", post_time="09:00")
-    store = await SQLiteStore.open(settings.db)
+    """Subscribe the chats, run the adapter, win the election, sweep once at the post time."""
+    settings = Settings(db=db, timezone="UTC", post_time="09:00")
+    store = await open_store(settings.db)
+    leadership = leadership_for(settings)
     try:
         await subscribe_all(store, keys, settings)
         clock = FakeClock(POST_DAY + timedelta(seconds=30))
         core = Core(store, synthetic_bank(BANK_QUESTIONS, SEED), settings, clock, random.Random(SEED))
         scheduler = Scheduler(store, core, {platform: adapter}, clock)
         running = asyncio.create_task(adapter.run(core))
+        started = time.perf_counter()
+        campaign = asyncio.create_task(leadership.run())
         try:
+            await asyncio.wait_for(leadership.wait_for(True), 60)
+            elected = time.perf_counter() - started
             if isinstance(adapter, DiscordAdapter):
                 await asyncio.wait_for(adapter.client.wait_until_ready(), 60)
             fake_cpu = await fake.ask("cpu")
@@ -218,14 +241,11 @@ async def fan_out(
             seconds, cpu = time.perf_counter() - started, time.process_time() - cpu_started
             fake_cpu = await fake.ask("cpu") - fake_cpu
         finally:
-            running.cancel()
-            with suppress(asyncio.CancelledError):
-                await running
-        [(unsent,)] = await store.db.execute_fetchall(
-            "SELECT COUNT(*) FROM chats c LEFT JOIN posts p ON p.chat_key = c.key AND p.status = 'sent'"
-            " WHERE p.id IS NULL"
-        )
-        return Sweep(seconds, cpu, fake_cpu, unsent, dict(logged.counts))
+            for task in (running, campaign):
+                task.cancel()
+                with suppress(asyncio.CancelledError):
+                    await task
+        return Sweep(store.backend, elected, seconds, cpu, fake_cpu, await unsent(store), dict(logged.counts))
     finally:
         await store.close()
 
@@ -236,6 +256,8 @@ class Figures:
 
     platform: str
     scale: float
+    backend: str  # the database: sqlite or postgresql
+    elected_seconds: float  # until the bot led (won the election on PostgreSQL)
     limits: str  # what the fake enforces and how the bot paces, after scaling
     unit: str  # what the limit counts: messages or requests
     chats: int
@@ -268,6 +290,8 @@ class Figures:
         return cls(
             platform=platform,
             scale=scale,
+            backend=sweep.backend,
+            elected_seconds=sweep.elected_seconds,
             limits=limits,
             unit=unit,
             chats=chats,
@@ -287,6 +311,7 @@ class Figures:
     def describe(self) -> str:
         lines = [
             f"{self.platform}: {self.chats:,} chats, scale ×{self.scale:g}: {self.limits}",
+            f"  database           {self.backend}; this process led after {self.elected_seconds:.2f} s",
             f"  sweep              {self.sweep_seconds:8.1f} s; CPU {self.cpu_seconds:.1f} s in the bot's"
             f" process, {self.fake_cpu_seconds:.1f} s in the fake's",
             f"  {self.unit + ' accepted':<19}{self.accepted:8,}",
@@ -310,7 +335,7 @@ class Figures:
         ]
 
 
-async def telegram(chats: int, scale: float, directory: Path) -> Figures:
+async def telegram(chats: int, scale: float, db: Path | str) -> Figures:
     overall, per_group = 30 * scale, 20 * scale
     fake = Child(serve_telegram, scale)
     try:
@@ -320,7 +345,7 @@ async def telegram(chats: int, scale: float, directory: Path) -> Figures:
         groups = chats // 2
         keys = [(f"telegram:{FIRST_GROUP_ID - n}", True) for n in range(groups)]
         keys += [(f"telegram:{FIRST_USER_ID + n}", False) for n in range(chats - groups)]
-        sweep = await fan_out("telegram", adapter, keys, directory, fake)
+        sweep = await fan_out("telegram", adapter, keys, db, fake)
         report = await fake.ask("report")
     finally:
         fake.close()
@@ -331,7 +356,7 @@ async def telegram(chats: int, scale: float, directory: Path) -> Figures:
     return Figures.of("telegram", scale, limits, "messages", overall, chats, sweep, report)
 
 
-async def discord(chats: int, scale: float, directory: Path) -> Figures:
+async def discord(chats: int, scale: float, db: Path | str) -> Figures:
     pace, burst = SENDS_PER_SECOND * scale, round(SEND_BURST * scale)
     fake = Child(serve_discord, scale, chats)
     try:
@@ -340,7 +365,7 @@ async def discord(chats: int, scale: float, directory: Path) -> Figures:
         )
         adapter.pacer = TokenBucket(pace, burst)
         keys = [(f"discord:{channel}", True) for channel in fake.info["channels"]]
-        sweep = await fan_out("discord", adapter, keys, directory, fake)
+        sweep = await fan_out("discord", adapter, keys, db, fake)
         report = await fake.ask("report")
     finally:
         fake.close()
@@ -351,7 +376,7 @@ async def discord(chats: int, scale: float, directory: Path) -> Figures:
     return Figures.of("discord", scale, limits, "requests", 50 * scale, chats, sweep, report)
 
 
-async def in_own_process(platform: str, chats: int, scale: float) -> Figures:
+async def in_own_process(platform: str, chats: int, scale: float, db: str | None) -> Figures:
     """One platform's fan-out run by a fresh `python -m bench.fanout`, so the two run side by side
     on the two cores; it answers with its figures as JSON on its last line."""
     child = await asyncio.create_subprocess_exec(
@@ -365,6 +390,7 @@ async def in_own_process(platform: str, chats: int, scale: float) -> Figures:
         "--scale",
         str(scale),
         "--json",
+        *(["--db", db] if db else []),
         stdout=asyncio.subprocess.PIPE,
     )
     output, _ = await child.communicate()
@@ -383,18 +409,24 @@ async def main() -> None:
         default="both",
         help="both: the two fan-outs at once, each in a process of its own",
     )
+    parser.add_argument(
+        "--db",
+        type=database_location,
+        help="a scratch database, its tables replaced: a postgresql:// URL or a SQLite file (default: a new one)",
+    )
     parser.add_argument("--json", action="store_true", help="print only the figures, as JSON")
     args = parser.parse_args()
+    given = str(args.db) if args.db else None
     if args.platform == "both":
-        results = await asyncio.gather(
-            *(in_own_process(platform, args.chats, args.scale) for platform in ("telegram", "discord"))
-        )
+        runs = [in_own_process(platform, args.chats, args.scale, given) for platform in ("telegram", "discord")]
+        # On one database the two would replace each other's rows: one after the other there.
+        results = [await run for run in runs] if given else await asyncio.gather(*runs)
     else:
         run = telegram if args.platform == "telegram" else discord
         # The libraries' warnings are counted during the sweep (Figures.logged), not printed.
         logging.basicConfig(level=logging.WARNING, handlers=[logging.NullHandler()])
         with tempfile.TemporaryDirectory() as directory:
-            results = [await run(args.chats, args.scale, Path(directory))]
+            results = [await run(args.chats, args.scale, args.db or Path(directory) / f"{args.platform}.sqlite3")]
     if args.json:
         print(json.dumps(asdict(results[0])))
         return
