@@ -39,7 +39,7 @@ async def core(tmp_path: Path) -> AsyncIterator[Core]:
 )
 async def test_a_long_input_echoed_in_a_reply_is_cut(core: Core, command: str) -> None:
     reply = text(await Transcript(core).say(command))
-    assert "x" * ECHO_LIMIT not in reply and "x" * (ECHO_LIMIT - 1) + "…" in reply
+    assert "x" * ECHO_LIMIT not in reply and "x" * (ECHO_LIMIT - 2) + "…" in reply  # "/" may come first
     assert len(reply) < ECHO_LIMIT + 400
 
 

@@ -56,19 +56,20 @@ async def test_a_stranger_cannot_answer_a_groups_question_with_its_number_or_a_m
     store: Store, clock: FakeClock
 ) -> None:
     admin, post = await private_answers_group(store, clock)
+    [someone_elses] = await Transcript(admin.core, user="zed", chat="zed-private").say("/quiz")
     stranger = Transcript(admin.core, user="eve", chat="eve-private")
     link = DEEP_LINK.fullmatch(answer_privately_payload(post))
     assert link is not None and int(link[1]) == post.post_id and len(link[2]) >= 16
     forged = [
         f"/start answer-{post.post_id}",
         f"/start answer-{post.post_id}-{'0' * len(link[2])}",
-        f"/start answer-{post.post_id + 1}-{link[2]}",  # this post's token does not open another
+        f"/start answer-{someone_elses.post_id}-{link[2]}",  # one post's token opens no other
     ]
     for attempt in forged:
         assert text(await stranger.say(attempt)) == t("en", "post_elsewhere")
     assert text(await stranger.say("my answer")) == t("en", "private_hint")
     assert await rows(store, "SELECT COUNT(*) FROM attempts") == [(0,)]
-    assert await rows(store, "SELECT COUNT(*) FROM open_questions") == [(0,)]
+    assert await rows(store, "SELECT COUNT(*) FROM open_questions WHERE user_key = 'test:eve'") == [(0,)]
 
 
 async def test_a_member_with_the_link_answers_reveals_reads_and_grades_from_the_private_chat(
