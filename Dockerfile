@@ -6,6 +6,8 @@ FROM python:3.11-slim AS builder
 WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY bot ./bot
+# The bundled bank; pyproject.toml maps it into the wheel as bot/content.
+COPY content ./content
 RUN pip wheel --no-cache-dir --wheel-dir /wheels .
 
 FROM python:3.11-slim

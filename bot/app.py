@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from bot.adapters.base import Adapter, ChatGone, ChatMoved, Core, PlatformError, TransientError
-from bot.config import Settings
+from bot.config import ENV_FILE, Settings
 from bot.core.bank import LoadResult, load
 from bot.core.clock import Clock, SystemClock
 from bot.core.model import ChatRef, Incoming, Reply, SentRef
@@ -283,6 +283,10 @@ async def run_platforms(settings: Settings, platforms: list[str] | None = None) 
     except ValueError as error:
         print(f"dailyq: {error}", file=sys.stderr)
         return 2
+    if settings.env_file:
+        log.info("settings: from the environment and %s (the environment wins)", settings.env_file)
+    else:
+        log.info("settings: from the environment (no %s in %s)", ENV_FILE, Path.cwd())
     try:
         adapters = platform_adapters(settings, platforms)
         if not adapters:
@@ -294,8 +298,7 @@ async def run_platforms(settings: Settings, platforms: list[str] | None = None) 
             async with running(settings, dict(measured)) as app:
                 return await _serve(settings, app, adapters, metrics)
     except (StartupError, BackupError) as error:
-        log.error("%s", error)
-        print(f"dailyq: {error}", file=sys.stderr)
+        log.critical("cannot start: %s", error)  # the log is on stderr: said once, at every level
         return 2
 
 

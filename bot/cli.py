@@ -4,39 +4,95 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
+import struct
 import sys
+import tempfile
+import zoneinfo
 from pathlib import Path
 
 from bot.config import ConfigError, Settings
 
+DEFAULTS = Settings()
+# The commands that open the database (and hold its lock), and those that serve chats.
+USES_DATABASE = ("console", "run", "restore", "reload")
+SERVES_CHATS = ("console", "run")
+# The chat defaults every command falls back on: (variable, Settings field, ChatSettings key).
+CHAT_DEFAULTS = (("DAILYQ_TIMEZONE", "timezone", "zone"), ("DAILYQ_POST_TIME", "post_time", "time"))
+
+
+class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows an option's default where it has one; None and False mean "not given", not a value."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        if action.default in (None, False):
+            return action.help
+        return super()._get_help_string(action)
+
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="dailyq", description=__doc__)
+    parser = argparse.ArgumentParser(prog="dailyq", description=__doc__, formatter_class=_HelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
 
-    def with_common(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
-        p.add_argument("--db", type=Path, help="SQLite file (DAILYQ_DB)")
-        p.add_argument("--content", type=Path, help="directory of *.md banks, or one file (DAILYQ_CONTENT)")
+    def command(name: str, summary: str, description: str) -> argparse.ArgumentParser:
+        return sub.add_parser(
+            name, help=summary, description=f"{summary[0].upper()}{summary[1:]}. {description}",
+            formatter_class=_HelpFormatter,
+        )  # fmt: skip
+
+    def with_db(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
+        p.add_argument("--db", type=Path, help=f"SQLite file (default: DAILYQ_DB, else {DEFAULTS.db})")
         return p
 
-    check = sub.add_parser("check", help="parse banks and report every problem as file:line")
-    check.add_argument("paths", nargs="*", type=Path, help="files or directories (default: DAILYQ_CONTENT)")
+    def with_content(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
+        p.add_argument(
+            "--content", type=Path,
+            help="directory of *.md banks, or one file (default: DAILYQ_CONTENT, else the bundled bank)",
+        )  # fmt: skip
+        return p
+
+    check = command(
+        "check", "parse banks and report every problem as file:line",
+        "Exits 1 when a bank has an error or no question.",
+    )  # fmt: skip
+    check.add_argument(
+        "paths", nargs="*", type=Path,
+        help="files or directories (default: DAILYQ_CONTENT, else the bundled bank)",
+    )  # fmt: skip
     check.add_argument("--json", action="store_true", help="one JSON object: questions, warnings, errors")
 
-    console = with_common(sub.add_parser("console", help="chat with the bot in this terminal; no token needed"))
+    console = with_content(with_db(command(
+        "console", "chat with the bot in this terminal; no token needed",
+        "Each line is a message; /start begins, /help lists the commands, Ctrl-D quits.",
+    )))  # fmt: skip
     console.add_argument("--user", default="you", help="your name in the console chat")
     console.add_argument("--chat", default="console", help="the console chat's id")
     console.add_argument("--group", action="store_true", help="make the chat a group")
     console.add_argument("--member", action="store_true", help="in a group: you are not an admin")
 
-    run = with_common(sub.add_parser("run", help="run every platform whose token is set"))
-    run.add_argument("--platform", action="append", choices=["telegram", "discord"], help="only these")
+    run = with_content(with_db(command(
+        "run", "run every platform whose token is set",
+        "Tokens and settings come from the environment or ./.env (see .env.example).",
+    )))  # fmt: skip
+    run.add_argument(
+        "--platform", action="append", choices=["telegram", "discord"],
+        help="only this platform; repeat for both (default: every platform with a token)",
+    )  # fmt: skip
 
-    with_common(sub.add_parser("reload", help="make the running bot re-read its bank (SIGHUP)"))
-    backup = with_common(sub.add_parser("backup", help="copy the database safely, also while the bot runs"))
+    with_db(command(
+        "reload", "make the running bot re-read its bank (SIGHUP)",
+        "The bot re-reads its own DAILYQ_CONTENT; a broken bank keeps the previous one.",
+    ))  # fmt: skip
+    backup = with_db(command(
+        "backup", "copy the database safely, also while the bot runs",
+        "The copy is checked before it is kept.",
+    ))  # fmt: skip
     # A string, not a Path: a trailing slash means "a new file in this directory".
     backup.add_argument("dest", help="a file, or a directory (ending in /) for a dated file")
-    restore = with_common(sub.add_parser("restore", help="replace the database with a backup (bot stopped)"))
+    restore = with_db(command(
+        "restore", "replace the database with a backup (bot stopped)",
+        "The replaced database, if any, is kept beside it.",
+    ))  # fmt: skip
     restore.add_argument("source", type=Path, help="the backup file")
     return parser
 
@@ -44,15 +100,80 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
-        env = Settings.from_env()
-    except ConfigError as error:
-        print(f"dailyq: {error}", file=sys.stderr)
-        return 2
-    settings = env.override(db=getattr(args, "db", None), content=getattr(args, "content", None))
-    try:
+        try:
+            env = Settings.load()
+        except ConfigError as error:
+            print(f"dailyq: {error}", file=sys.stderr)
+            return 2
+        settings = env.override(db=getattr(args, "db", None), content=getattr(args, "content", None))
+        if problem := startup_problem(args.command, settings):
+            print(f"dailyq: {problem}", file=sys.stderr)
+            return 2
         return _dispatch(args, settings)
     except KeyboardInterrupt:  # Ctrl-C in the console, or before `run` takes over SIGINT
         return 130
+    except BrokenPipeError:
+        # The reader went away (`dailyq check | head`): stop quietly, as other tools do. stdout
+        # now points at /dev/null, or Python would report the pipe again when it flushes at exit.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
+
+
+def startup_problem(command: str, settings: Settings) -> str | None:
+    """What makes `command` unable to work with these settings, in one line; None when nothing does.
+
+    Checked before anything starts, so a typo in a variable stops the start instead of failing
+    every command later.
+    """
+    if command in SERVES_CHATS:
+        _give_zoneinfo_utc()
+        from bot.core.schedule import validate  # the very rules each chat's settings are read with
+
+        for variable, field, key in CHAT_DEFAULTS:
+            try:
+                validate(key, getattr(settings, field))
+            except ValueError as error:
+                return f"{variable}: {error}"
+    if command in USES_DATABASE:
+        return database_problem(settings.db)
+    return None
+
+
+def database_problem(db: Path) -> str | None:
+    """Why no database can be created or written at `db`; None when one can (the folder is made)."""
+    try:
+        db.parent.mkdir(parents=True, exist_ok=True)
+        if db.exists():
+            with open(db, "r+b"):
+                pass
+        else:
+            with tempfile.TemporaryFile(dir=db.parent):  # what SQLite and the lock file will need
+                pass
+    except (FileExistsError, NotADirectoryError) as error:
+        return f"cannot create the database {db}: {error.filename} is not a folder"
+    except OSError as error:
+        # Name the path that failed, unless it is the probe's own temporary file.
+        where = f"{error.filename}: " if error.filename in (str(db), *map(str, db.parents)) else ""
+        return f"cannot create the database {db}: {where}{error.strerror or error}"
+    return None
+
+
+# A TZif file for UTC: no transitions, one local time type (offset 0, named "UTC"), rule "UTC0".
+_TZIF_HEADER = b"TZif2" + bytes(15) + struct.pack(">6l", 0, 0, 0, 0, 1, 4)
+_TZIF_UTC = (_TZIF_HEADER + struct.pack(">lBB", 0, 0, 0) + b"UTC\0") * 2 + b"\nUTC0\n"
+_utc_folder: list[tempfile.TemporaryDirectory[str]] = []  # kept until the process exits
+
+
+def _give_zoneinfo_utc() -> None:
+    """On a machine with no time zone data at all (no system zoneinfo, no tzdata package) zoneinfo
+    knows no zone, not even UTC, which needs no data: give it UTC, so the default still works."""
+    try:
+        zoneinfo.ZoneInfo("UTC")
+    except zoneinfo.ZoneInfoNotFoundError:
+        folder = tempfile.TemporaryDirectory(prefix="dailyq-zoneinfo-")
+        Path(folder.name, "UTC").write_bytes(_TZIF_UTC)
+        _utc_folder.append(folder)
+        zoneinfo.reset_tzpath([folder.name])
 
 
 def _dispatch(args: argparse.Namespace, settings: Settings) -> int:

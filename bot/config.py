@@ -1,4 +1,4 @@
-"""The only reader of os.environ: one frozen Settings object; command-line flags override it."""
+"""The only reader of os.environ and ./.env: one frozen Settings object; command-line flags override it."""
 
 from __future__ import annotations
 
@@ -7,7 +7,19 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-BUNDLED_CONTENT = Path(__file__).parent / "content"
+from dotenv import dotenv_values
+
+
+def _bundled_content() -> Path:
+    """The bank that ships with dailyq: content/ at the top of a checkout, mapped into the package
+    as bot/content when a wheel is built (pyproject.toml), so an installed dailyq has it too."""
+    packaged = Path(__file__).parent / "content"
+    return packaged if packaged.is_dir() else Path(__file__).parent.parent / "content"
+
+
+BUNDLED_CONTENT = _bundled_content()
+# Read from the working directory by every command, as docker compose's env_file reads it.
+ENV_FILE = ".env"
 
 
 class ConfigError(ValueError):
@@ -47,6 +59,16 @@ class Settings:
     discord_gateway_url: str | None = None
     discord_guild_ids: tuple[int, ...] = ()
     discord_message_content: bool = False  # the privileged intent: read answers typed in threads
+    env_file: Path | None = None  # the .env these settings were read from, if any
+
+    @classmethod
+    def load(cls, folder: Path | None = None) -> Settings:
+        """The environment over `folder`/.env (the working directory's); the environment wins."""
+        path = (Path.cwd() if folder is None else folder) / ENV_FILE
+        if not path.is_file():
+            return cls.from_env()
+        from_file = {name: value for name, value in dotenv_values(path).items() if value is not None}
+        return replace(cls.from_env({**from_file, **os.environ}), env_file=path.resolve())
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:

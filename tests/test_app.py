@@ -75,6 +75,12 @@ def bot_env(tmp_path: Path, bank: Path, **variables: str) -> dict[str, str]:
     } | variables
 
 
+def away_from_checkout(env: dict[str, str]) -> Path:
+    """Where a bot process runs unless told: the test's folder (its database's), not the checkout,
+    whose .env (a developer's own tokens) every command reads."""
+    return Path(env["DAILYQ_DB"]).parent
+
+
 class BotProcess:
     """`python -m bot <args>` with its output (log lines and prints) read as it comes."""
 
@@ -85,9 +91,9 @@ class BotProcess:
         self._reader = asyncio.create_task(self._read())
 
     @classmethod
-    async def start(cls, env: dict[str, str], *args: str) -> BotProcess:
+    async def start(cls, env: dict[str, str], *args: str, cwd: Path | None = None) -> BotProcess:
         process = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "bot", *args, env=env, cwd=ROOT,
+            sys.executable, "-m", "bot", *args, env=env, cwd=cwd or away_from_checkout(env),
             stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
         )  # fmt: skip
         return cls(process)
@@ -138,8 +144,8 @@ class BotProcess:
 
 
 @asynccontextmanager
-async def bot_process(env: dict[str, str], *args: str) -> AsyncIterator[BotProcess]:
-    bot = await BotProcess.start(env, *args)
+async def bot_process(env: dict[str, str], *args: str, cwd: Path | None = None) -> AsyncIterator[BotProcess]:
+    bot = await BotProcess.start(env, *args, cwd=cwd)
     try:
         yield bot
     finally:
@@ -157,6 +163,34 @@ async def test_run_without_a_token_says_which_variables_to_set(tmp_path: Path, b
     assert "TELEGRAM_BOT_TOKEN" in bot.output and "DISCORD_BOT_TOKEN" in bot.output
     assert "dailyq console" in bot.output
     assert "Traceback" not in bot.output
+
+
+async def test_run_reads_dotenv_under_the_environment_and_logs_which_file(tmp_path: Path, bank: Path) -> None:
+    async with FakeTelegram() as tg:
+        (tmp_path / ".env").write_text(
+            "# as .env.example has it\n"
+            f"TELEGRAM_BOT_TOKEN={tg.token}\nTELEGRAM_API_URL={tg.base_url}\n"
+            "DAILYQ_LOG_LEVEL=ERROR\n",  # the environment's INFO wins
+            encoding="utf-8",
+        )
+        async with bot_process(bot_env(tmp_path, bank), "run", cwd=tmp_path) as bot:
+            settings_line = await bot.line_with("settings: ")
+            assert str((tmp_path / ".env").resolve()) in settings_line
+            await bot.line_with("telegram: running as @dailyq_test_bot")
+            tg.user_says(private_chat(ALICE), ALICE, "/start")
+            [welcome] = await tg.wait_for("sendMessage", chat_id=ALICE.id, within=WAIT)
+            assert welcome.status == 200
+            assert await bot.stop() == 0, bot.output
+    assert_token_not_in(bot.output, tg.token)
+
+
+async def test_a_start_up_error_is_said_once(tmp_path: Path) -> None:
+    empty = tmp_path / "empty.md"
+    empty.write_text("# Nothing here yet\n", encoding="utf-8")
+    async with bot_process(bot_env(tmp_path, empty, TELEGRAM_BOT_TOKEN="1:x" + "y" * 34), "run") as bot:
+        assert await bot.exit_code() == 2
+    assert bot.output.count("no questions could be loaded") == 1, bot.output
+    assert "no .env in" in bot.output
 
 
 def test_a_platform_asked_for_without_its_token_is_named(tmp_path: Path) -> None:
@@ -327,8 +361,9 @@ async def test_a_second_sigterm_exits_at_once(tmp_path: Path, bank: Path) -> Non
 
 def dailyq(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "bot", *args], env=env, cwd=ROOT, capture_output=True, text=True, timeout=60
-    )
+        [sys.executable, "-m", "bot", *args], env=env, cwd=away_from_checkout(env), capture_output=True,
+        text=True, timeout=60,
+    )  # fmt: skip
 
 
 def chat_keys(db: Path) -> list[str]:
@@ -514,5 +549,9 @@ async def test_run_with_a_discord_token_serves_slash_commands_until_sigterm(tmp_
             assert "in 3 questions" in answer["content"], answer
             assert await bot.stop(within=10) == 0, bot.output
         assert "fake-discord-token" not in bot.output
+        # Start-up chatter of the libraries stays below INFO: dailyq uses no voice, and the
+        # scheduler's job bookkeeping is no news.
+        for chatter in ("voice will NOT be supported", "Adding job tentatively", "Added job"):
+            assert chatter not in bot.output, bot.output
     finally:
         await discord.close()

@@ -57,7 +57,7 @@ def test_default_is_the_bundled_bank() -> None:
 
 
 def test_bundled_bank_as_json() -> None:
-    result = check("--json", ROOT / "bot" / "content")
+    result = check("--json", ROOT / "content")
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)
     assert set(report) == {"questions", "warnings", "errors"}

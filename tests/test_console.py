@@ -13,7 +13,7 @@ from pathlib import Path
 import aiosqlite
 import pytest
 
-from bot.adapters.console import ConsoleAdapter
+from bot.adapters.console import PROMPT, ConsoleAdapter
 from bot.config import Settings
 from bot.core.bank import load
 from bot.core.clock import FakeClock
@@ -218,3 +218,65 @@ def test_python_m_bot_console_runs_the_loop_from_piped_input(tmp_path: Path, ban
     assert f"❓ {TITLE}" in done.stdout and "Q asks, K matches, V answers." in done.stdout
     assert "> " not in done.stdout  # no prompt when stdin is not a terminal
     assert (tmp_path / "tmp" / "x.sqlite3").exists()
+
+
+class TerminalSession:
+    """`dailyq console` on a pseudo-terminal, as a person at a keyboard runs it."""
+
+    def __init__(self, tmp_path: Path, bank_file: Path) -> None:
+        import pty
+
+        self.master, slave = pty.openpty()
+        env = {k: v for k, v in os.environ.items() if not k.startswith("DAILYQ_")}
+        env |= {"DAILYQ_CONTENT": str(bank_file), "PYTHONPATH": str(ROOT), "TERM": "xterm"}
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "bot", "console", "--db", str(tmp_path / "q.sqlite3")],
+            stdin=slave, stdout=slave, stderr=slave, cwd=tmp_path, env=env, start_new_session=True,
+        )  # fmt: skip
+        os.close(slave)
+        self.screen = b""
+
+    def type(self, keys: str) -> None:
+        os.write(self.master, keys.encode())
+
+    def wait_for(self, text: str, count: int = 1, within: float = 20.0) -> str:
+        """The terminal's output once `text` has appeared `count` times (a guard, not a pause)."""
+        import select
+        import time
+
+        deadline = time.monotonic() + within
+        while self.screen.decode(errors="replace").count(text) < count:
+            left = deadline - time.monotonic()
+            assert left > 0, f"{text!r} did not appear {count} times:\n{self.screen.decode(errors='replace')}"
+            if select.select([self.master], [], [], left)[0]:
+                try:
+                    self.screen += os.read(self.master, 65536)
+                except OSError:  # the console exited and the terminal closed
+                    break
+        return self.screen.decode(errors="replace")
+
+    def close(self) -> int:
+        try:
+            return self.process.wait(timeout=20)
+        finally:
+            os.close(self.master)
+
+
+def test_a_terminal_edits_lines_and_recalls_history(tmp_path: Path, bank_file: Path) -> None:
+    session = TerminalSession(tmp_path, bank_file)
+    try:
+        prompt = "\n" + PROMPT  # at a line's start ("<text> — " in the help has one too)
+        session.wait_for(prompt)
+        session.type("/help\r")
+        session.wait_for(prompt, count=2)
+        session.type("\x1b[A\r")  # up arrow: the last line again
+        assert session.wait_for(prompt, count=3).count("/quiz [filter]") == 2
+        session.type("/qiz\x1b[D\x7fui\r")  # a typo mended: left arrow, backspace, the right letters
+        screen = session.wait_for(prompt, count=4)
+        assert TITLE in screen
+        session.type("\x04")  # Ctrl-D
+        assert session.close() == 0, screen
+    except BaseException:
+        session.process.kill()
+        raise
+    assert "^[[" not in screen and "Unknown command" not in screen, screen

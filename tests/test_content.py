@@ -1,4 +1,4 @@
-"""The bundled bank (bot/content, a copy of yuyouyu32/llm-interview at e453b03), pinned."""
+"""The bundled bank (content/, a copy of yuyouyu32/llm-interview at e453b03), pinned."""
 
 from __future__ import annotations
 

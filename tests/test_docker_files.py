@@ -15,6 +15,7 @@ import yaml
 
 from bot.cli import main
 from bot.ops.health import Health, Metrics, serve
+from tests.test_wheel import BUILD_CONTEXT
 
 ROOT = Path(__file__).parents[1]
 
@@ -81,20 +82,56 @@ def test_dockerfile_starts_the_installed_command():
     assert exited.value.code == 0
 
 
-def test_the_build_context_has_what_the_dockerfile_copies_and_no_secrets():
-    ignored = {line.strip().rstrip("/") for line in (ROOT / ".dockerignore").read_text().splitlines()}
-    assert ".env" in ignored and "data" in ignored
-    copied = [
+def dockerignore_patterns() -> list[str]:
+    lines = (line.strip() for line in (ROOT / ".dockerignore").read_text().splitlines())
+    return [line.rstrip("/") for line in lines if line and not line.startswith("#")]
+
+
+def dockerignored(path: str, patterns: list[str]) -> bool:
+    """Whether Docker leaves `path` (relative, with /) out of the build context: the last pattern
+    that matches it or a folder above it decides, `!` taking it back in; `**` spans folders."""
+    def regex(pattern: str) -> re.Pattern[str]:
+        parts = re.split(r"(\*\*/|\*\*|\*|\?)", pattern)
+        wild = {"**/": "(?:.*/)?", "**": ".*", "*": "[^/]*", "?": "[^/]"}
+        return re.compile("".join(wild.get(part, re.escape(part)) for part in parts) + "(?:/.*)?")
+
+    ignored = False
+    for pattern in patterns:
+        negated = pattern.startswith("!")
+        if regex(pattern.removeprefix("!")).fullmatch(path):
+            ignored = not negated
+    return ignored
+
+
+def copied_sources() -> list[str]:
+    return [
         source
         for stage in dockerfile_stages()
         for args in arguments(stage, "COPY")
         if not args.startswith("--from")
         for source in args.split()[:-1]
     ]
+
+
+def test_the_build_context_has_what_the_dockerfile_copies_and_no_secrets():
+    patterns = dockerignore_patterns()
+    assert dockerignored(".env", patterns) and dockerignored("data/dailyq.sqlite3", patterns)
+    assert not dockerignored(".env.example", patterns)
+    copied = copied_sources()
     assert copied
     for source in copied:
         assert (ROOT / source).exists(), source
-        assert source not in ignored, source
+        assert not dockerignored(source, patterns), source
+
+
+def test_the_image_gets_every_file_of_the_bundled_bank():
+    # The builder copies exactly what tests/test_wheel.py builds its wheel from, bank included.
+    assert sorted(copied_sources()) == sorted(BUILD_CONTEXT)
+    bank = [path.relative_to(ROOT).as_posix() for path in (ROOT / "content").rglob("*") if path.is_file()]
+    assert {"content/LICENSE", "content/NOTICE.md"} <= set(bank)
+    assert len([path for path in bank if path.endswith(".md")]) > 20
+    patterns = dockerignore_patterns()
+    assert [path for path in bank if dockerignored(path, patterns)] == []
 
 
 def healthcheck_code() -> str:

@@ -12,8 +12,16 @@ import asyncio
 import contextlib
 import itertools
 import logging
+import sys
 import threading
+from collections.abc import Iterator
 from typing import TextIO
+
+try:  # line editing and history for input(); not on every platform
+    import readline
+    import termios
+except ImportError:
+    readline = None  # type: ignore[assignment]
 
 from bot.adapters.base import Core
 from bot.core import render
@@ -48,23 +56,28 @@ class ConsoleAdapter:
         self._message_ids = itertools.count(1)  # one sequence for the user's and the bot's messages
         self._buttons: list[Button] = []  # of the latest message that had any, numbered from 1
         self._interactive = stdin.isatty()
+        # At the process's own terminal input() edits lines (arrows, history) with readline.
+        self._edits_lines = self._interactive and stdin is sys.stdin and readline is not None
+        self._may_read = threading.Event()  # input() prompts only once the last line's replies are out
+        self._in_input = threading.Event()
 
     async def run(self, core: Core) -> None:
         lines = self._read_lines()
         if self._interactive:
             self._write("Type /start to begin, /help for every command; Ctrl-D quits.\n")
-        self._prompt()
-        while (line := await lines.get()) is not None:
-            text = line.rstrip("\r\n")
-            if text.strip():
-                await self._handle(core, text)
+        with self._terminal_restored():
             self._prompt()
+            while (line := await lines.get()) is not None:
+                text = line.rstrip("\r\n")
+                if text.strip():
+                    await self._handle(core, text)
+                self._prompt()
 
     async def send(self, chat: ChatRef, reply: Reply) -> SentRef:
         if self._interactive:
             self._write("\n")  # off the prompt's line
         ref = self._show(reply, chat, header=SCHEDULED_HEADERS.get(reply.kind, "scheduled"))
-        self._prompt()
+        self._prompt_again()
         return ref
 
     async def _is_admin(self) -> bool:
@@ -83,13 +96,39 @@ class ConsoleAdapter:
             # RuntimeError: the loop closed, nobody listens; ValueError/OSError: stdin closed.
             with contextlib.suppress(RuntimeError, ValueError, OSError):
                 try:
-                    for line in iter(self._stdin.readline, ""):
+                    for line in self._edited_lines() if self._edits_lines else iter(self._stdin.readline, ""):
                         loop.call_soon_threadsafe(queue.put_nowait, line)
                 finally:
                     loop.call_soon_threadsafe(queue.put_nowait, None)
 
         threading.Thread(target=read, name="console-stdin", daemon=True).start()
         return queue
+
+    def _edited_lines(self) -> Iterator[str]:
+        """Lines read with input(), which edits them with readline and writes the prompt itself."""
+        while self._may_read.wait():
+            self._may_read.clear()
+            self._in_input.set()
+            try:
+                line = input(PROMPT)
+            except EOFError:
+                return
+            finally:
+                self._in_input.clear()
+            yield line + "\n"
+
+    @contextlib.contextmanager
+    def _terminal_restored(self) -> Iterator[None]:
+        """readline changes the terminal's modes while it reads; a Ctrl-C ends the process in the
+        middle of a read, so the modes are put back here, not left to the reading thread."""
+        if not self._edits_lines:
+            yield
+            return
+        saved = termios.tcgetattr(self._stdin.fileno())
+        try:
+            yield
+        finally:
+            termios.tcsetattr(self._stdin.fileno(), termios.TCSADRAIN, saved)
 
     async def _handle(self, core: Core, text: str) -> None:
         choice = text.strip()
@@ -139,7 +178,18 @@ class ConsoleAdapter:
         return SentRef(chat, str(next(self._message_ids)))
 
     def _prompt(self) -> None:
-        if self._interactive:
+        """Ready for the next line: input() writes the prompt itself when it edits lines."""
+        if self._edits_lines:
+            self._may_read.set()
+        elif self._interactive:
+            self._write(PROMPT)
+
+    def _prompt_again(self) -> None:
+        """After a scheduled post: the prompt again, with what was typed so far."""
+        if self._edits_lines:
+            if self._in_input.is_set():
+                self._write(PROMPT + readline.get_line_buffer())
+        elif self._interactive:
             self._write(PROMPT)
 
     def _write(self, text: str) -> None:

@@ -38,6 +38,15 @@ TOKEN_SHAPES = (
 NOISY_LOGGERS = ("httpx", "httpcore", "aiohttp.access", "discord.gateway", "apscheduler.executors")
 # A line per block rule per source line: useless even when debugging dailyq, and floods a reload.
 SILENCED_LOGGERS = ("markdown_it",)
+# Start-up notes that are no news for dailyq, logged at DEBUG instead of their own level:
+# (logger, start of the message). dailyq uses no voice; APScheduler's job bookkeeping is its own.
+DEMOTED_MESSAGES = (
+    ("discord.client", "PyNaCl is not installed"),
+    ("discord.client", "davey is not installed"),
+    ("apscheduler.scheduler", "Adding job tentatively"),
+    ("apscheduler.scheduler", "Added job"),
+    ("apscheduler.scheduler", "Scheduler started"),
+)
 
 LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 FORMATS = ("text", "json")
@@ -127,6 +136,29 @@ class TextFormatter(logging.Formatter):
         return line.replace("\r", "\\r").replace("\n", "\\n")
 
 
+class DemotingFilter(logging.Filter):
+    """On a library's logger: turns the records that start with one of `starts` into DEBUG records,
+    passed on only when that logger is open to DEBUG."""
+
+    def __init__(self, starts: tuple[str, ...]) -> None:
+        super().__init__()
+        self._starts = starts
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not (isinstance(record.msg, str) and record.msg.startswith(self._starts)):
+            return True
+        record.levelno, record.levelname = logging.DEBUG, logging.getLevelName(logging.DEBUG)
+        return logging.getLogger(record.name).isEnabledFor(logging.DEBUG)
+
+
+def _demote_startup_notes() -> None:
+    for name in {name for name, _ in DEMOTED_MESSAGES}:
+        logger = logging.getLogger(name)
+        for old in [f for f in logger.filters if isinstance(f, DemotingFilter)]:
+            logger.removeFilter(old)
+        logger.addFilter(DemotingFilter(tuple(start for owner, start in DEMOTED_MESSAGES if owner == name)))
+
+
 class _DailyqHandler(logging.StreamHandler):
     """Marks the handler setup_logging installed, so a second call replaces it."""
 
@@ -158,6 +190,7 @@ def setup_logging(
         logging.getLogger(name).setLevel(logging.NOTSET if level == "DEBUG" else logging.WARNING)
     for name in SILENCED_LOGGERS:
         logging.getLogger(name).setLevel(logging.WARNING)
+    _demote_startup_notes()
 
     sys.excepthook = _log_uncaught
     threading.excepthook = lambda args: _log_uncaught(args.exc_type, args.exc_value, args.exc_traceback)
