@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import errno
 import subprocess
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from datetime import timedelta
 from pathlib import Path
 
@@ -56,58 +57,62 @@ def disk(tmp_path: Path) -> Iterator[SmallDisk]:
         subprocess.run(["umount", str(root)], check=True)
 
 
-def fill_disk_when_accepted(disk: SmallDisk, adapter: RecordingAdapter) -> None:
-    """The disk fills up right after the platform accepts the first question."""
+class SpaceComesBack(FakeSleep):
+    """Backoff waits during which an operator clears the disk, at the second one."""
+
+    def __init__(self, clock: FakeClock, disk: SmallDisk) -> None:
+        super().__init__(clock)
+        self.disk = disk
+
+    async def __call__(self, seconds: float) -> None:
+        await super().__call__(seconds)
+        if len(self.waits) == 2:
+            self.disk.free()
+
+
+@asynccontextmanager
+async def nine_oclock_with_the_disk_filling_after_the_send(
+    disk: SmallDisk, *, space_comes_back: bool
+) -> AsyncIterator[Process]:
+    """A process at 09:00 with a chat subscribed for 09:00; the disk fills up right after the
+    platform accepts the first question (and is cleared during the retries if `space_comes_back`)."""
+    clock = FakeClock(utc(2025, 6, 2, 8))
+    adapter = RecordingAdapter(clock)
 
     def platform_accepted(chat: ChatRef, reply: Reply) -> None:
         if reply.kind == "question" and len(adapter.questions()) == 1:
             disk.fill()
 
     adapter.after_send = platform_accepted
+    process = Process(disk.root / "dailyq.sqlite3", clock, adapter)
+    if space_comes_back:
+        process.sleep = SpaceComesBack(clock, disk)
+    async with process:
+        await process.say(ChatRef("tg", "1"), "/subscribe 09:00 UTC")
+        clock.set(utc(2025, 6, 2, 9))
+        yield process
 
 
 async def test_a_sent_write_failing_on_a_full_disk_is_retried_until_it_succeeds(disk: SmallDisk) -> None:
-    clock = FakeClock(utc(2025, 6, 2, 8))
-    adapter = RecordingAdapter(clock)
-    chat = ChatRef("tg", "1")
-    async with Process(disk.root / "dailyq.sqlite3", clock, adapter) as process:
-        await process.say(chat, "/subscribe 09:00 UTC")
-        fill_disk_when_accepted(disk, adapter)
-        waits_before_space = 2
-
-        async def space_comes_back(seconds: float) -> None:  # an operator clears the disk meanwhile
-            nonlocal waits_before_space
-            await FakeSleep(clock)(seconds)
-            waits_before_space -= 1
-            if waits_before_space == 0:
-                disk.free()
-
-        process.scheduler._sleep = space_comes_back
-        clock.set(utc(2025, 6, 2, 9))
+    async with nine_oclock_with_the_disk_filling_after_the_send(disk, space_comes_back=True) as process:
         await process.scheduler.sweep()
         assert await process.daily_posts() == [("tg:1", "2025-06-02", "sent")]
-    assert len(adapter.questions()) == 1
+    assert len(process.adapter.questions()) == 1
 
 
 async def test_a_disk_full_past_the_claims_lease_sends_no_second_copy(disk: SmallDisk) -> None:
-    clock = FakeClock(utc(2025, 6, 2, 8))
-    adapter = RecordingAdapter(clock)
-    chat = ChatRef("tg", "2")
-    async with Process(disk.root / "dailyq.sqlite3", clock, adapter) as process:
-        await process.say(chat, "/subscribe 09:00 UTC")
-        fill_disk_when_accepted(disk, adapter)
-        clock.set(utc(2025, 6, 2, 9))
+    async with nine_oclock_with_the_disk_filling_after_the_send(disk, space_comes_back=False) as process:
         await process.scheduler.sweep()  # the platform has the post; the disk stays full all sweep
-        assert await process.daily_posts() == [("tg:2", "2025-06-02", "pending")]
+        assert await process.daily_posts() == [("tg:1", "2025-06-02", "pending")]
         for _ in range(3):
-            clock.advance(timedelta(minutes=1))
+            process.clock.advance(timedelta(minutes=1))
             await process.scheduler.sweep()
         disk.free()
-        clock.advance(CLAIM_LEASE)  # the claim is stale: a takeover would send it again
+        process.clock.advance(CLAIM_LEASE)  # the claim is stale: a takeover would send it again
         await process.scheduler.sweep()
-        clock.advance(CLAIM_LEASE)
+        process.clock.advance(CLAIM_LEASE)
         await process.scheduler.sweep()
-        assert await process.daily_posts() == [("tg:2", "2025-06-02", "sent")]
+        assert await process.daily_posts() == [("tg:1", "2025-06-02", "sent")]
         [(message_id,)] = await process.store.db.execute_fetchall("SELECT message_id FROM posts")
-    assert len(adapter.questions()) == 1
+    assert len(process.adapter.questions()) == 1
     assert message_id == "m1"
