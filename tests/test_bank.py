@@ -290,11 +290,16 @@ def test_duplicate_titles_warn_and_get_distinct_content_ids() -> None:
     assert edited[0].id == questions[0].id != edited[1].id
 
 
-def test_empty_title_and_empty_answer_warn() -> None:
-    (question,), problems = parse("### Q.\n")
-    assert question.title == question.answer == ""
-    assert "1: the question has no title" in messages(problems)
+def test_empty_answer_warns_and_a_question_without_title_is_an_error_left_out(tmp_path: Path) -> None:
+    (question,), problems = parse("### Q. 标题\n")
+    assert question.answer == ""
     assert "1: the question has no answer" in messages(problems)
+    (tmp_path / "a.md").write_text(
+        f"### Q.\n{META}\nanswer <mark>s</mark>\n### Q. kept\nb\n", encoding="utf-8"
+    )
+    result = load(tmp_path)
+    assert [q.title for q in result.bank.questions] == ["kept"]  # never served as `❓ ****`
+    assert [str(p) for p in result.errors] == ["a.md:1: the question has no title; left out"]
 
 
 def test_load_directory_recursive_sorted_and_file_relative(tmp_path: Path) -> None:
@@ -383,3 +388,75 @@ def test_bank_lookups() -> None:
     assert [q.title for q in bank.matching("阿里")] == ["Attention is all"]
     assert [q.title for q in bank.matching("is all")] == ["Attention is all"]
     assert bank.tag_counts() == {"Transformer": 1, "RL": 1, "PPO": 1}
+
+
+@pytest.mark.parametrize(
+    ("line", "what"),
+    [
+        ("> Company Acme | Round 1", "field names must be bold"),
+        ("> **Company** Acme | **Round** 1", "each bold field name needs a colon"),
+        ("> Company: Acme | **Round**: 1", "it must start with a field"),
+    ],
+)
+def test_an_unreadable_metadata_line_is_reported_at_its_line_and_left_out(line: str, what: str) -> None:
+    (question,), problems = parse(f"### Q. t\n{line}\n\nthe answer <mark>s</mark>\n")
+    assert question.answer == "the answer s"  # not `│ Company Acme | Round 1`
+    assert [p.line for p in problems if what in p.message] == [2]
+    assert not any("no metadata line" in p.message for p in problems)
+
+
+def test_an_answer_that_only_mentions_a_field_later_is_untouched() -> None:
+    (question,), problems = parse("### Q. t\nThe round trip time: 5 ms | **Company** here\n<mark>s</mark>\n")
+    assert question.answer.startswith("The round trip time")
+    assert any("no metadata line" in p.message for p in problems)
+
+
+def test_tags_and_companies_differing_in_case_space_or_width_are_one(tmp_path: Path) -> None:
+    (tmp_path / "a.md").write_text(
+        "".join(
+            f"### Q. q{index}\n> **Company**: {company} | **Tags**: [{tags}]\n<mark>s</mark>\n"
+            for index, (company, tags) in enumerate(
+                [
+                    ("上海 AI Lab", "LLM, RL"),
+                    ("上海AI Lab", "llm"),
+                    ("上海AI Lab", "ＬＬＭ, rl"),
+                    ("字节", "RL"),
+                ]
+            )
+        ),
+        encoding="utf-8",
+    )
+    bank = load(tmp_path).bank
+    assert bank.company_counts() == {"上海AI Lab": 3, "字节": 1}  # the most common spelling
+    assert bank.tag_counts() == {"LLM": 3, "RL": 3}  # a tie goes to the first spelling
+    assert [q.title for q in bank.matching("上海 ai lab")] == ["q0", "q1", "q2"]
+    assert [q.title for q in bank.matching("ｌｌｍ")] == ["q0", "q1", "q2"]
+
+
+def test_an_aliases_table_merges_other_spellings(tmp_path: Path) -> None:
+    (tmp_path / "a.md").write_text(
+        "### Q. one\n> **Company**: 字节 | **Tags**: [RLHF]\n<mark>s</mark>\n"
+        "### Q. two\n> **Company**: ByteDance | **Tags**: [强化学习, rl]\n<mark>s</mark>\n",
+        encoding="utf-8",
+    )
+    (tmp_path / "aliases.toml").write_text(
+        '"字节跳动" = ["字节", "bytedance"]\nRL = "强化学习"\n', encoding="utf-8"
+    )
+    result = load(tmp_path)
+    assert result.errors == ()
+    assert result.bank.company_counts() == {"字节跳动": 2}
+    assert result.bank.tag_counts() == {"RLHF": 1, "RL": 1}  # 强化学习 and rl are one tag of the question
+    assert [q.title for q in result.bank.matching("字节")] == ["one", "two"]
+    assert (
+        result.bank.merged_key("ByteDance") == result.bank.merged_key("字节跳动") == "字节跳动"
+    )  # keys: casefolded, no spaces
+
+
+def test_a_broken_aliases_table_is_an_error_at_its_line(tmp_path: Path) -> None:
+    (tmp_path / "a.md").write_text(f"### Q. one\n{META}\n<mark>s</mark>\n", encoding="utf-8")
+    (tmp_path / "aliases.toml").write_text('a = "b"\n字节跳动 = "字节"\n', encoding="utf-8")
+    result = load(tmp_path)
+    [error] = result.errors
+    assert (error.file, error.line) == ("aliases.toml", 2)
+    assert 'quote names other than ASCII letters and digits: "字节跳动" = "字节"' in error.message
+    assert len(result.bank) == 1

@@ -64,12 +64,14 @@ def test_arbitrary_text_never_crashes_and_keeps_invariants(text: str) -> None:
 def test_every_question_heading_outside_code_is_exactly_one_question(blocks: list[tuple[str, str]]) -> None:
     lines: list[str] = []
     expected: list[int] = []
+    untitled: list[int] = []  # an error each, and left out
     for kind, text in blocks:
         if kind == "question":
-            expected.append(len(lines) + 1)
+            (expected if text.split("Q.", 1)[1].strip() else untitled).append(len(lines) + 1)
         lines += text.split("\n")
-    questions, _ = parse_text("\n".join(lines), NOWHERE)
+    questions, problems = parse_text("\n".join(lines), NOWHERE)
     assert [q.line for q in questions] == expected
+    assert [p.line for p in problems if "no title" in p.message] == untitled
 
 
 title_text = st.text(

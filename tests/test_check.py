@@ -60,7 +60,7 @@ def test_bundled_bank_as_json() -> None:
     result = check("--json", ROOT / "content")
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)
-    assert set(report) == {"questions", "warnings", "errors"}
+    assert set(report) == {"questions", "warnings", "errors", "notes"}
     assert len(report["questions"]) == 175
     assert all(set(q) == QUESTION_KEYS for q in report["questions"])
     assert all(set(p) == {"file", "line", "message"} for p in report["warnings"])
@@ -142,6 +142,36 @@ def test_no_questions_fails(tmp_path: Path) -> None:
         "notes.md:1: warning: no questions (a question starts with a '### Q.' heading)"
         in result.stdout.splitlines()
     )
+    assert result.stdout.splitlines()[-1] == (
+        f"error: no questions in {tmp_path} (a question starts with a '### Q.' heading)"
+    )
     missing = check(tmp_path / "nope")
     assert missing.returncode == 1
-    assert f"{tmp_path / 'nope'}:1: error: no such file or directory" in missing.stdout
+    assert f"{tmp_path / 'nope'}: error: no such file or directory\n" in missing.stdout  # no `:1`
+
+
+def test_bank_hygiene_is_reported_per_line(tmp_path: Path) -> None:
+    (tmp_path / "a.md").write_text(
+        "### Q.\n"
+        f"{META}\nanswer <mark>s</mark>\n"
+        "### Q. unreadable metadata\n"
+        "> Company Acme | Round 1\n\nthe answer <mark>s</mark>\n"
+        "### Q. unknown fields\n"
+        "> **Company**: 美团 | **Level**: P7 | **Source**: x\n\n$\\frac{1}{2}$ and $\\unknownmacro{x}$\n<mark>s</mark>\n"
+        "### Q. again\n> **Level**: P8 | **Tags**: [a]\n\n<mark>s</mark>\n",
+        encoding="utf-8",
+    )
+    result = check(tmp_path)
+    lines = result.stdout.splitlines()
+    assert result.returncode == 1  # the untitled question is an error
+    assert "a.md:1: error: the question has no title; left out" in lines
+    assert (
+        "a.md:5: warning: metadata line not read: field names must be bold, "
+        "as in > **Company**: 美团 | **Round**: 一面; it is left out"
+    ) in lines
+    assert [line for line in lines if ": info: " in line] == [
+        "a.md:8: info: metadata field 'Level' is not one of Company, Round, Date, Tags; kept as extra (2 questions)",
+        "a.md:8: info: metadata field 'Source' is not one of Company, Round, Date, Tags; kept as extra (1 question)",
+        "a.md:11: info: formula shown as TeX source: $\\unknownmacro{x}$",
+    ]
+    assert "3 questions in 1 files" in result.stdout

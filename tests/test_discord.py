@@ -25,9 +25,11 @@ from bot.adapters.discord import (
     RATELIMIT_SCAN_INTERVAL,
     THREAD_ARCHIVE_MINUTES,
     DiscordAdapter,
+    GuardedParser,
     RateLimitScan,
     TokenBucket,
     amortise_ratelimit_scan,
+    guard_gateway_parsers,
 )
 from bot.config import Settings
 from bot.core.bank import Bank
@@ -352,6 +354,31 @@ async def test_the_role_setting_lets_its_members_change_settings(world: World) -
     assert shown(allowed).startswith("Saved: time is now 18:00")
 
 
+async def test_the_role_setting_is_a_role_id_and_a_look_alike_role_is_not_it(world: World) -> None:
+    fake = world.fake
+    quizmaster = fake.add_member("cleo", roles=(fake.quiz_role_id,))
+    by_name = await reply(fake, await fake.slash(fake.admin, "settings", key="role", value="quizmasters"))
+    assert shown(by_name).startswith(f"Saved: role is now {fake.quiz_role_id}")
+    # Anyone allowed to make roles can make one with the same name: its members are not admins.
+    look_alike = await fake.create_role("Quizmasters")
+    impostor = fake.add_member("mallory", roles=(look_alike,))
+    refused = await reply(fake, await fake.slash(impostor, "settings", key="time", value="03:00"))
+    assert shown(refused) == said(t("en", "admins_only", command="/settings"))
+    allowed = await reply(fake, await fake.slash(quizmaster, "settings", key="time", value="18:00"))
+    assert shown(allowed).startswith("Saved: time is now 18:00")
+    # Two roles of that name now: the admin is asked to mention one; a mention or an id is taken.
+    ambiguous = await reply(fake, await fake.slash(fake.admin, "settings", key="role", value="Quizmasters"))
+    assert is_private(ambiguous) and shown(ambiguous) == said(t("en", "role_ambiguous", name="Quizmasters"))
+    unknown = await reply(fake, await fake.slash(fake.admin, "settings", key="role", value="Nobody"))
+    assert shown(unknown) == said(t("en", "role_not_found", name="Nobody"))
+    mentioned = await reply(
+        fake, await fake.slash(fake.admin, "settings", key="role", value=f"<@&{look_alike}>")
+    )
+    assert shown(mentioned).startswith(f"Saved: role is now {look_alike}")
+    cleared = await reply(fake, await fake.slash(fake.admin, "settings", key="role", value="none"))
+    assert shown(cleared).startswith("Saved: role is now")
+
+
 async def test_the_daily_post_arrives_at_its_time_with_a_thread_and_is_revealed_in_both(world: World) -> None:
     fake = world.fake
     await subscribe(world)
@@ -413,6 +440,15 @@ async def test_a_spoiler_answer_in_the_thread_counts_and_one_in_the_clear_gets_t
     assert await world.rows("SELECT hidden FROM attempts WHERE user_key = ?", f"discord:{fake.admin.id}") == [
         (0,)
     ]
+
+
+async def test_spaces_between_spoilers_are_kept(world: World) -> None:
+    fake = world.fake
+    post = await daily_post(world)
+    thread_id = int(post["id"])
+    await fake.say(fake.member, thread_id, "||keys|| ||values||")
+    await fake.wait_until(lambda: [m for m in fake.channel_messages(thread_id) if m["author"]["bot"]])
+    assert await world.rows("SELECT text, hidden FROM attempts") == [("keys values", 1)]
 
 
 async def test_a_thread_of_its_own_subscribes_and_gets_its_posts_inside(world: World) -> None:
@@ -535,6 +571,62 @@ async def test_a_failing_core_is_answered_privately_never_left_to_time_out(
         assert is_private(english) and shown(english) == said(t("en", "error"))
         assert is_private(chinese) and shown(chinese) == said(t("zh", "error"))
         assert shown(english) != shown(chinese)
+
+
+# ---- payloads as Discord sends them, odd ones included ---------------------------------------------
+
+
+async def test_a_gateway_payload_discord_py_cannot_read_is_logged_once_and_the_connection_kept(
+    world: World, caplog: pytest.LogCaptureFixture
+) -> None:
+    fake = world.fake
+    made, unreadable = fake.interaction_payload(
+        fake.member, fake.channel_id, 2, {"id": "1", "name": "stats", "type": 1}
+    )
+    del unreadable["attachment_size_limit"]  # a field discord.py 2.7 requires
+    await fake.dispatch("INTERACTION_CREATE", unreadable)
+    answered = await reply(fake, await fake.slash(fake.member, "stats"))
+    assert answered["content"] and shown(answered) != said(t("en", "error"))
+    assert not world.adapter.client.is_closed()
+    assert len(fake.calls_to("WS", "IDENTIFY")) == 1, "the same connection, not a new session"
+    warnings = [r.getMessage() for r in caplog.records if "cannot read" in r.getMessage()]
+    assert warnings == [
+        f"discord: a INTERACTION_CREATE event (id {made.id}) discord.py cannot read is ignored: KeyError('attachment_size_limit')"
+    ]
+
+
+async def test_an_interaction_without_a_channel_object_is_in_its_channel_id(world: World) -> None:
+    fake = world.fake
+    made, payload = fake.interaction_payload(
+        fake.admin, fake.channel_id, 2, fake.slash_data("subscribe", time="09:00", zone="UTC")
+    )
+    del payload["channel"]  # older payloads carry channel_id only
+    await fake.dispatch("INTERACTION_CREATE", payload)
+    assert shown(await reply(fake, made)).startswith("Subscribed")
+    assert await world.rows("SELECT key FROM chats") == [(f"discord:{fake.channel_id}",)]
+
+
+async def test_a_stale_slash_command_is_told_apart_from_a_failure(world: World) -> None:
+    fake = world.fake
+    made, payload = fake.interaction_payload(
+        fake.member, fake.channel_id, 2, {"id": str(fake.new_id()), "name": "daily", "type": 1}
+    )
+    await fake.dispatch("INTERACTION_CREATE", payload)
+    answered = await reply(fake, made)
+    assert is_private(answered) and shown(answered) == said(t("en", "command_outdated"))
+
+
+async def test_a_button_that_is_not_ours_is_acknowledged(world: World) -> None:
+    fake = world.fake
+    post = await daily_post(world)
+    made, payload = fake.interaction_payload(
+        fake.member, fake.channel_id, 3, {"custom_id": "poll:yes", "component_type": 2}, int(post["id"])
+    )
+    await fake.dispatch("INTERACTION_CREATE", payload)
+    path = rf"/interactions/{made.id}/{made.token}/callback"
+    [callback] = await fake.wait_until(lambda: [c for c in fake.calls_to("POST", path) if c.status])
+    assert callback.status == 200 and callback.body["type"] == 6  # deferred: nothing changes, nothing fails
+    assert await world.rows("SELECT count(*) FROM attempts") == [(0,)]
 
 
 # ---- platform errors -----------------------------------------------------------------------------
@@ -707,3 +799,22 @@ def test_without_discord_pys_private_names_the_client_is_left_as_it_is() -> None
     http = DiscordAdapter("fake-token").client.http
     installed = http._try_clear_expired_ratelimits
     assert amortise_ratelimit_scan(http) and http._try_clear_expired_ratelimits is installed, "once only"
+
+
+def test_every_gateway_parser_is_guarded_and_a_later_discord_py_is_named() -> None:
+    client = DiscordAdapter("fake-token").client
+    parsers = getattr(getattr(client, "_connection", None), "parsers", None)
+    assert isinstance(parsers, dict) and parsers, (
+        f"discord.py {discord.__version__} keeps no gateway parsers in client._connection.parsers: "
+        "guard_gateway_parsers must find them elsewhere"
+    )
+    assert all(isinstance(parse, GuardedParser) for parse in parsers.values())
+    assert guard_gateway_parsers(client, {}) and not any(
+        isinstance(parse.parse, GuardedParser) for parse in parsers.values()
+    ), "guarded once only"
+
+    class Elsewhere(discord.Client):  # a later discord.py: no parsers where 2.7 keeps them
+        def __init__(self) -> None:
+            pass
+
+    assert not guard_gateway_parsers(Elsewhere(), {})

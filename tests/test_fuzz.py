@@ -314,6 +314,7 @@ async def telegram_adapter() -> AsyncIterator[TelegramAdapter]:
 def check_incoming(incoming: Incoming, platform: str) -> None:
     assert incoming.platform == platform
     assert ChatRef.from_key(incoming.chat.key) == incoming.chat
+    assert incoming.chat.chat_id.lstrip("-").isdigit(), incoming.chat
     assert incoming.user_id and isinstance(incoming.text, str) and isinstance(incoming.hidden, bool)
 
 
@@ -521,6 +522,7 @@ def odd_interaction(
         payload["channel"] = {**payload["channel"], "type": changes["channel_type"]}
     if changes.get("without_channel"):
         payload.pop("channel")
+    world.adapter.note_interaction_channel(payload)  # what the guarded gateway parser does first
     return made, discord.Interaction(data=payload, state=world.state)
 
 

@@ -276,3 +276,29 @@ def test_the_instance_lock_admits_one_holder_at_a_time(tmp_path):
         pass
     with hold_instance_lock(db):  # released on exit
         pass
+
+
+@pytest.mark.parametrize("linked", ["file", "directory"])
+async def test_a_restore_through_a_symbolic_link_is_stopped_by_the_bots_lock(tmp_path, linked):
+    data = tmp_path / "data"
+    data.mkdir()
+    db = data / "dailyq.sqlite3"
+    await make_database(db, 3)
+    saved = await backup(db, tmp_path / "saved.sqlite3")
+    if linked == "file":
+        through_link = tmp_path / "dailyq.sqlite3"
+        through_link.symlink_to(db)
+    else:
+        (tmp_path / "current").symlink_to(data, target_is_directory=True)
+        through_link = tmp_path / "current" / "dailyq.sqlite3"
+    with hold_instance_lock(db), pytest.raises(DatabaseInUse):  # the bot, on the real path
+        await restore(saved, through_link)
+    store = await Store.open(db)
+    await add_pairs(store, 3, 2)
+    await store.close()
+
+    kept = await restore(saved, through_link)
+
+    assert counts(db) == (3, 3), "the file the link leads to is the one replaced"
+    assert kept is not None and counts(kept) == (5, 5)
+    assert through_link.resolve() == db.resolve()

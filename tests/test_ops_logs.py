@@ -1,14 +1,18 @@
 import io
 import json
 import logging
+import re
 import sys
 import threading
+import time
 from urllib.parse import quote
 
 import pytest
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
 
 from bot.config import Settings
-from bot.ops.logs import NOISY_LOGGERS, REDACTED, secrets_from, setup_logging
+from bot.ops.logs import NOISY_LOGGERS, REDACTED, Redactor, secrets_from, setup_logging
 
 TELEGRAM_TOKEN = "123456789:AAHfakeTOKENfakeTOKENfakeTOKENfake12"
 DISCORD_TOKEN = "MTIzNDU2Nzg5MDEyMzQ1Njc4.GAbCdE.aBcDeFgHiJkLmNoPqRsTuVwXyZ012345678"
@@ -175,3 +179,40 @@ def test_secrets_from_settings_are_the_hidden_fields():
     )
     assert sorted(secrets_from(settings)) == sorted([TELEGRAM_TOKEN, DISCORD_TOKEN])
     assert secrets_from(Settings()) == []
+
+
+# The token shapes as first written: right, but quadratic on long runs (the reference below).
+BACKTRACKING_SHAPES = re.compile(
+    r"\d+(?::|%3[Aa])[A-Za-z0-9_-]{30,}|[A-Za-z0-9_-]{24,}\.[A-Za-z0-9_-]{6}\.[A-Za-z0-9_-]{27,}"
+)
+# What long runs in log lines are made of: digits (ids, timestamps), base64url, and the
+# separators the shapes look for, so that every run almost, but not quite, makes a token.
+ADVERSARIAL_PIECES = ("1", "9" * 64, ":", "%3A", "%3", "a", "Zz-_" * 10, ".", "abcdef.", " ", "/bot")
+LONG_LINE = 10_000
+# Far above the few milliseconds a linear scan of 10,000 characters takes on a loaded machine, and
+# far below the 1.6 s the backtracking shapes took on a line of digits.
+GENEROUS_SECONDS = 0.25
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(st.sampled_from("19:%3Aaz-_. "), max_size=120))
+def test_token_shapes_redact_what_the_backtracking_shapes_did(line: str) -> None:
+    assert Redactor([])(line) == BACKTRACKING_SHAPES.sub(REDACTED, line)
+
+
+@settings(max_examples=40, deadline=None)
+@given(pieces=st.lists(st.sampled_from(ADVERSARIAL_PIECES), min_size=1, max_size=12), at=st.floats(0, 1))
+@example(pieces=["1"], at=0.5)  # one run of 10,000 digits: the quadratic case
+@example(pieces=["a"], at=1.0)
+@example(pieces=["1", ":"], at=0.0)
+def test_redaction_is_linear_on_long_adversarial_lines(pieces: list[str], at: float) -> None:
+    junk = ("".join(pieces) * LONG_LINE)[:LONG_LINE]
+    cut = int(len(junk) * at)
+    # Spaces around the tokens: pressed against junk of their own alphabet a token is part of a longer run.
+    line = f"{junk[:cut]} {TELEGRAM_TOKEN} {junk[cut:]} {DISCORD_TOKEN}"
+    redact = Redactor([])
+    started = time.perf_counter()
+    redacted = redact(line)
+    elapsed = time.perf_counter() - started
+    assert TELEGRAM_TOKEN not in redacted and DISCORD_TOKEN not in redacted
+    assert elapsed < GENEROUS_SECONDS, f"{elapsed:.2f} s to redact {len(line)} characters"

@@ -118,17 +118,14 @@ def test_telegram_html_of_each_construct() -> None:
     assert "<b>Encoder 与 Decoder</b>" in html  # heading → bold line
     assert "<b>核心区别</b>" in html and "<i>双向</i>" in html and "<s>单向</s>" in html
     assert '<a href="https://arxiv.org/abs/1706.03762">论文</a>' in html
-    assert "$QK^T/\\sqrt{d_k}$" in html and "\\(n_{kv}\\le H\\)" in html  # inline math as written
+    assert "分数为 QKᵀ/√dₖ，若 nₖᵥ ≤ H 则更省。" in html  # inline math as Unicode text in the sentence
     assert "下一行 5 &lt; 6 &amp; 7 &gt; 2" in html  # <br> is a line break, text escaped
     assert "1. 第一步\n2. 第二步\n   • 子项 <code>x&lt;y</code>" in html
     assert "<blockquote>引用一行</blockquote>" in html
     assert (
         '<pre><code class="language-python">def f(x):\n    return x ** 2  # ``` in code</code></pre>' in html
     )
-    assert (
-        '<pre><code class="language-tex">\\text{Attention}(Q,K,V) = \\text{softmax}(QK^T)V</code></pre>'
-        in html
-    )
+    assert "<pre>Attention(Q,K,V) = softmax(QKᵀ)V</pre>" in html  # display math: its own block
     assert "<tg-spoiler>藏起来的 <b>重点</b> 和 <code>a||b</code></tg-spoiler>" in html
     assert "🖼 GRPO" in html and "imgs/GRPO.png" not in html  # local images are sent as photos
     telegram_texts([html])
@@ -155,12 +152,12 @@ def test_discord_markdown_of_each_construct() -> None:
     assert "**Encoder 与 Decoder**" in text  # headings as bold lines, not Discord's large # headings
     assert "**核心区别**" in text and "*双向*" in text and "~~单向~~" in text
     assert "[论文](https://arxiv.org/abs/1706.03762)" in text
-    assert "$QK^T/\\\\sqrt{d\\_k}$" in text  # math verbatim: Discord shows the backslashes again
+    assert "分数为 QKᵀ/√dₖ，若 nₖᵥ ≤ H 则更省。" in text
     assert "下一行 5 \\< 6 & 7 \\> 2" in text
     assert "1\\. 第一步\n2\\. 第二步\n   • 子项 `x<y`" in text
     assert "> 引用一行" in text
     assert "```python\ndef f(x):\n    return x ** 2  # `\u200b`` in code\n```" in text
-    assert "```tex\n\\text{Attention}" in text
+    assert "```\nAttention(Q,K,V) = softmax(QKᵀ)V\n```" in text
     # `||` inside code inside a spoiler would close the spoiler early on Discord.
     assert "||藏起来的 **重点** 和 `a|\u200b|b`||" in text
 
@@ -209,25 +206,32 @@ def test_telegram_nesting_rules_are_kept() -> None:
 
 
 def test_the_bundled_bank_renders_to_valid_messages() -> None:
-    questions = load(BUNDLED_CONTENT).bank.questions
-    longest = sorted(questions, key=lambda q: len(q.answer))[-12:]
-    for question in longest:
-        telegram_texts(to_telegram_html(question.answer))
-        assert all(len(chunk) <= 2000 for chunk in to_discord(question.answer))
-    for question in questions:
-        telegram_texts(to_telegram_html(question.title))
+    """Every question's title, answer and summary (math converted): valid Telegram HTML within the
+    split limit, entities escaped; Discord within 2,000 (messages) and 4,096 (embeds)."""
+    for question in load(BUNDLED_CONTENT).bank.questions:
+        for text in (question.title, question.answer, question.summary or ""):
+            if not text:
+                continue
+            for chunk in to_telegram_html(text):
+                assert not BARE_AMPERSAND.search(chunk), chunk
+            telegram_texts(to_telegram_html(text))
+            assert all(len(chunk) <= 2000 for chunk in to_discord(text))
+            assert all(len(chunk) <= 4096 for chunk in to_discord(text, limit=4096))
         assert "**" not in to_plain(question.summary or "")
+
+
+BARE_AMPERSAND = re.compile(r"&(?!amp;|lt;|gt;|quot;|#\d+;|#x[0-9a-f]+;)", re.IGNORECASE)
 
 
 def test_dollar_amounts_are_not_math() -> None:
     assert to_plain("costs $5 and $6, *really*") == "costs $5 and $6, really"
-    assert to_plain("a $x_1 *y*$ b") == "a $x_1 *y*$ b"  # math is verbatim: no emphasis inside
+    assert to_plain("a $x_1 *y*$ b") == "a x₁ *y* b"  # no emphasis inside math
 
 
 def test_math_block_may_interrupt_a_paragraph_inside_a_list() -> None:
     md = "- 计算公式：\n    $$\n    a_{i} * b_{j}\n    $$\n- 之后"
-    assert to_plain(md) == "• 计算公式：\n    a_{i} * b_{j}\n• 之后"
-    assert to_telegram_html("\\[\nx^2\n\\]") == ['<pre><code class="language-tex">x^2</code></pre>']
+    assert to_plain(md) == "• 计算公式：\n    aᵢ * bⱼ\n• 之后"
+    assert to_telegram_html("\\[\nx^2\n\\]") == ["<pre>x²</pre>"]
 
 
 # ---------------------------------------------------------------- escaping user text

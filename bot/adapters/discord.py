@@ -8,10 +8,14 @@ Every behaviour lives in the core; this module only knows Discord:
   its payload. A thread started from a message shares the message's id, so a message in the
   bot's thread answers the post: the chat is the post's channel and `reply_to` the thread's id.
   Permission to change things is Manage Server (the core also matches the `role` setting
-  against the role ids and names passed along).
+  against the member's role ids passed along; `/settings role` takes a mention, an id, or a name
+  the adapter turns into the id).
 - Every interaction is acknowledged within Discord's 3 seconds: the core's replies are the
   response when they come quickly, otherwise the interaction is deferred first. A failure is
-  answered with a private "something went wrong", never left to time out.
+  answered with a private "something went wrong", a command this run does not know (the client's
+  list is stale) with a private "being updated", a button that is not ours with a silent
+  acknowledgement: never left to time out.
+- A gateway payload discord.py cannot read is logged and dropped; the connection stays up.
 - Buttons are `dq:<payload>` custom ids parsed by one `DynamicItem`, so a button from any earlier
   run still works after a restart. Discord has modals, so a question gets an Answer button that
   opens one instead of asking the core; the submit, `/answer <text>` about the message the
@@ -47,11 +51,13 @@ from bot.core import messages
 from bot.core.model import Button, ChatRef, Incoming, Question, Reply, SentRef
 from bot.core.quiz import COMMANDS, Command, platform_language
 from bot.core.render import escape, to_discord, to_plain
+from bot.core.schedule import validate
 
 log = logging.getLogger(__name__)
 
 PLATFORM = "discord"
 CUSTOM_ID_PREFIX = "dq:"
+PAYLOAD_CUSTOM_ID = re.compile(r"dq:(?P<payload>.+)")  # a PayloadButton's custom id
 CUSTOM_ID_LIMIT = 100
 ANSWER_PAYLOAD = "/answer"  # the Answer button: /answer without text opens the modal
 # The core's "answer privately" button (a deep link on Telegram) is the same modal here.
@@ -75,6 +81,10 @@ SENDS_PER_SECOND = 48.0
 SEND_BURST = 2
 DRAIN_LIMIT = 10.0  # seconds input being handled gets to finish when the bot stops
 REMEMBERED_THREADS = 10_000  # post → thread, for reveals; older posts fall back to reply_to
+# Interactions whose payload had a channel_id but no channel object, until they are handled.
+REMEMBERED_INTERACTION_CHANNELS = 1_000
+ROLE_MENTION = re.compile(r"<@&(\d+)>")
+ROLE_ID = re.compile(r"\d{15,20}")  # a snowflake
 SPOILER = re.compile(r"\|\|(.+?)\|\|", re.DOTALL)
 NETWORK_ERRORS = (aiohttp.ClientError, OSError, asyncio.TimeoutError)
 
@@ -185,6 +195,49 @@ def amortise_ratelimit_scan(http: Any) -> bool:
     return True
 
 
+class GuardedParser:
+    """One of discord.py's gateway parsers behind a guard: a payload it cannot read (a required
+    field missing, a new shape) is logged, one line, and dropped, instead of raising out of the
+    gateway's read loop, which ends `Client.start` and with it every interaction until a restart."""
+
+    def __init__(
+        self, event: str, parse: Callable[[Any], None], before: Callable[[Any], None] | None = None
+    ) -> None:
+        self.event = event
+        self.parse = parse
+        self._before = before
+
+    def __call__(self, data: Any) -> None:
+        try:
+            if self._before is not None:
+                self._before(data)
+            self.parse(data)
+        except Exception as error:
+            ident = data.get("id") if isinstance(data, dict) else None
+            log.warning("discord: a %s event (id %s) discord.py cannot read is ignored: %r", self.event, ident, error)
+
+
+def guard_gateway_parsers(client: discord.Client, before: dict[str, Callable[[Any], None]]) -> bool:
+    """Put a `GuardedParser` around each of the client's gateway parsers; whether it could.
+
+    discord.py 2.7 keeps them in `client._connection.parsers` (event name → method), the dict its
+    gateway looks events up in; `before` runs ahead of the named events' parsers. If the names are
+    gone, the client is left as discord.py made it (an unreadable payload then ends the run and
+    the supervisor restarts it).
+    """
+    parsers = getattr(getattr(client, "_connection", None), "parsers", None)
+    if not isinstance(parsers, dict) or not parsers or not all(callable(p) for p in parsers.values()):
+        log.warning(
+            "discord: discord.py %s keeps its gateway parsers elsewhere; an unreadable event will restart the bot",
+            discord.__version__,
+        )
+        return False
+    for event, parse in parsers.items():
+        if not isinstance(parse, GuardedParser):
+            parsers[event] = GuardedParser(event, parse, before.get(event))
+    return True
+
+
 @dataclass
 class _Outgoing:
     """One Discord message of a reply: content or an embed, and (on the last one) buttons."""
@@ -206,7 +259,7 @@ class _Outgoing:
         return result
 
 
-class PayloadButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=r"dq:(?P<payload>.+)"):
+class PayloadButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=PAYLOAD_CUSTOM_ID.pattern):
     """A button whose custom id carries the core's payload; it works in any later run of the bot."""
 
     def __init__(self, payload: str, label: str) -> None:
@@ -236,6 +289,7 @@ class _Client(discord.Client):
         # No member list (a privileged intent it does not need) and no message cache.
         super().__init__(intents=intents, chunk_guilds_at_startup=False, max_messages=None)
         amortise_ratelimit_scan(self.http)
+        guard_gateway_parsers(self, {"INTERACTION_CREATE": adapter.note_interaction_channel})
         self.adapter = adapter
         self.tree = app_commands.CommandTree(self)
 
@@ -245,6 +299,8 @@ class _Client(discord.Client):
     async def on_interaction(self, interaction: discord.Interaction) -> None:
         if interaction.type is discord.InteractionType.modal_submit:
             await self.adapter.on_modal_submit(interaction)
+        elif interaction.type is discord.InteractionType.component:
+            await self.adapter.on_component(interaction)
 
     async def on_message(self, message: discord.Message) -> None:
         await self.adapter.on_message(message)
@@ -286,6 +342,8 @@ class DiscordAdapter:
         self.pacer = TokenBucket(SENDS_PER_SECOND, SEND_BURST)
         self._core: Core | None = None
         self._threads: OrderedDict[int, int] = OrderedDict()  # post id → its thread's id
+        # interaction id → channel id, for interactions that came without a channel object
+        self._interaction_channels: OrderedDict[int, int] = OrderedDict()
         self._logged_in = asyncio.Event()  # REST works from log-in, before the gateway is up
         self._handling: set[asyncio.Task[Any]] = set()  # input being answered right now
         self._intents = discord.Intents.none()
@@ -369,6 +427,12 @@ class DiscordAdapter:
 
         async def invoke(interaction: discord.Interaction, **options: str | None) -> None:
             words = [options[o.name] for o in command.options if options.get(o.name)]
+            if command.name == "settings" and len(words) == 2 and words[0].strip().casefold() == "role":
+                role_id, refusal = _role_id(interaction, words[1].strip())
+                if refusal:
+                    await _Responder(interaction).send(_Outgoing(content=refusal), ephemeral=True)
+                    return
+                words[1] = role_id
             await self.on_input(interaction, " ".join([f"/{command.name}", *words]))
 
         parameters = [inspect.Parameter("interaction", inspect.Parameter.POSITIONAL_OR_KEYWORD)]
@@ -421,10 +485,19 @@ class DiscordAdapter:
             return
         await self.on_input(interaction, payload)
 
+    async def on_component(self, interaction: discord.Interaction) -> None:
+        """A button or menu that is not ours (another app's custom id on a message we can see, or
+        a shape we never made): acknowledged without a word, so the client shows no failure.
+        Ours go to PayloadButton, which discord.py finds by the same pattern."""
+        data = cast(dict[str, Any], interaction.data or {})
+        if not PAYLOAD_CUSTOM_ID.fullmatch(str(data.get("custom_id", ""))):
+            await _acknowledge(interaction)
+
     async def on_modal_submit(self, interaction: discord.Interaction) -> None:
         """The Answer modal: `/answer <text>` about the message its button was on, answered privately."""
         data = cast(dict[str, Any], interaction.data or {})
         if data.get("custom_id") != CUSTOM_ID_PREFIX + ANSWER_PAYLOAD:
+            await _acknowledge(interaction)  # not our modal: no failure shown either
             return
         answer = _text_input_value(data.get("components", []), MODAL_TEXT_ID).strip()
         await self.on_input(interaction, f"{ANSWER_PAYLOAD} {answer}".strip(), private=True)
@@ -495,6 +568,14 @@ class DiscordAdapter:
             roles=_roles(user),
         )
 
+    def note_interaction_channel(self, data: Any) -> None:
+        """Before discord.py reads an INTERACTION_CREATE: a payload without its `channel` object
+        (older shapes) leaves discord.py's `channel_id` None; its own `channel_id` is kept here."""
+        if isinstance(data, dict) and "channel" not in data and data.get("channel_id") and data.get("id"):
+            self._interaction_channels[int(data["id"])] = int(data["channel_id"])
+            while len(self._interaction_channels) > REMEMBERED_INTERACTION_CHANNELS:
+                self._interaction_channels.popitem(last=False)
+
     def _chat_of(self, interaction: discord.Interaction) -> tuple[ChatRef, str | None]:
         """The chat of an interaction, and the post it is about when that follows from the place.
 
@@ -506,7 +587,11 @@ class DiscordAdapter:
             if self.client.user is not None and channel.owner_id == self.client.user.id:
                 return ChatRef(PLATFORM, str(channel.parent_id)), str(channel.id)
             return ChatRef(PLATFORM, str(channel.parent_id), str(channel.id)), None
-        return ChatRef(PLATFORM, str(interaction.channel_id)), None
+        from_payload = self._interaction_channels.pop(interaction.id, None)
+        channel_id = interaction.channel_id or from_payload
+        if channel_id is None:
+            raise ValueError(f"interaction {interaction.id} names no channel")
+        return ChatRef(PLATFORM, str(channel_id)), None
 
     async def _handle(self, incoming: Incoming) -> list[Reply]:
         assert self._core is not None, "run() sets the core before any input arrives"
@@ -519,9 +604,18 @@ class DiscordAdapter:
     async def _on_command_error(
         self, interaction: discord.Interaction, error: app_commands.AppCommandError
     ) -> None:
-        log.error("discord: slash command failed: %s", error)
         responder = _Responder(interaction)
-        await responder.finish(failed=True, lang=platform_language(interaction.locale.value) or "en")
+        lang = platform_language(interaction.locale.value) or "en"
+        if isinstance(error, app_commands.CommandNotFound | app_commands.CommandSignatureMismatch):
+            # The client's command list predates this run's (a sync is under way or was refused).
+            log.info("discord: a command this run does not have: %s", error)
+            try:
+                await responder.send(_Outgoing(content=messages.t(lang, "command_outdated")), ephemeral=True)
+            except (discord.HTTPException, *NETWORK_ERRORS) as failure:
+                log.warning("discord: could not answer interaction %s: %r", interaction.id, failure)
+            return
+        log.error("discord: slash command failed: %s", error)
+        await responder.finish(failed=True, lang=lang)
 
     # ---- output ---------------------------------------------------------------------------------
 
@@ -799,10 +893,10 @@ def _text_input_value(components: object, custom_id: str) -> str:
 
 
 def _spoiler_answer(content: str) -> tuple[bool, str]:
-    """Whether every visible character is inside `||…||`, and the text (markers dropped if so)."""
-    spoilers = SPOILER.findall(content)
-    if spoilers and not SPOILER.sub("", content).strip():
-        return True, "\n".join(part.strip() for part in spoilers).strip()
+    """Whether every visible character is inside `||…||`, and the text (markers dropped if so,
+    what was between the spoilers kept: `||keys|| ||values||` is `keys values`)."""
+    if SPOILER.search(content) and not SPOILER.sub("", content).strip():
+        return True, SPOILER.sub(lambda spoiler: spoiler[1], content).strip()
     return False, content.strip()
 
 
@@ -816,11 +910,36 @@ def _guild_language(guild: discord.Guild | None) -> str:
 
 
 def _roles(user: discord.abc.User) -> tuple[str, ...]:
-    """The member's role ids and names (the core matches either against the `role` setting)."""
+    """The member's role ids (the core matches them against the `role` setting). Never names: any
+    member who may create a role could give one a privileged role's name."""
     if not isinstance(user, discord.Member):
         return ()
-    roles = [role for role in user.roles if not role.is_default()]
-    return tuple(str(role.id) for role in roles) + tuple(role.name for role in roles)
+    return tuple(str(role.id) for role in user.roles if not role.is_default())
+
+
+def _role_id(interaction: discord.Interaction, given: str) -> tuple[str, str | None]:
+    """The `role` setting's value as a role id: from a mention, an id, or a name unique in the
+    server; else a refusal to show the admin. A word that clears the setting passes as it is."""
+    lang = platform_language(interaction.locale.value) or "en"
+    mention = ROLE_MENTION.fullmatch(given)
+    if mention:
+        return mention[1], None
+    if ROLE_ID.fullmatch(given) or not validate("role", given):  # an id, or a word that clears it
+        return given, None
+    name = given.removeprefix("@")
+    guild = interaction.guild
+    named = [role for role in (guild.roles if guild else []) if role.name.casefold() == name.casefold()]
+    if len(named) == 1:
+        return str(named[0].id), None
+    key = "role_ambiguous" if named else "role_not_found"
+    return "", messages.t(lang, key, name=escape(name))
+
+
+async def _acknowledge(interaction: discord.Interaction) -> None:
+    try:
+        await interaction.response.defer()
+    except (discord.HTTPException, *NETWORK_ERRORS) as error:
+        log.warning("discord: could not acknowledge interaction %s: %r", interaction.id, error)
 
 
 async def _yes() -> bool:

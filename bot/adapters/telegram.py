@@ -2,11 +2,14 @@
 
 Every behaviour lives in the core; this module only knows Telegram:
 
-- Input is a message's text (commands with their `@botname` stripped) or a button's callback data.
-  In groups the bot passes on commands and replies to its own messages (all that a bot in privacy
-  mode sees anyway); a reply carries the replied message id, which is how an answer finds its
-  question. An answer is hidden when spoiler entities (or typed `||…||`) cover every visible
-  character. A forum topic is part of the chat's address (`ChatRef.thread_id`).
+- Input is a message's text or a photo's or document's caption (commands with their `@botname`
+  stripped), an edit of an answer, or a button's callback data. In groups the bot passes on its
+  own commands and replies to its own messages (all that a bot in privacy mode sees anyway), and
+  ignores commands it does not know unless they name it; a reply carries the replied message id,
+  which is how an answer finds its question. An answer is hidden when spoiler entities (or typed
+  `||…||`) cover every visible character of its body. A forum topic is part of the chat's address
+  (`ChatRef.thread_id`); a button in a topic carries the topic in its callback data.
+- Webhook mode always checks Telegram's secret token header (generated when none is configured).
 - Output is Telegram HTML from `bot.core.render`, split into messages by the renderer; buttons go
   on the last one, a question's images before it, a private reply from a group to the user's
   private chat.
@@ -20,16 +23,20 @@ from __future__ import annotations
 import asyncio
 import functools
 import hmac
+import inspect
 import logging
 import re
+import secrets
 import ssl
 import time
 import warnings
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 import certifi
@@ -48,8 +55,6 @@ from telegram import (
     Update,
 )
 from telegram import Chat as TgChat
-from telegram._utils.defaultvalue import DEFAULT_NONE, DefaultValue  # private: see _TolerantBot
-from telegram._utils.types import JSONDict, ODVInput, TimePeriod
 from telegram.constants import ChatType, ParseMode
 from telegram.error import (
     BadRequest,
@@ -72,12 +77,12 @@ from telegram.ext import (
     filters,
 )
 from telegram.request import HTTPXRequest
-from telegram.warnings import PTBDeprecationWarning
+from telegram.warnings import PTBDeprecationWarning, PTBUserWarning
 
 from bot.adapters.base import ChatGone, ChatMoved, Core, PlatformError, TransientError
 from bot.core import messages
 from bot.core.model import Button, ChatRef, Incoming, Reply, SentRef
-from bot.core.quiz import COMMANDS
+from bot.core.quiz import COMMANDS, platform_language
 from bot.core.render import to_telegram_html
 from bot.ops.logs import RedactingFilter, Redactor
 
@@ -86,21 +91,33 @@ log = logging.getLogger(__name__)
 PLATFORM = "telegram"
 DEFAULT_BASE_URL = "https://api.telegram.org/bot"
 # What the bot asks Telegram for; my_chat_member (the bot removed from a chat) is left out on
-# purpose: the next send's Forbidden tells the scheduler, which unsubscribes the chat.
-ALLOWED_UPDATES = ("message", "callback_query")
+# purpose: the next send's Forbidden tells the scheduler, which unsubscribes the chat. An edited
+# message is a user fixing (or hiding) an answer.
+ALLOWED_UPDATES = ("message", "edited_message", "callback_query")
 ADMIN_STATUSES = frozenset({ChatMember.OWNER, ChatMember.ADMINISTRATOR})
 CALLBACK_DATA_BYTES = 64
+# (chat, user) pairs whose admin status is remembered: about 2 MB, and more than the distinct users
+# who press a button or send a command within the cache's minute in all but the largest deployments.
+ADMIN_CACHE_ENTRIES = 10_000
 COMMAND_DESCRIPTION_LIMIT = 256
 CONCURRENT_UPDATES = 64  # one chat waiting on its group rate limit must not hold up the others
 OVERALL_MESSAGES_PER_SECOND = 29  # just under Telegram's 30, so timing jitter never tips it over
 GROUP_MESSAGES_PER_MINUTE = 20
 RATE_LIMIT_RETRIES = 3
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
+# Random bytes of a generated webhook secret: 43 characters of the A-Za-z0-9_- Telegram allows.
+WEBHOOK_SECRET_BYTES = 32
 # Bad Request descriptions that mean the chat (or the forum topic a subscription lives in) is gone.
 GONE_DESCRIPTIONS = ("chat not found", "message thread not found", "topic_deleted")
 COMMAND = re.compile(r"/([^\s@]+)(?:@(\S+))?")  # /name@bot_username
+OUR_COMMANDS = frozenset(command.name for command in COMMANDS)
+ANSWER_COMMAND = "answer"
+# A button in a forum topic carries its topic after its payload, so that a press still finds the
+# topic when Telegram sends the message as inaccessible (older ones come as chat and id only).
+TOPIC_SEPARATOR = "\n"  # never inside a payload: payloads are one-line commands
 START_PAYLOAD = re.compile(r"/start ([A-Za-z0-9_-]{1,64})")
 TYPED_SPOILER = re.compile(r"\|\|.+?\|\|", re.DOTALL)
+SPACE_UTF16 = " ".encode("utf-16-le")
 NO_PREVIEW = LinkPreviewOptions(is_disabled=True)
 
 
@@ -137,15 +154,17 @@ async def _yes() -> bool:
     return True
 
 
-_REDACTING: dict[str, RedactingFilter] = {}
+_REDACTING: dict[tuple[str, ...], RedactingFilter] = {}
 
 
-def _keep_out_of_logs(token: str) -> None:
-    """python-telegram-bot logs its API URL, token included, on its own loggers: redact there too,
-    so the token stays out even where `bot.ops.logs.setup_logging` did not run (tests, embedding)."""
-    if token not in _REDACTING:  # one filter per token, however many adapters use it
-        _REDACTING[token] = RedactingFilter(Redactor([token]))
-    redacting = _REDACTING[token]
+def _keep_out_of_logs(*hidden: str) -> None:
+    """python-telegram-bot logs its API URL, token included, and (at DEBUG) every call's parameters
+    (setWebhook's secret token) on its own loggers: redact there too, so the secrets stay out even
+    where `bot.ops.logs.setup_logging` did not run (tests, embedding) or does not know them (a
+    webhook secret generated at start)."""
+    if hidden not in _REDACTING:  # one filter per set of secrets, however many adapters use it
+        _REDACTING[hidden] = RedactingFilter(Redactor(hidden))
+    redacting = _REDACTING[hidden]
     # A filter acts only on its own logger's records, so it goes where the URL is logged
     # (adding the same filter object again is a no-op).
     for name in ("telegram.Bot", "telegram.ext.ExtBot"):
@@ -176,43 +195,78 @@ class _TolerantBot(ExtBot):
 
     Bot.get_updates parses a batch in one go: one update it cannot read (a required field missing,
     say) raises, the Updater keeps its offset and fetches the same batch again, forever, and the
-    bot answers no one. Here each update is parsed on its own, and an unreadable one is replaced
-    by a bare Update with its id: no handler takes it, and the next offset acknowledges it.
-    It mirrors Bot.get_updates with some of the library's private names: pyproject pins it to 22.x.
+    bot answers no one. Here, when that happens, the batch is fetched once more (the offset has
+    not moved, so Telegram sends the same updates, at once: timeout 0) as plain JSON through the
+    public `do_api_request`, and each update is read on its own: an unreadable one becomes a bare
+    Update with its id, no handler takes it, and the next offset acknowledges it. Only public API:
+    a batch that reads (every batch but a rare one) costs exactly what Bot.get_updates costs.
     """
 
-    async def get_updates(
-        self,
-        offset: int | None = None,
-        limit: int | None = None,
-        timeout: TimePeriod | float | None = None,  # noqa: ASYNC109 (Bot.get_updates's signature)
-        allowed_updates: Sequence[str] | None = None,
-        *,
-        read_timeout: ODVInput[float] = DEFAULT_NONE,
-        write_timeout: ODVInput[float] = DEFAULT_NONE,
-        connect_timeout: ODVInput[float] = DEFAULT_NONE,
-        pool_timeout: ODVInput[float] = DEFAULT_NONE,
-        api_kwargs: JSONDict | None = None,
-    ) -> tuple[Update, ...]:
-        # As Bot.get_updates: the read timeout is the request's own plus the long poll's wait.
-        base = self._request[0].read_timeout if isinstance(read_timeout, DefaultValue) else read_timeout
-        wait = timeout.total_seconds() if isinstance(timeout, timedelta) else timeout or 0
-        batch: list[JSONDict] = await self._post(
-            "getUpdates",
-            {"timeout": timeout, "offset": offset, "limit": limit, "allowed_updates": allowed_updates},
-            read_timeout=(base or 0) + wait,
-            write_timeout=write_timeout,
-            connect_timeout=connect_timeout,
-            pool_timeout=pool_timeout,
-            api_kwargs=api_kwargs,
-        )
+    async def get_updates(self, *args: Any, **kwargs: Any) -> tuple[Update, ...]:
+        try:
+            return await super().get_updates(*args, **kwargs)
+        except TelegramError:
+            raise  # network and API errors: the Updater's retry loop handles them
+        except Exception as error:
+            asked = inspect.signature(Bot.get_updates).bind(self, *args, **kwargs).arguments
+            log.info(
+                "telegram: python-telegram-bot could not read a batch (%r); reading it update by update",
+                error,
+            )
+            with warnings.catch_warnings():
+                # "use Bot.get_updates instead": that is the call that could not read the batch.
+                warnings.simplefilter("ignore", PTBUserWarning)
+                batch = await self.do_api_request(
+                    "getUpdates",
+                    api_kwargs={
+                        "offset": asked.get("offset"),
+                        "limit": asked.get("limit"),
+                        "timeout": 0,
+                        "allowed_updates": asked.get("allowed_updates"),
+                    },
+                )
         updates = tuple(read_update(data, self) for data in batch)
         for update in updates:
             self.insert_callback_data(update)  # as ExtBot.get_updates does
         return updates
 
 
-def read_update(data: JSONDict, bot: Bot) -> Update:
+class AdminCache:
+    """Whether a user is an admin of a chat, remembered for `seconds`, for at most `size` pairs.
+
+    A command checks it, a button press may again a moment later; getChatMember is a round trip.
+    The least recently used pair goes first when the cache is full, so a bot in many busy groups
+    holds a fixed amount of memory (unbounded, 200,000 pairs took 44 MB).
+    """
+
+    def __init__(self, seconds: float, size: int, *, now: Callable[[], float] = time.monotonic) -> None:
+        self.seconds = seconds
+        self.size = size
+        self._now = now
+        self._entries: OrderedDict[tuple[int, int], tuple[float, bool]] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def get(self, chat_id: int, user_id: int) -> bool | None:
+        key = (chat_id, user_id)
+        entry = self._entries.get(key)
+        if entry is None:
+            return None
+        if self._now() - entry[0] >= self.seconds:
+            del self._entries[key]
+            return None
+        self._entries.move_to_end(key)
+        return entry[1]
+
+    def put(self, chat_id: int, user_id: int, is_admin: bool) -> None:
+        self._entries[(chat_id, user_id)] = (self._now(), is_admin)
+        self._entries.move_to_end((chat_id, user_id))
+        while len(self._entries) > self.size:
+            self._entries.popitem(last=False)
+
+
+def read_update(data: dict[str, Any], bot: Bot) -> Update:
     """The update, or a bare one with its id (logged) when python-telegram-bot cannot read it:
     either way it is acknowledged, so it is not delivered again and the updates after it flow."""
     try:
@@ -237,19 +291,23 @@ class TelegramAdapter:
         rate_limiter: BaseRateLimiter | bool = True,
         poll_timeout: float = 10.0,
         admin_cache_seconds: float = 60.0,
+        admin_cache_size: int = ADMIN_CACHE_ENTRIES,
     ) -> None:
-        _keep_out_of_logs(token)
         self._base_url = base_url
         self._webhook_url = webhook_url
         self._webhook_listen = webhook_listen or "0.0.0.0:8443"
-        self._webhook_secret = webhook_secret
+        # Always a secret: without one, anyone who finds the URL can post updates (a forged
+        # "anonymous admin" message passes the admin check). Telegram sends it with every update.
+        self._webhook_secret = webhook_secret or secrets.token_urlsafe(WEBHOOK_SECRET_BYTES)
+        _keep_out_of_logs(*((token, self._webhook_secret) if webhook_url else (token,)))
         self._poll_timeout = poll_timeout
-        self._admin_cache_seconds = admin_cache_seconds
-        self._admin_cache: dict[tuple[int, int], tuple[float, bool]] = {}
+        self.admin_cache = AdminCache(admin_cache_seconds, admin_cache_size)
         self._core: Core | None = None
         self._init_lock = asyncio.Lock()
         self._app = self._build(token, request_timeouts, rate_limiter)
-        self._app.add_handler(MessageHandler(filters.UpdateType.MESSAGE & filters.TEXT, self._on_message))
+        self._app.add_handler(
+            MessageHandler(filters.UpdateType.MESSAGES & (filters.TEXT | filters.CAPTION), self._on_message)
+        )
         self._app.add_handler(CallbackQueryHandler(self._on_button))
 
     def _build(
@@ -351,7 +409,7 @@ class TelegramAdapter:
 
     async def _on_webhook(self, request: web.Request) -> web.Response:
         given = request.headers.get(SECRET_HEADER, "")
-        if self._webhook_secret and not hmac.compare_digest(given, self._webhook_secret):
+        if not hmac.compare_digest(given.encode(), self._webhook_secret.encode()):
             return web.Response(status=403)
         try:
             data = await request.json()
@@ -373,23 +431,33 @@ class TelegramAdapter:
             return self._from_button(update.callback_query)
         if update.message:
             return self._from_message(update.message)
+        if update.edited_message:
+            return self._from_message(update.edited_message, edited=True)
         return None
 
-    def _from_message(self, message: Message) -> Incoming | None:
-        user, text = message.from_user, message.text
+    def _from_message(self, message: Message, *, edited: bool = False) -> Incoming | None:
+        """A text message, or a photo or document with a caption (an answer may come as either)."""
+        user = message.from_user
+        text, entities = _text_and_entities(message)
         if user is None or text is None:
             return None
         replied = self._replied_bot_message(message)
-        command = COMMAND.match(text) if _starts_with_command(message) else None
+        command = COMMAND.match(text) if _starts_with_command(entities) else None
+        body_start = 0
         if command:
-            if command[2] and command[2].casefold() != (self.bot.username or "").casefold():
+            name, addressed = command[1].casefold(), command[2]
+            if addressed and addressed.casefold() != (self.bot.username or "").casefold():
                 return None  # for another bot
-            body = text[command.end() :]
-            text = f"/{command[1]}{body}"
+            if _is_group(message.chat) and not addressed and name not in OUR_COMMANDS:
+                # Another bot's command (`/random 1 6`, `/test @OtherBot`): Telegram shows groups'
+                # commands to every bot that posted last, so an unknown one is not ours to refuse.
+                return None
+            if edited and name != ANSWER_COMMAND:
+                return None  # an edited /answer replaces the answer; other commands are not run twice
+            body_start = command.end()
+            text = f"/{command[1]}{text[body_start:]}"
         elif message.chat.type != ChatType.PRIVATE and replied is None:
             return None  # group chatter (seen only with privacy mode off)
-        else:
-            body = text
         return Incoming(
             platform=PLATFORM,
             chat=_chat_ref(message),
@@ -399,7 +467,7 @@ class TelegramAdapter:
             is_group=_is_group(message.chat),
             is_admin=self._admin_check(message.chat, user.id, message.sender_chat),
             reply_to=str(replied.message_id) if replied else None,
-            hidden=_is_hidden(message, body),
+            hidden=_is_hidden(message, body_start),
             lang=user.language_code,
             message_id=str(message.message_id),
         )
@@ -408,14 +476,19 @@ class TelegramAdapter:
         message = query.message
         if message is None or not query.data:
             return None  # a button under an inline-mode message: not ours
+        payload, _, topic = query.data.partition(TOPIC_SEPARATOR)
+        if isinstance(message, Message) and message.is_accessible:
+            chat = _chat_ref(message)
+        else:
+            # Inaccessible (python-telegram-bot reads it as a Message dated 0): only the chat and
+            # the message id came; the topic is in the data.
+            chat = ChatRef(PLATFORM, str(message.chat.id), topic if topic.isdigit() else None)
         return Incoming(
             platform=PLATFORM,
-            chat=_chat_ref(message)
-            if isinstance(message, Message)
-            else ChatRef(PLATFORM, str(message.chat.id)),
+            chat=chat,
             user_id=str(query.from_user.id),
             user_name=query.from_user.full_name,
-            text=query.data,
+            text=payload,
             is_group=_is_group(message.chat),
             is_admin=self._admin_check(message.chat, query.from_user.id, None),
             lang=query.from_user.language_code,
@@ -440,10 +513,10 @@ class TelegramAdapter:
         return is_admin
 
     async def _is_admin(self, chat_id: int, user_id: int) -> bool:
-        """getChatMember, remembered for a minute: a command checks it, a button press may again."""
-        cached = self._admin_cache.get((chat_id, user_id))
-        if cached and time.monotonic() - cached[0] < self._admin_cache_seconds:
-            return cached[1]
+        """getChatMember, remembered for a while (see AdminCache)."""
+        cached = self.admin_cache.get(chat_id, user_id)
+        if cached is not None:
+            return cached
         try:
             member = await self.bot.get_chat_member(chat_id, user_id)
         except TelegramError as error:
@@ -452,7 +525,7 @@ class TelegramAdapter:
             )
             return False
         answer = member.status in ADMIN_STATUSES
-        self._admin_cache[(chat_id, user_id)] = (time.monotonic(), answer)
+        self.admin_cache.put(chat_id, user_id, answer)
         return answer
 
     # ---- handling -------------------------------------------------------------------------------
@@ -505,7 +578,7 @@ class TelegramAdapter:
         try:
             return await self._post(ChatRef(PLATFORM, incoming.user_id), replace(reply, reply_to=None))
         except Forbidden:
-            lang = incoming.lang or "en"
+            lang = platform_language(incoming.lang) or "en"  # 'zh-hans' → zh, as the core reads it
             start = Button(messages.t(lang, "button_open_private"), url=f"https://t.me/{self.bot.username}")
             notice = Reply(
                 messages.t(lang, "private_blocked"),
@@ -537,7 +610,7 @@ class TelegramAdapter:
                 parse_mode=ParseMode.HTML,
                 message_thread_id=thread,
                 reply_parameters=_reply_parameters(reply.reply_to) if first is None else None,
-                reply_markup=self._keyboard(reply.buttons) if number == len(chunks) else None,
+                reply_markup=self._keyboard(reply.buttons, thread) if number == len(chunks) else None,
                 link_preview_options=NO_PREVIEW,
             )
             first = first or sent
@@ -545,11 +618,13 @@ class TelegramAdapter:
             raise ValueError("a reply with no text to send")
         return SentRef(chat, str(first.message_id))
 
-    def _keyboard(self, rows: tuple[tuple[Button, ...], ...]) -> InlineKeyboardMarkup | None:
-        keyboard = [[self._inline_button(button) for button in row] for row in rows if row]
+    def _keyboard(
+        self, rows: tuple[tuple[Button, ...], ...], thread: int | None
+    ) -> InlineKeyboardMarkup | None:
+        keyboard = [[self._inline_button(button, thread) for button in row] for row in rows if row]
         return InlineKeyboardMarkup(keyboard) if keyboard else None
 
-    def _inline_button(self, button: Button) -> InlineKeyboardButton:
+    def _inline_button(self, button: Button, thread: int | None) -> InlineKeyboardButton:
         if button.url:
             return InlineKeyboardButton(button.label, url=button.url)
         # `/start <parameter>` is what a deep link makes the user send to the bot's private chat.
@@ -558,7 +633,7 @@ class TelegramAdapter:
             return InlineKeyboardButton(
                 button.label, url=f"https://t.me/{self.bot.username}?start={start[1]}"
             )
-        return InlineKeyboardButton(button.label, callback_data=_callback_data(button.payload))
+        return InlineKeyboardButton(button.label, callback_data=_callback_data(button.payload, thread))
 
     async def _send_images(self, chat_id: int, thread: int | None, images: Sequence[str]) -> None:
         for image in images:
@@ -578,8 +653,14 @@ class TelegramAdapter:
                 log.warning("telegram: image %s not sent: %s", image, error)
 
 
-def _starts_with_command(message: Message) -> bool:
-    return any(e.type == MessageEntity.BOT_COMMAND and e.offset == 0 for e in message.entities)
+def _text_and_entities(message: Message) -> tuple[str | None, Sequence[MessageEntity]]:
+    if message.text is not None:
+        return message.text, message.entities
+    return message.caption, message.caption_entities
+
+
+def _starts_with_command(entities: Sequence[MessageEntity]) -> bool:
+    return any(e.type == MessageEntity.BOT_COMMAND and e.offset == 0 for e in entities)
 
 
 def _is_group(chat: TgChat) -> bool:
@@ -592,22 +673,38 @@ def _chat_ref(message: Message) -> ChatRef:
     return ChatRef(PLATFORM, str(message.chat.id), str(thread) if thread else None)
 
 
-def _visible_count(text: str) -> int:
-    return sum(not char.isspace() for char in text)
+def _is_hidden(message: Message, body_start: int) -> bool:
+    """Every visible character of the body (the text from `body_start`, past a command) is inside
+    a spoiler: a spoiler entity (its offsets count UTF-16 units) or a typed `||…||`.
+
+    Worked in UTF-16, the units entity offsets count: covered units become spaces, and the body
+    is hidden when nothing but whitespace is left of it. A spoiler that covers half of a
+    character (a surrogate pair) leaves a replacement character behind: not hidden.
+    """
+    text, entities = _text_and_entities(message)
+    assert text is not None
+    if not text[body_start:].strip():
+        return False
+    units = bytearray(text.encode("utf-16-le"))  # two bytes per unit
+    body = _utf16_len(text[:body_start])
+    spans = [
+        (entity.offset, entity.offset + entity.length)
+        for entity in entities
+        if entity.type == MessageEntity.SPOILER
+    ]
+    spans += [
+        (_utf16_len(text[: match.start()]), _utf16_len(text[: match.end()]))
+        for match in TYPED_SPOILER.finditer(text, body_start)
+    ]
+    for start, end in spans:
+        start, end = max(start, body), min(end, len(units) // 2)
+        if start < end:
+            units[2 * start : 2 * end] = SPACE_UTF16 * (end - start)
+    return not units[2 * body :].decode("utf-16-le", errors="replace").strip()
 
 
-def _is_hidden(message: Message, body: str) -> bool:
-    """Every visible character of `body` is inside a spoiler (entities, or typed `||…||`)."""
-    visible = _visible_count(body)
-    if not visible:
-        return False
-    if not TYPED_SPOILER.sub("", body).strip():
-        return True
-    try:
-        spoilers = message.parse_entities([MessageEntity.SPOILER]).values()
-    except UnicodeDecodeError:  # entity offsets that split a character: not a client's doing
-        return False
-    return sum(_visible_count(part) for part in spoilers) >= visible
+def _utf16_len(text: str) -> int:
+    return len(text.encode("utf-16-le")) // 2
 
 
 def _reply_parameters(message_id: str | None) -> ReplyParameters | None:
@@ -616,7 +713,11 @@ def _reply_parameters(message_id: str | None) -> ReplyParameters | None:
     return ReplyParameters(int(message_id), allow_sending_without_reply=True)
 
 
-def _callback_data(payload: str) -> str:
+def _callback_data(payload: str, thread: int | None) -> str:
+    """The payload, with its forum topic after it when both fit in Telegram's 64 bytes."""
+    with_topic = f"{payload}{TOPIC_SEPARATOR}{thread}" if thread else payload
+    if len(with_topic.encode()) <= CALLBACK_DATA_BYTES:
+        return with_topic
     data = payload.encode()
     if len(data) > CALLBACK_DATA_BYTES:
         # Payloads are short by design; cut at a character boundary rather than have Telegram

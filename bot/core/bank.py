@@ -33,6 +33,16 @@ between, ASCII or full-width colon inside or after the bold, with or without `>`
 is absent; other bold fields go to `extra`. A date is fine as YYYY-MM-DD, also with one-digit
 month or day, `/` or `.`, or without the day; anything else is kept as written, with a warning.
 
+A level-3 `Q.` heading whose next block mentions the fields but cannot be read (`> Company Acme |
+Round 1`) gets a warning at that line saying what is wrong, and the line stays out of the answer.
+A question without a title is an error and is left out. Metadata fields other than the four are
+kept in `extra` and listed once per bank (an info note).
+
+Tags and companies that differ only by case, spaces or character width (`LLM`/`llm`,
+`上海 AI Lab`/`上海AI Lab`) are one name, spelled as most questions spell it. An optional
+`aliases.toml` in the bank's directory merges the rest: `"字节跳动" = "字节"` (or a list of
+spellings; TOML wants names other than ASCII quoted) shows every `字节` as `字节跳动`.
+
 Images: local ones that exist inside the bank's directory become `Question.images` (absolute);
 missing ones, and ones outside the directory (which the bot must never upload), are warnings.
 
@@ -46,6 +56,7 @@ import bisect
 import hashlib
 import os
 import re
+import tomllib
 import unicodedata
 from collections import Counter, defaultdict
 from collections.abc import Iterable
@@ -61,12 +72,19 @@ from markdown_it.token import Token
 from bot.core.model import Question
 
 
+def name_key(name: str) -> str:
+    """What two spellings of one tag or company share: NFKC (width), casefolded, without spaces."""
+    return "".join(unicodedata.normalize("NFKC", name).casefold().split())
+
+
 class Bank:
     """An immutable set of questions, in bank order, with lookups the commands need."""
 
-    def __init__(self, questions: Iterable[Question]) -> None:
+    def __init__(self, questions: Iterable[Question], aliases: dict[str, str] | None = None) -> None:
         self.questions: tuple[Question, ...] = tuple(questions)
         self.by_id = MappingProxyType({q.id: q for q in self.questions})
+        # name key → the merged name, so that a filter by any spelling finds the merged one
+        self.aliases = MappingProxyType(dict(aliases or {}))
 
     def __len__(self) -> int:
         return len(self.questions)
@@ -79,12 +97,17 @@ class Bank:
         needle = words.strip().casefold()
         if not needle:
             return list(self.questions)
+        key = self.merged_key(needle)
         exact = [
             q
             for q in self.questions
-            if needle in (t.casefold() for t in q.tags) or (q.company or "").casefold() == needle
+            if key in (name_key(t) for t in q.tags) or name_key(q.company or "") == key
         ]
         return exact or [q for q in self.questions if needle in q.title.casefold()]
+
+    def merged_key(self, name: str) -> str:
+        """The key a tag or company of any spelling (or alias) is merged under; compare these."""
+        return name_key(self.aliases.get(name_key(name), name))
 
     def tag_counts(self) -> Counter[str]:
         return Counter(t for q in self.questions for t in q.tags)
@@ -100,7 +123,12 @@ class Problem:
     message: str
 
     def __str__(self) -> str:
-        return f"{self.file}:{self.line}: {self.message}"
+        return f"{self.location}: {self.message}"
+
+    @property
+    def location(self) -> str:
+        """`file:line`, or the file alone when the problem is with the whole path (line 0)."""
+        return f"{self.file}:{self.line}" if self.line else self.file
 
 
 @dataclass(frozen=True)
@@ -109,6 +137,7 @@ class LoadResult:
     warnings: tuple[Problem, ...]
     errors: tuple[Problem, ...]
     files: tuple[str, ...] = ()  # every file read or tried, relative to the root
+    notes: tuple[Problem, ...] = ()  # worth knowing, nothing wrong: unknown metadata fields
 
 
 def markdown_parser() -> MarkdownIt:
@@ -129,10 +158,16 @@ _DOCUMENTATION_STEMS = frozenset({"readme", "license", "notice", "changelog", "c
 _NEWLINE = re.compile(r"\r\n?")  # what markdown-it counts as a line break, so line numbers agree
 _OAICITE = re.compile(r":?contentReference\[oaicite:\d+\]\{index=\d+\}")
 _QUESTION_PREFIX = re.compile(r"(?:#+[ \t]+)*Q[.．][ \t]*")
-# `**Name**:`, `**Name** ：` or `**Name:**`; the value runs to the next field.
-_FIELD = re.compile(r"\*\*[ \t]*([^*:：\n]+?)[ \t]*(?:\*\*[ \t]*[:：]|[:：][ \t]*\*\*)")
+# `**Name**:`, `**Name** ：` or `**Name:**`; the value runs to the next field. Linear by
+# construction: no two parts of the pattern can match the same character, so nothing backtracks
+# (the name's spaces are stripped afterwards; a pattern that matched them apart was cubic).
+_FIELD = re.compile(r"\*\*([^*:：\n]*+)(?:\*\*[ \t]*+[:：]|[:：][ \t]*+\*\*)")
 _FIELD_SEPARATORS = " \t|｜"
 _KNOWN_FIELDS = ("company", "round", "date", "tags")
+# A line that names a field near its start (`Company Acme | Round 1`, `**Tags** [a]`) was meant
+# as metadata even when it cannot be read.
+_FIELD_MENTION = re.compile(r"[*_ \t]*(company|round|date|tags)\b", re.IGNORECASE)
+ALIASES_FILE = "aliases.toml"
 _TAG_SEPARATOR = re.compile(r"[,，、]")
 _DATE = re.compile(r"(\d{4})([-/.])(\d{1,2})(?:\2(\d{1,2}))?")
 # A mark tag, or an inline code span to step over (a `<mark>` in code is literal).
@@ -157,7 +192,7 @@ def load(path: Path) -> LoadResult:
     elif path.is_file():
         files = [path]
     else:
-        return LoadResult(Bank(()), (), (Problem(str(path), 1, "no such file or directory"),))
+        return LoadResult(Bank(()), (), (Problem(str(path), 0, "no such file or directory"),))
 
     names = [file.relative_to(root).as_posix() for file in files]
     drafts: list[Question] = []
@@ -173,24 +208,29 @@ def load(path: Path) -> LoadResult:
             line = data.count(b"\n", 0, exc.start) + 1
             errors.append(Problem(name, line, f"not UTF-8 (byte {exc.start}); the file is skipped"))
             continue
-        file_questions, file_warnings = _parse(text, file, name, root)
+        file_questions, file_warnings, file_errors = _parse(text, file, name, root)
         drafts += file_questions
         warnings += file_warnings
-    questions = _with_ids(drafts, warnings)
+        errors += file_errors
+    aliases = _read_aliases(root / ALIASES_FILE, errors) if path.is_dir() else {}
+    questions = _merged_names(_with_ids(drafts, warnings), aliases)
     order = {name: index for index, name in enumerate(names)}
-    warnings.sort(key=lambda p: (order.get(p.file, -1), p.line))
-    return LoadResult(Bank(questions), tuple(warnings), tuple(errors), tuple(names))
+    for problems in (warnings, errors):
+        problems.sort(key=lambda p: (order.get(p.file, -1), p.line))
+    notes = _unknown_fields(questions)
+    return LoadResult(Bank(questions, aliases), tuple(warnings), tuple(errors), tuple(names), notes)
 
 
 def parse_text(text: str, file: str | Path, root: Path | None = None) -> tuple[list[Question], list[Problem]]:
-    """The questions (with ids) and warnings of one bank file's text.
+    """The questions (with ids) and problems (warnings and errors) of one bank file's text.
 
     `file` is where the text lives (images are resolved against it); questions and problems name
     it relative to `root`, or as given when there is no root.
     """
     file = Path(file)
     name = file.relative_to(root).as_posix() if root and file.is_relative_to(root) else file.as_posix()
-    questions, problems = _parse(text.removeprefix("\ufeff"), file, name, root or file.parent)
+    questions, problems, errors = _parse(text.removeprefix("\ufeff"), file, name, root or file.parent)
+    problems = sorted(problems + errors, key=lambda p: p.line)
     return _with_ids(questions, problems), problems
 
 
@@ -217,6 +257,7 @@ class _Open:
     chapter: str | None
     section: str | None
     metadata_line: int | None
+    unreadable_metadata_line: int | None = None  # meant as metadata, but cannot be read
 
 
 class _FileParser:
@@ -232,6 +273,7 @@ class _FileParser:
         self.image_root = image_root.resolve()
         self.questions: list[Question] = []
         self.problems: list[Problem] = []
+        self.errors: list[Problem] = []
         self.in_code = bytearray(len(self.lines))
         self.images: list[tuple[int, str]] = []  # (0-based line, src) in file order
 
@@ -242,7 +284,12 @@ class _FileParser:
         env: dict = {}  # link reference definitions, for the images parsed later
         # The tokens are dropped before the questions are built: fewer live objects, cheaper GC.
         for heading, end in self._question_headings(_MARKDOWN.parse(self.text, env), env):
-            self.questions.append(self._question(heading, end))
+            if heading.title:
+                self.questions.append(self._question(heading, end))
+            else:
+                self.errors.append(
+                    Problem(self.name, heading.line + 1, "the question has no title; left out")
+                )
 
     def _question_headings(self, tokens: list[Token], env: dict) -> list[tuple[_Open, int]]:
         """Each question's heading with the line where the question ends; notes code and images."""
@@ -273,7 +320,10 @@ class _FileParser:
                         if current:
                             headings.append((current, start))
                         title = text if question_title is None else question_title
-                        current = _Open(start, title, chapter, section, metadata_line)
+                        unreadable = (
+                            None if metadata_line is not None else self._mention_after(tokens, index + 3)
+                        )
+                        current = _Open(start, title, chapter, section, metadata_line, unreadable)
             elif kind in ("fence", "code_block") and token.map:
                 start, end = token.map
                 self.in_code[start:end] = b"\1" * (end - start)
@@ -284,13 +334,22 @@ class _FileParser:
         return headings
 
     def _metadata_line_after(self, tokens: list[Token], index: int) -> int | None:
+        line = self._first_line_of_block(tokens, index)
+        return line if line is not None and _metadata_fields(self.lines[line]) is not None else None
+
+    def _mention_after(self, tokens: list[Token], index: int) -> int | None:
+        """The line after a heading that names metadata fields but is not a metadata line."""
+        line = self._first_line_of_block(tokens, index)
+        return line if line is not None and _unreadable_metadata(self.lines[line]) else None
+
+    @staticmethod
+    def _first_line_of_block(tokens: list[Token], index: int) -> int | None:
         if index >= len(tokens):
             return None
         token = tokens[index]
         if token.type not in ("paragraph_open", "blockquote_open") or not token.map:
             return None
-        line = token.map[0]
-        return line if _metadata_fields(self.lines[line]) is not None else None
+        return token.map[0]
 
     def _collect_images(self, env: dict, token: Token) -> None:
         children: list[Token] = []
@@ -307,7 +366,12 @@ class _FileParser:
         company = round_ = date_text = None
         tags: tuple[str, ...] = ()
         extra: dict[str, str] = {}
-        if heading.metadata_line is None:
+        if heading.unreadable_metadata_line is not None:
+            line = heading.unreadable_metadata_line
+            self.warn(
+                line, f"metadata line not read: {_unreadable_metadata(self.lines[line])}; it is left out"
+            )
+        elif heading.metadata_line is None:
             self.warn(
                 heading.line,
                 "no metadata line (> **Company**: … | **Round**: … | **Date**: … | **Tags**: […])",
@@ -323,10 +387,9 @@ class _FileParser:
             extra = fields
             if date_text and not _is_date(date_text):
                 self.warn(heading.metadata_line, f"date {date_text!r} is not YYYY-MM-DD; kept as written")
-        body = [n for n in range(heading.line + 1, end) if n != heading.metadata_line]
+        metadata = (heading.metadata_line, heading.unreadable_metadata_line)
+        body = [n for n in range(heading.line + 1, end) if n not in metadata]
         answer, summary = self._answer_and_summary(body)
-        if not heading.title:
-            self.warn(heading.line, "the question has no title")
         if not answer:
             self.warn(heading.line, "the question has no answer")
         if summary is None:
@@ -417,16 +480,18 @@ class _FileParser:
         return tuple(found)
 
 
-def _parse(text: str, file: Path, name: str, image_root: Path) -> tuple[list[Question], list[Problem]]:
-    """Questions without ids yet (ids need every file, for duplicates) and the file's warnings."""
+def _parse(
+    text: str, file: Path, name: str, image_root: Path
+) -> tuple[list[Question], list[Problem], list[Problem]]:
+    """Questions without ids yet (ids need every file, for duplicates), the file's warnings and errors."""
     if not text.strip():
-        return [], [Problem(name, 1, "empty file")]
+        return [], [Problem(name, 1, "empty file")], []
     parser = _FileParser(text, file, name, image_root)
     parser.run()
-    if not parser.questions and Path(name).stem.casefold() not in _DOCUMENTATION_STEMS:
+    if not parser.questions and not parser.errors and Path(name).stem.casefold() not in _DOCUMENTATION_STEMS:
         parser.warn(0, "no questions (a question starts with a '### Q.' heading)")
     parser.problems.sort(key=lambda p: p.line)
-    return parser.questions, parser.problems
+    return parser.questions, parser.problems, parser.errors
 
 
 def _question_title(heading: str) -> str | None:
@@ -439,7 +504,7 @@ def _metadata_fields(line: str) -> list[tuple[str, str]] | None:
     """(name, value) pairs when the line is a metadata line: bold `Name:` fields only, at least one
     of Company/Round/Date/Tags; otherwise None."""
     text = line.lstrip(" \t>")
-    matches = list(_FIELD.finditer(text))
+    matches = [m for m in _FIELD.finditer(text) if m.group(1).strip()]
     if not matches or matches[0].start() != 0:
         return None
     if not any(m.group(1).strip().casefold() in _KNOWN_FIELDS for m in matches):
@@ -448,6 +513,90 @@ def _metadata_fields(line: str) -> list[tuple[str, str]] | None:
     return [
         (m.group(1).strip(), text[m.end() : end].strip(_FIELD_SEPARATORS))
         for m, end in zip(matches, ends, strict=True)
+    ]
+
+
+def _unreadable_metadata(line: str) -> str | None:
+    """What is wrong with a line that names metadata fields near its start, or None when it is
+    not such a line (or is a readable metadata line)."""
+    text = line.lstrip(" \t>")
+    if not _FIELD_MENTION.match(text) or _metadata_fields(line) is not None:
+        return None
+    if "**" not in text:
+        return "field names must be bold, as in > **Company**: 美团 | **Round**: 一面"
+    if not any(m.group(1).strip() for m in _FIELD.finditer(text)):
+        return "each bold field name needs a colon, as in **Company**: 美团"
+    return "it must start with a field, as in > **Company**: 美团 | **Round**: 一面"
+
+
+def _unknown_fields(questions: list[Question]) -> tuple[Problem, ...]:
+    """One note per metadata field the bank does not know, at its first use, with its count."""
+    first: dict[str, Question] = {}
+    counts: Counter[str] = Counter()
+    for question in questions:
+        for name in question.extra:
+            first.setdefault(name, question)
+            counts[name] += 1
+    return tuple(
+        Problem(
+            q.file,
+            q.line,
+            f"metadata field {name!r} is not one of Company, Round, Date, Tags; "
+            f"kept as extra ({counts[name]} question{'s' if counts[name] > 1 else ''})",
+        )
+        for name, q in first.items()
+    )
+
+
+def _read_aliases(path: Path, errors: list[Problem]) -> dict[str, str]:
+    """name key → display name, from `aliases.toml` (`Display = "spelling"` or a list of them)."""
+    if not path.is_file():
+        return {}
+    try:
+        table = tomllib.loads(path.read_text(encoding="utf-8-sig"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        line = _toml_error_line(exc)
+        # TOML 1.0 bare keys are ASCII only: the likeliest mistake in a Chinese bank.
+        hint = '; quote names other than ASCII letters and digits: "字节跳动" = "字节"'
+        errors.append(Problem(path.name, line, f"aliases not read: {exc}{hint if line else ''}"))
+        return {}
+    aliases: dict[str, str] = {}
+    for display, spellings in table.items():
+        if isinstance(spellings, str):
+            spellings = [spellings]
+        if not isinstance(spellings, list) or not all(isinstance(s, str) for s in spellings):
+            errors.append(Problem(path.name, 0, f"{display}: give a spelling or a list of spellings"))
+            continue
+        for spelling in [display, *spellings]:
+            aliases[name_key(spelling)] = display
+    return aliases
+
+
+def _toml_error_line(exc: Exception) -> int:
+    match = re.search(r"line (\d+)", str(exc))
+    return int(match[1]) if match else 0
+
+
+def _merged_names(questions: list[Question], aliases: dict[str, str]) -> list[Question]:
+    """Tags and companies under one spelling per name (see the module's docstring)."""
+
+    def group(name: str) -> str:
+        return name_key(aliases.get(name_key(name), name))
+
+    spellings: defaultdict[str, Counter[str]] = defaultdict(Counter)
+    for question in questions:
+        for name in (*question.tags, *([question.company] if question.company else [])):
+            spellings[group(name)][name] += 1
+    chosen = {name_key(display): display for display in aliases.values()}
+    # most_common keeps first-seen order among equal counts: a tie goes to the earlier spelling.
+    display = {key: chosen.get(key) or counts.most_common(1)[0][0] for key, counts in spellings.items()}
+    return [
+        replace(
+            q,
+            tags=tuple(dict.fromkeys(display[group(t)] for t in q.tags)),
+            company=display[group(q.company)] if q.company else q.company,
+        )
+        for q in questions
     ]
 
 

@@ -105,7 +105,7 @@ class Incoming:
     reply_to: str | None = None  # platform message id the user replied to
     hidden: bool = False  # every non-whitespace character was inside spoilers
     lang: str | None = None  # language the platform reports for the user
-    roles: tuple[str, ...] = ()  # Discord role ids and names of the user
+    roles: tuple[str, ...] = ()  # Discord role ids of the user (never names: anyone may copy a name)
     message_id: str | None = None
 
     @property

@@ -20,16 +20,20 @@ import html
 import posixpath
 import re
 import unicodedata
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum
 from functools import cache, lru_cache
 from typing import Literal
 
 from markdown_it import MarkdownIt
+from markdown_it.common.utils import isMdAsciiPunct, isPunctChar, isWhiteSpace
 from markdown_it.rules_block import StateBlock
-from markdown_it.rules_inline import StateInline
+from markdown_it.rules_inline import StateInline, emphasis, strikethrough
 from markdown_it.rules_inline.state_inline import Delimiter
 from markdown_it.tree import SyntaxTreeNode
+
+from bot.core.mathtext import to_unicode
 
 TELEGRAM_LIMIT = 4096  # visible UTF-16 code units of one message
 DISCORD_LIMIT = 2000  # characters of one message; embed descriptions take 4096
@@ -114,6 +118,35 @@ def _remembered(md: str, target: type[_Target], limit: int | None, raw_limit: in
     return tuple(_layout(md, target(), limit, raw_limit))
 
 
+@dataclass(frozen=True)
+class Formula:
+    """A math span of a markdown text, as the renderers see it."""
+
+    line: int  # 1-based, in the text given
+    source: str  # as written, delimiters included
+    text: str | None  # what the reader sees; None when it is shown as its source
+
+
+
+def formulas(md: str) -> list[Formula]:
+    """Every formula of `md` (inline, display, fenced math) with its line, in order."""
+    found: list[Formula] = []
+    for token in _parser().parse(md):
+        first = token.map[0] + 1 if token.map else 1
+        if token.type == "math_block" or (token.type == "fence" and _is_math_fence(token.info)):
+            source = token.content.removesuffix("\n")
+            found.append(Formula(first, source, to_unicode(source)))
+        elif token.type == "inline":
+            searched = 0
+            for child in token.children or ():
+                if child.type == "math_inline":
+                    at = token.content.find(child.content, searched)
+                    searched = max(at, searched)
+                    line = first + token.content.count("\n", 0, searched)
+                    found.append(Formula(line, child.content, to_unicode(_math_body(child.content)[1])))
+    return found
+
+
 def utf16_len(text: str) -> int:
     return len(text) if text.isascii() else len(text.encode("utf-16-le")) // 2
 
@@ -146,6 +179,8 @@ def _parser() -> MarkdownIt:
     )
     md.inline.ruler.before("escape", "math_inline", _math_inline)  # `\(` is math, not an escaped `(`
     md.inline.ruler.before("emphasis", "spoiler", _spoiler_delimiters)
+    md.inline.ruler.at("emphasis", _cjk_friendly(emphasis.tokenize))
+    md.inline.ruler.at("strikethrough", _cjk_friendly(strikethrough.tokenize))
     md.inline.ruler2.before("emphasis", "spoiler", _spoiler_pairs)
     md.inline.add_terminator_char("|")
     return md
@@ -199,6 +234,46 @@ def _math_block(state: StateBlock, start: int, end: int, silent: bool) -> bool:
     token.map = [start, last + 1]
     state.line = last + 1
     return True
+
+
+def _cjk_friendly(tokenize: Callable[[StateInline, bool], bool]) -> Callable[[StateInline, bool], bool]:
+    """markdown-it's `*`/`~` delimiter rule, with CommonMark's flanking rules widened for CJK text.
+
+    CommonMark refuses `**编码器（Encoder）**结构`: the closing run follows punctuation and precedes
+    a letter, so it is not right-flanking. The CJK-friendly amendment
+    (github.com/tats-u/markdown-cjk-friendly) lets a CJK character on the far side count as
+    punctuation does. When neither neighbour of a run is CJK the flags are CommonMark's own, so
+    Latin text parses as before.
+    """
+
+    def rule(state: StateInline, silent: bool) -> bool:
+        start, known = state.pos, len(state.delimiters)
+        if not tokenize(state, silent):
+            return False
+        if not silent and state.src[start] in "*~":
+            can_open, can_close = _cjk_flanking(state.src, start, state.pos, state.posMax)
+            for delimiter in state.delimiters[known:]:
+                delimiter.open, delimiter.close = can_open, can_close
+        return True
+
+    return rule
+
+
+def _cjk_flanking(src: str, start: int, end: int, maximum: int) -> tuple[bool, bool]:
+    """(can open, can close) for the `*` or `~` run src[start:end]; both split words, as `*` does."""
+    before = src[start - 1] if start > 0 else " "
+    after = src[end] if end < maximum else " "
+    before_space, after_space = isWhiteSpace(ord(before)), isWhiteSpace(ord(after))
+    before_punct = isMdAsciiPunct(ord(before)) or isPunctChar(before)
+    after_punct = isMdAsciiPunct(ord(after)) or isPunctChar(after)
+    left_flanking = not after_space and (not after_punct or before_space or before_punct or _is_cjk(before))
+    right_flanking = not before_space and (not before_punct or after_space or after_punct or _is_cjk(after))
+    return left_flanking, right_flanking
+
+
+def _is_cjk(char: str) -> bool:
+    """Wide or fullwidth text (Han, kana, Hangul, CJK punctuation), not emoji."""
+    return unicodedata.east_asian_width(char) in "WFH" and unicodedata.category(char) != "So"
 
 
 _PIPE = ord("|")
@@ -290,12 +365,14 @@ def _block(node: SyntaxTreeNode, out: list[Event]) -> None:
         out.append(Frame("quote"))
         _blocks(node.children, out, tight=False)
         out.append(CLOSE)
+    elif kind == "fence" and _is_math_fence(node.info):
+        _display_math(node.content.removesuffix("\n"), out)
     elif kind in ("fence", "code_block"):
         _preformatted(
             node.content.removesuffix("\n"), node.info.split(maxsplit=1)[0] if node.info else "", out
         )
     elif kind == "math_block":
-        _preformatted(node.content, "tex", out)
+        _display_math(node.content, out)
     elif kind == "table":
         _preformatted("\n".join(_table_lines(node)), "", out)
     elif kind == "hr":
@@ -303,6 +380,16 @@ def _block(node: SyntaxTreeNode, out: list[Event]) -> None:
     elif kind == "html_block":
         text = html.unescape(_TAG.sub("", _BR.sub("\n", node.content))).strip()
         _lines(text, out)
+
+
+def _display_math(source: str, out: list[Event]) -> None:
+    """A formula on lines of its own, preformatted; its TeX source when it cannot be converted."""
+    text = to_unicode(source)
+    _preformatted(source if text is None else text, "tex" if text is None else "", out)
+
+
+def _is_math_fence(info: str) -> bool:
+    return info.split(maxsplit=1)[:1] in (["math"], ["latex"], ["tex"])
 
 
 def _preformatted(text: str, language: str, out: list[Event]) -> None:
@@ -320,9 +407,15 @@ def _lines(text: str, out: list[Event]) -> None:
 
 
 def _inline(nodes: list[SyntaxTreeNode], out: list[Event]) -> None:
+    after_display = False  # a formula set on its own line: what follows starts a new one
     for node in nodes:
         kind = node.type
-        if kind in ("text", "math_inline"):
+        if after_display and kind not in ("softbreak", "hardbreak"):
+            out.append(BREAK)
+        after_display = False
+        if kind == "math_inline":
+            after_display = _inline_math(node.content, out)
+        elif kind == "text":
             # After a <br> the source's own line break or space is not wanted.
             out.append(Leaf(node.content.lstrip(" ") if out and out[-1] is BREAK else node.content))
         elif kind in ("softbreak", "hardbreak"):
@@ -344,6 +437,39 @@ def _inline(nodes: list[SyntaxTreeNode], out: list[Event]) -> None:
         elif kind == "html_inline" and _BR.fullmatch(node.content):
             out.append(BREAK)
         # other inline HTML (<sup>, <mark>…): the tags go, the text between them stays
+
+
+def _inline_math(source: str, out: list[Event]) -> bool:
+    """A formula inside a paragraph: text in the sentence, or (`$$…$$`, `\\[…\\]`, rows) on lines
+    of its own in monospace; unconvertible, its source as inline code. True when on its own lines."""
+    display, body = _math_body(source)
+    text = to_unicode(body)
+    if text is None:
+        out.append(Leaf(source.replace("\n", " "), code=True))
+        return False
+    if not display and "\n" not in text:
+        out.append(Leaf(text))
+        return False
+    if out and isinstance(out[-1], Leaf) and not out[-1].code:
+        out[-1] = Leaf(out[-1].text.rstrip(" "))  # no space left dangling at the end of the line
+    if out and out[-1] is not BREAK:
+        out.append(BREAK)
+    for index, line in enumerate(text.split("\n")):
+        if index:
+            out.append(BREAK)
+        out.append(Leaf(line, code=True))
+    return True
+
+
+_MATH_SPANS = (("$$", "$$", True), ("\\[", "\\]", True), ("\\(", "\\)", False), ("$", "$", False))
+
+
+def _math_body(source: str) -> tuple[bool, str]:
+    """(display or not, the TeX between the delimiters) of an inline math token."""
+    for opener, closer, display in _MATH_SPANS:
+        if source.startswith(opener) and source.endswith(closer) and len(source) >= len(opener) + len(closer):
+            return display, source[len(opener) : -len(closer)]
+    return False, source
 
 
 def _link(url: str, children: list[SyntaxTreeNode], out: list[Event], label: str = "") -> None:

@@ -43,8 +43,10 @@ def hold_instance_lock(db_path: Path | str) -> Iterator[None]:
 
     An advisory flock: the kernel releases it when the process dies, so a crash never leaves a
     stale lock. The file itself stays (removing it would race with the next holder).
+    The lock belongs to the file the path leads to: a bot started on `data/dailyq.sqlite3` and a
+    restore given a symbolic link to it (or through a linked directory) take the same lock.
     """
-    db_path = Path(db_path)
+    db_path = Path(db_path).resolve()
     db_path.parent.mkdir(parents=True, exist_ok=True)
     path = _sidecar(db_path, ".lock")
     with open(path, "a+") as lock_file:
@@ -81,7 +83,8 @@ async def restore(backup_path: Path | str, db_path: Path | str) -> Path | None:
     """Replace the database with a backup, refusing while a bot holds the database's lock.
 
     The replaced database is kept beside it as `<db>.replaced-<time>` (returned; None when there
-    was none), with its WAL, so a restore can be undone by hand.
+    was none), with its WAL, so a restore can be undone by hand. A symbolic link is followed:
+    the file it leads to is locked and replaced, and the link stays.
     """
     return await asyncio.to_thread(_restore, Path(backup_path), Path(db_path))
 
@@ -109,6 +112,7 @@ def _backup(db_path: Path, dest: Path, as_directory: bool, connect_target: Conne
 
 
 def _restore(backup_path: Path, db_path: Path) -> Path | None:
+    db_path = db_path.resolve()
     if not backup_path.is_file():
         raise BackupError(f"no backup at {backup_path}")
     with hold_instance_lock(db_path):

@@ -778,6 +778,16 @@ class FakeDiscord:
         self.channels[thread_id] = self._thread(thread_id, parent_id, owner, name, auto_archive_duration=1440)
         return thread_id
 
+    async def create_role(self, name: str, permissions: int = 0) -> int:
+        """A role made by a server member, announced to a connected bot by GUILD_ROLE_CREATE."""
+        role_id = self.new_id()
+        self.roles[role_id] = self._role(role_id, name, permissions, len(self.roles))
+        if self._session is not None:
+            await self.dispatch(
+                "GUILD_ROLE_CREATE", {"guild_id": str(self.guild_id), "role": self.roles[role_id]}
+            )
+        return role_id
+
     def add_member(self, name: str, roles: tuple[int, ...] = ()) -> FakeUser:
         user = FakeUser(self.new_id(), name, roles=roles)
         self.users[user.id] = user
@@ -874,6 +884,12 @@ class FakeDiscord:
         **options: str,
     ) -> FakeInteraction:
         """A slash command as a user types it; the command must have been synced."""
+        return await self._interact(
+            user, channel_id or self.channel_id, 2, self.slash_data(name, **options), locale=locale
+        )
+
+    def slash_data(self, name: str, **options: str) -> JSON:
+        """The `data` of a slash command's interaction, for a synced command."""
         command = self._command(name)
         declared = {o["name"] for o in command.get("options", [])}
         unknown = set(options) - declared
@@ -886,7 +902,7 @@ class FakeDiscord:
         }
         if "guild_id" in command:
             data["guild_id"] = command["guild_id"]
-        return await self._interact(user, channel_id or self.channel_id, 2, data, locale=locale)
+        return data
 
     def _command(self, name: str) -> JSON:
         for commands in (self.commands.get(self.guild_id, []), self.commands.get(None, [])):

@@ -431,6 +431,36 @@ class FakeTelegram:
         message = self._new_message(chat.to_json(), user.to_json(), fields)
         return self._enqueue({"message": message})
 
+    def user_sends(
+        self, chat: Chat, user: User, fields: dict[str, Any], *, reply_to: int | None = None
+    ) -> dict[str, Any]:
+        """A user's message of any kind (`fields` as Telegram sends them: a photo with its sizes and
+        a caption, a document...), in reply to `reply_to` if given."""
+        self.add_chat(chat)
+        if reply_to is not None:
+            fields = fields | {"reply_to_message": self._quoted(chat.id, reply_to)}
+        return self._enqueue({"message": self._new_message(chat.to_json(), user.to_json(), fields)})
+
+    def user_edits(
+        self, message: dict[str, Any], text: str, *, entities: list[dict[str, Any]] | None = None
+    ) -> dict[str, Any]:
+        """The edited_message Telegram sends when a user changes the text of `message`: the whole
+        message again, with the new text and entities and an edit_date."""
+        edited = {k: v for k, v in message.items() if k != "entities"} | {"text": text, "edit_date": int(time.time())}
+        all_entities = list(entities or [])
+        if text.startswith("/"):
+            all_entities.insert(0, {"type": "bot_command", "offset": 0, "length": utf16_len(text.split()[0])})
+        if all_entities:
+            edited["entities"] = all_entities
+        self.messages[(message["chat"]["id"], message["message_id"])] = edited
+        return self._enqueue({"edited_message": edited})
+
+    def press_inaccessible(self, data: str, message: dict[str, Any], user: User) -> dict[str, Any]:
+        """A press on a button under a message Telegram no longer shows the bot (an older one): the
+        query carries an InaccessibleMessage, the chat and message id only, with date 0."""
+        inaccessible = {"chat": message["chat"], "message_id": message["message_id"], "date": 0}
+        return self.press(data, inaccessible, user)
+
     def press(self, data: str, message: dict[str, Any], user: User) -> dict[str, Any]:
         """`user` presses the inline button carrying `data` under `message` (a message the bot sent)."""
         query = {
