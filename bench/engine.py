@@ -28,10 +28,10 @@ from bench.synthetic import synthetic_bank  # noqa: E402
 from bot.config import Settings  # noqa: E402
 from bot.core import srs  # noqa: E402
 from bot.core.bank import Bank  # noqa: E402
-from bot.core.clock import FakeClock  # noqa: E402
+from bot.core.commands import Core  # noqa: E402
 from bot.core.model import ChatRef, Incoming  # noqa: E402
-from bot.core.quiz import Core  # noqa: E402
-from bot.core.store import Store, iso  # noqa: E402
+from bot.core.store import SQLiteStore, Store, iso  # noqa: E402
+from tests.clock import FakeClock  # noqa: E402
 
 NOW = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
 HISTORY_DAYS = 730
@@ -193,7 +193,7 @@ async def main() -> None:
     bank = synthetic_bank(args.questions, SEED)
     print(f"bank: {len(bank)} questions in {time.perf_counter() - began:.1f} s")
     with tempfile.TemporaryDirectory() as directory:
-        store = await Store.open(Path(directory) / "bench.sqlite3")
+        store = await SQLiteStore.open(Path(directory) / "bench.sqlite3")
         try:
             began = time.perf_counter()
             written = await preload(store, bank, args.users, args.groups, args.attempts, rng)

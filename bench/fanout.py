@@ -42,15 +42,15 @@ from pathlib import Path
 from typing import Any
 
 from bench.synthetic import synthetic_bank
-from bot.adapters.base import Adapter
 from bot.adapters.discord import SEND_BURST, SENDS_PER_SECOND, DiscordAdapter, TokenBucket
 from bot.adapters.telegram import OVERALL_MESSAGES_PER_SECOND, TelegramAdapter, smooth_rate_limiter
 from bot.config import Settings
-from bot.core.clock import FakeClock
-from bot.core.quiz import Core
-from bot.core.schedule import ChatSettings
+from bot.core.commands import Core
+from bot.core.ports import Adapter
 from bot.core.scheduler import Scheduler
-from bot.core.store import Store, iso
+from bot.core.store import SQLiteStore, Store, iso
+from bot.core.timing import ChatSettings
+from tests.clock import FakeClock
 from tests.fakes.discord_api import FakeDiscord, RateLimits
 from tests.fakes.telegram_api import FakeTelegram, FloodLimits
 
@@ -197,7 +197,7 @@ async def fan_out(
 ) -> Sweep:
     """Subscribe the chats, run the adapter, sweep once at the post time."""
     settings = Settings(db=directory / f"{platform}.sqlite3", timezone="UTC", post_time="09:00")
-    store = await Store.open(settings.db)
+    store = await SQLiteStore.open(settings.db)
     try:
         await subscribe_all(store, keys, settings)
         clock = FakeClock(POST_DAY + timedelta(seconds=30))

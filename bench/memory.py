@@ -33,12 +33,12 @@ from bot.adapters.discord import DiscordAdapter
 from bot.adapters.telegram import TelegramAdapter
 from bot.config import Settings
 from bot.core.bank import load
-from bot.core.clock import FakeClock
+from bot.core.commands import Core
 from bot.core.model import ChatRef, Incoming, Reply
-from bot.core.quiz import Core
-from bot.core.schedule import ChatSettings
 from bot.core.scheduler import Scheduler
-from bot.core.store import Store, iso
+from bot.core.store import SQLiteStore, iso
+from bot.core.timing import ChatSettings
+from tests.clock import FakeClock
 
 SEED = 20261128
 NOW = datetime(2026, 11, 27, 8, 0, tzinfo=UTC)  # an hour before everyone's 09:00 post
@@ -66,7 +66,7 @@ def prepare(directory: str, questions: int, users: int, one_file: bool) -> None:
 
 
 async def _populate(path: Path, users: int) -> None:
-    store = await Store.open(path)  # the schema, by the real migrations
+    store = await SQLiteStore.open(path)  # the schema, by the real migrations
     await store.close()
     settings = json.dumps(ChatSettings.default(Settings()).to_json())
     since = iso(NOW - timedelta(days=30))
@@ -115,7 +115,7 @@ async def measure(directory: Path) -> list[tuple[str, tuple[float, float]]]:
         raise SystemExit(f"the synthetic bank has errors: {loaded.errors[:3]}")
     stages.append((f"bank loaded: {len(loaded.bank):,} questions", memory_mb()))
     settings = Settings(db=directory / "dailyq.sqlite3")
-    store = await Store.open(settings.db)
+    store = await SQLiteStore.open(settings.db)
     try:
         [(users,)] = await store.db.execute_fetchall("SELECT COUNT(*) FROM users")
         clock = FakeClock(NOW)

@@ -51,8 +51,8 @@ from bench.synthetic import synthetic_bank
 from bot.adapters.telegram import CONCURRENT_UPDATES, TelegramAdapter
 from bot.config import Settings
 from bot.core.clock import SystemClock
-from bot.core.quiz import Core
-from bot.core.store import Store
+from bot.core.commands import Core
+from bot.core.store import SQLiteStore
 from tests.fakes.telegram_api import Call, FakeTelegram, User, private_chat, spoiler
 
 SEED = 20261128
@@ -187,7 +187,7 @@ async def measure(bot: str, fake: Child, users: int, rounds: int) -> Run:
 
 async def ours(fake: Child, users: int, rounds: int, questions: int, database: Path) -> Run:
     settings = Settings(db=database, timezone="UTC", post_time="09:00", lang="en")
-    store = await Store.open(settings.db)
+    store = await SQLiteStore.open(settings.db)
     try:
         core = Core(store, synthetic_bank(questions, SEED), settings, SystemClock(), random.Random(SEED))
         adapter = TelegramAdapter(fake.info["token"], base_url=fake.info["base_url"], rate_limiter=False)

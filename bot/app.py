@@ -16,16 +16,17 @@ from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from bot.adapters.base import Adapter, ChatGone, ChatMoved, Core, PlatformError, TransientError
 from bot.config import ENV_FILE, Settings
 from bot.core.bank import LoadResult, load
 from bot.core.clock import Clock, SystemClock
+from bot.core.commands import COMMANDS_BY_NAME
+from bot.core.commands import Core as QuizCore
+from bot.core.commands.inbound import split_command
 from bot.core.model import ChatRef, Incoming, Reply, SentRef
-from bot.core.quiz import COMMANDS_BY_NAME, split_command
-from bot.core.quiz import Core as QuizCore
-from bot.core.schedule import parse_duration
+from bot.core.ports import Adapter, ChatGone, ChatMoved, Core, PlatformError, TransientError
 from bot.core.scheduler import Scheduler
-from bot.core.store import Store
+from bot.core.store import Store, open_store
+from bot.core.timing import parse_duration
 from bot.ops.backup import BackupError, DatabaseInUse, hold_instance_lock
 from bot.ops.health import Health, Metrics, database_check, serve
 from bot.ops.logs import secrets_from, setup_logging
@@ -96,7 +97,7 @@ async def running(
     if not loaded.bank.questions:
         raise StartupError(f"no questions could be loaded from {settings.content}; see: dailyq check")
     try:
-        store = await Store.open(settings.db)
+        store = await open_store(settings.db)
     except (sqlite3.Error, OSError) as error:
         raise StartupError(f"cannot open the database {settings.db}: {error}") from None
     try:

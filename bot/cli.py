@@ -127,7 +127,7 @@ def startup_problem(command: str, settings: Settings) -> str | None:
     """
     if command in SERVES_CHATS:
         _give_zoneinfo_utc()
-        from bot.core.schedule import validate  # the very rules each chat's settings are read with
+        from bot.core.timing import validate  # the very rules each chat's settings are read with
 
         for variable, field, key in CHAT_DEFAULTS:
             try:

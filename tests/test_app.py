@@ -21,8 +21,6 @@ from typing import Any, cast
 import aiohttp
 import pytest
 
-from bot.adapters.base import Core as CoreProtocol
-from bot.adapters.base import PlatformError
 from bot.app import (
     MeasuredAdapter,
     MeasuredCore,
@@ -35,12 +33,14 @@ from bot.app import (
 )
 from bot.config import Settings
 from bot.core.bank import load
-from bot.core.clock import FakeClock
+from bot.core.commands import Core
 from bot.core.model import ChatRef, Incoming, Reply, SentRef
-from bot.core.quiz import Core
-from bot.core.store import Store
+from bot.core.ports import Core as CoreProtocol
+from bot.core.ports import PlatformError
+from bot.core.store import SQLiteStore
 from bot.ops.backup import hold_instance_lock
 from bot.ops.health import Metrics, serve
+from tests.clock import FakeClock
 from tests.fakes.discord_api import FakeDiscord
 from tests.fakes.telegram_api import BAD_GATEWAY, FakeTelegram, Fault, User, private_chat
 
@@ -201,7 +201,7 @@ def test_a_platform_asked_for_without_its_token_is_named(tmp_path: Path) -> None
 
 async def subscribe_private_chats(settings: Settings, chat_ids: range, since: datetime) -> None:
     """Subscribe the chats through the real core, with the clock at `since`."""
-    store = await Store.open(settings.db)
+    store = await SQLiteStore.open(settings.db)
     try:
         core = Core(store, load(settings.content).bank, settings, FakeClock(since))
         for chat_id in chat_ids:
@@ -410,7 +410,7 @@ async def test_a_reload_with_a_broken_file_keeps_the_old_bank(tmp_path: Path) ->
     (content / "a.md").write_text(bank_markdown("First", "Second"), encoding="utf-8")
     (content / "b.md").write_text(bank_markdown("Third"), encoding="utf-8")
     settings = Settings(db=tmp_path / "dailyq.sqlite3", content=content)
-    store = await Store.open(settings.db)
+    store = await SQLiteStore.open(settings.db)
     try:
         core = Core(store, load(content).bank, settings, FakeClock(datetime(2026, 3, 2, tzinfo=UTC)))
 

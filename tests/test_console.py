@@ -16,12 +16,12 @@ import pytest
 from bot.adapters.console import PROMPT, ConsoleAdapter
 from bot.config import Settings
 from bot.core.bank import load
-from bot.core.clock import FakeClock
+from bot.core.commands import Core
 from bot.core.messages import t
 from bot.core.model import Button, ChatRef, Incoming, Reply, SentRef
-from bot.core.quiz import Core
 from bot.core.render import escape
-from bot.core.store import Store
+from bot.core.store import SQLiteStore, Store
+from tests.clock import FakeClock
 
 ROOT = Path(__file__).resolve().parent.parent
 BANK = """\
@@ -51,7 +51,7 @@ def bank_file(tmp_path: Path) -> Path:
 
 @pytest.fixture
 async def store(tmp_path: Path):
-    store = await Store.open(tmp_path / "dailyq.sqlite3")
+    store = await SQLiteStore.open(tmp_path / "dailyq.sqlite3")
     yield store
     await store.close()
 

@@ -20,7 +20,6 @@ from typing import Any
 import discord
 import pytest
 
-from bot.adapters.base import ChatGone, PlatformError, TransientError
 from bot.adapters.discord import (
     RATELIMIT_SCAN_INTERVAL,
     THREAD_ARCHIVE_MINUTES,
@@ -33,13 +32,14 @@ from bot.adapters.discord import (
 )
 from bot.config import Settings
 from bot.core.bank import Bank
-from bot.core.clock import FakeClock
+from bot.core.commands import COMMANDS, Core
 from bot.core.messages import t
 from bot.core.model import ChatRef, Incoming, Question, Reply, SentRef
-from bot.core.quiz import COMMANDS, Core
+from bot.core.ports import ChatGone, PlatformError, TransientError
 from bot.core.render import to_discord
 from bot.core.scheduler import Scheduler
-from bot.core.store import Store
+from bot.core.store import SQLiteStore, Store
+from tests.clock import FakeClock
 from tests.fakes.discord_api import EPHEMERAL, JSON, LOADING, FakeDiscord, FakeInteraction
 
 MONDAY_8AM = datetime(2026, 3, 2, 8, 0, tzinfo=UTC)
@@ -133,7 +133,7 @@ async def open_world(
     fake: FakeDiscord, tmp_path: Path, wrap: Callable[[Core], Any] = lambda core: core
 ) -> AsyncIterator[World]:
     """The bot on a fresh database, connected to the fake; `wrap` may put something around its core."""
-    store = await Store.open(tmp_path / "dailyq.sqlite3")
+    store = await SQLiteStore.open(tmp_path / "dailyq.sqlite3")
     clock = FakeClock(MONDAY_8AM)
     core = make_core(store, clock, tmp_path)
     adapter = make_adapter(fake)
@@ -230,7 +230,7 @@ async def test_the_slash_commands_are_the_command_table_with_its_option_names(wo
 
 
 async def test_commands_sync_to_the_configured_guilds_only(fake: FakeDiscord, tmp_path: Path) -> None:
-    store = await Store.open(tmp_path / "dailyq.sqlite3")
+    store = await SQLiteStore.open(tmp_path / "dailyq.sqlite3")
     adapter = DiscordAdapter(
         "fake-token", api_url=fake.api_url, gateway_url=fake.gateway_url, guild_ids=[fake.guild_id]
     )
@@ -251,7 +251,7 @@ async def test_commands_sync_to_the_configured_guilds_only(fake: FakeDiscord, tm
 async def test_a_refused_token_is_a_clear_error_and_a_later_run_logs_in(
     fake: FakeDiscord, tmp_path: Path
 ) -> None:
-    store = await Store.open(tmp_path / "dailyq.sqlite3")
+    store = await SQLiteStore.open(tmp_path / "dailyq.sqlite3")
     adapter = make_adapter(fake)
     core = make_core(store, FakeClock(MONDAY_8AM), tmp_path)
     try:
@@ -484,7 +484,7 @@ async def test_reveal_before_its_time_is_for_admins_and_works_from_the_thread(wo
 
 async def test_a_button_pressed_after_a_restart_still_works(fake: FakeDiscord, tmp_path: Path) -> None:
     clock = FakeClock(MONDAY_8AM)
-    store = await Store.open(tmp_path / "dailyq.sqlite3")
+    store = await SQLiteStore.open(tmp_path / "dailyq.sqlite3")
     try:
         async with running(make_adapter(fake), make_core(store, clock, tmp_path)):
             await fake.wait_connected()
@@ -495,7 +495,7 @@ async def test_a_button_pressed_after_a_restart_still_works(fake: FakeDiscord, t
     finally:
         await store.close()
 
-    store = await Store.open(tmp_path / "dailyq.sqlite3")
+    store = await SQLiteStore.open(tmp_path / "dailyq.sqlite3")
     try:
         async with running(make_adapter(fake), make_core(store, clock, tmp_path)):
             await fake.wait_connected(sessions=2)

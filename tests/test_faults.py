@@ -24,12 +24,12 @@ import pytest
 from bot.adapters.telegram import RequestTimeouts, TelegramAdapter
 from bot.config import Settings
 from bot.core.bank import Bank
-from bot.core.clock import FakeClock
+from bot.core.commands import Core
 from bot.core.model import ChatRef, Incoming, Question, Reply
-from bot.core.quiz import Core
 from bot.core.scheduler import Scheduler
-from bot.core.store import Store
+from bot.core.store import SQLiteStore, Store
 from bot.ops.backup import BackupError, backup
+from tests.clock import FakeClock
 from tests.fakes.telegram_api import (
     BAD_GATEWAY,
     HANG,
@@ -93,7 +93,7 @@ class World:
 async def world(tmp_path: Path) -> AsyncIterator[World]:
     """The bot running (polling the fake) with a scheduler whose backoff advances the fake clock."""
     async with FakeTelegram() as tg:
-        store = await Store.open(tmp_path / "dailyq.sqlite3")
+        store = await SQLiteStore.open(tmp_path / "dailyq.sqlite3")
         clock = FakeClock(MONDAY_8AM)
         settings = Settings(db=store.path, timezone="UTC", post_time="09:00", lang="en")
         core = Core(store, BANK, settings, clock, random.Random(3), fuzz=False)

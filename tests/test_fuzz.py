@@ -27,13 +27,13 @@ from bot.adapters.discord import DiscordAdapter
 from bot.adapters.telegram import RequestTimeouts, TelegramAdapter
 from bot.config import Settings
 from bot.core.bank import Bank
-from bot.core.clock import FakeClock
+from bot.core.commands import COMMANDS, Core
 from bot.core.messages import t
 from bot.core.model import Button, ChatRef, Incoming, Question, Reply, SentRef
-from bot.core.quiz import COMMANDS, Core
 from bot.core.render import to_discord, to_telegram_html
-from bot.core.schedule import KEYS as SETTING_KEYS
-from bot.core.store import Store
+from bot.core.store import SQLiteStore, Store
+from bot.core.timing import KEYS as SETTING_KEYS
+from tests.clock import FakeClock
 from tests.fakes.discord_api import FakeDiscord, FakeInteraction
 from tests.fakes.telegram_api import (
     TEXT_LIMIT,
@@ -85,7 +85,7 @@ def make_core(store: Store) -> Core:
 
 @pytest.fixture
 async def store(tmp_path: Path) -> AsyncIterator[Store]:
-    opened = await Store.open(tmp_path / "dailyq.sqlite3")
+    opened = await SQLiteStore.open(tmp_path / "dailyq.sqlite3")
     try:
         yield opened
     finally:
@@ -624,7 +624,7 @@ async def test_any_message_in_a_thread_translates_or_is_ignored(
 
 async def test_odd_input_through_the_gateway_leaves_the_bot_answering(tmp_path: Path) -> None:
     fake = await FakeDiscord(heartbeat_interval_ms=1000).start()
-    store = await Store.open(tmp_path / "dailyq.sqlite3")
+    store = await SQLiteStore.open(tmp_path / "dailyq.sqlite3")
     adapter = DiscordAdapter(
         "fake-token", api_url=fake.api_url, gateway_url=fake.gateway_url, message_content=True
     )

@@ -10,7 +10,8 @@ from subprocess import PIPE
 
 import pytest
 
-from bot.core.store import Store
+from bot.core.store import SQLiteStore, Store
+from bot.core.store.sqlite import sqlite_migrations
 from bot.ops.backup import BackupError, DatabaseInUse, backup, hold_instance_lock, restore
 
 PADDING = "x" * 1000  # makes the file a few MB, so the copy takes long enough to overlap writes
@@ -31,7 +32,7 @@ async def add_pairs(store: Store, start: int, count: int) -> None:
 
 
 async def make_database(path: Path, pairs: int) -> None:
-    store = await Store.open(path)
+    store = await SQLiteStore.open(path)
     await add_pairs(store, 0, pairs)
     await store.close()
 
@@ -59,7 +60,7 @@ def names(directory: Path) -> list[str]:
 
 
 async def test_backup_while_the_bot_writes_is_a_consistent_copy(tmp_path):
-    store = await Store.open(tmp_path / "dailyq.sqlite3")
+    store = await SQLiteStore.open(tmp_path / "dailyq.sqlite3")
     await add_pairs(store, 0, 3000)
     written = 3000
     started, stop = asyncio.Event(), asyncio.Event()
@@ -88,8 +89,8 @@ async def test_backup_while_the_bot_writes_is_a_consistent_copy(tmp_path):
     assert integrity(dest) == "ok"
     assert dest.parent == tmp_path / "backups" and dest.name.startswith("dailyq-")
     assert names(dest.parent) == [dest.name]
-    reopened = await Store.open(dest)
-    assert await reopened.schema_version() == 1
+    reopened = await SQLiteStore.open(dest)
+    assert await reopened.schema_version() == len(sqlite_migrations())
     await reopened.close()
 
 
@@ -185,7 +186,7 @@ async def test_restore_brings_back_the_backup_and_keeps_the_replaced_database(tm
     db = tmp_path / "dailyq.sqlite3"
     await make_database(db, 3)
     saved = await backup(db, tmp_path / "saved.sqlite3")
-    store = await Store.open(db)
+    store = await SQLiteStore.open(db)
     await add_pairs(store, 3, 4)
     await store.close()
 
@@ -194,7 +195,7 @@ async def test_restore_brings_back_the_backup_and_keeps_the_replaced_database(tm
     assert counts(db) == (3, 3)
     assert kept is not None and counts(kept) == (7, 7)
     assert counts(saved) == (3, 3)
-    store = await Store.open(db)  # the bot starts on the restored file
+    store = await SQLiteStore.open(db)  # the bot starts on the restored file
     await add_pairs(store, 3, 1)
     await store.close()
     assert counts(db) == (4, 4)
@@ -293,7 +294,7 @@ async def test_a_restore_through_a_symbolic_link_is_stopped_by_the_bots_lock(tmp
         through_link = tmp_path / "current" / "dailyq.sqlite3"
     with hold_instance_lock(db), pytest.raises(DatabaseInUse):  # the bot, on the real path
         await restore(saved, through_link)
-    store = await Store.open(db)
+    store = await SQLiteStore.open(db)
     await add_pairs(store, 3, 2)
     await store.close()
 

@@ -3,7 +3,7 @@ import asyncio
 import aiohttp
 import pytest
 
-from bot.core.store import Store
+from bot.core.store import SQLiteStore
 from bot.ops.health import Health, Metrics, database_check, serve
 
 
@@ -79,7 +79,7 @@ async def test_a_raising_or_stuck_check_fails_without_breaking_the_others():
 
 
 async def test_database_check_follows_the_store(tmp_path):
-    store = await Store.open(tmp_path / "dailyq.sqlite3")
+    store = await SQLiteStore.open(tmp_path / "dailyq.sqlite3")
     health = Health()
     health.add_check("db", database_check(store))
     assert await health.status() == {"db": "ok"}

@@ -15,17 +15,20 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from bot.adapters.base import Adapter
 from bot.config import Settings
 from bot.core import srs
 from bot.core.bank import Bank, load
-from bot.core.clock import FakeClock
+from bot.core.commands import COMMANDS, Core
+from bot.core.commands.inbound import looks_hidden, split_command
+from bot.core.commands.profile import TAGS_SHOWN, streaks
+from bot.core.commands.texts import excerpt, some_tags
 from bot.core.messages import format_day, format_when, t
 from bot.core.model import ChatRef, Question, Reply, SentRef
-from bot.core.quiz import COMMANDS, TAGS_SHOWN, Core, excerpt, looks_hidden, split_command, streaks
+from bot.core.ports import Adapter
 from bot.core.render import escape
 from bot.core.scheduler import Scheduler
-from bot.core.store import Store
+from bot.core.store import SQLiteStore, Store
+from tests.clock import FakeClock
 from tests.transcript import Transcript, labels, text
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -85,7 +88,7 @@ def clock() -> FakeClock:
 
 @pytest.fixture
 async def store(tmp_path):
-    store = await Store.open(tmp_path / "dailyq.sqlite3")
+    store = await SQLiteStore.open(tmp_path / "dailyq.sqlite3")
     yield store
     await store.close()
 
@@ -142,7 +145,7 @@ def newest(chat: Transcript, kind: str) -> Reply:
 
 async def stats_in_a_new_process(path: str, lang: str, now: str) -> str:
     """/stats as a fresh process sees it: its own connection, bank and core."""
-    store = await Store.open(path)
+    store = await SQLiteStore.open(path)
     try:
         core = make_core(store, FakeClock(datetime.fromisoformat(now)))
         return text(await chat_for(core, lang).say("/stats"))
@@ -155,7 +158,7 @@ async def test_quiz_answer_reveal_grade_stats_and_the_same_stats_from_a_new_proc
     lang: str, clock: FakeClock, tmp_path
 ) -> None:
     path = tmp_path / "dailyq.sqlite3"
-    store = await Store.open(path)
+    store = await SQLiteStore.open(path)
     try:
         chat = chat_for(make_core(store, clock), lang)
 
@@ -616,7 +619,7 @@ async def test_settings_show_validate_and_store(lang: str, core: Core, store: St
     assert text(await chat.say("/settings reveal soon")) == t(lang, "bad_reveal", value="soon")
     assert text(await chat.say("/settings days someday")) == t(lang, "bad_days", value="someday")
     assert text(await chat.say("/settings tags Quantum")) == t(
-        lang, "unknown_tags", tags="Quantum", known=core._some_tags()
+        lang, "unknown_tags", tags="Quantum", known=some_tags(core)
     )
     assert text(await chat.say("/settings time")) == t(
         lang, "setting_needs_value", key="time", example="18:30"
@@ -810,7 +813,7 @@ async def test_only_owners_reload_and_a_broken_bank_keeps_the_current_one(tmp_pa
     bank_file = tmp_path / "bank.md"
     bank_file.write_text("### Q. First?\nA.\n<mark>one</mark>\n", encoding="utf-8")
     settings = Settings(db=tmp_path / "db.sqlite3", content=bank_file, owners=("test:owner",))
-    store = await Store.open(settings.db)
+    store = await SQLiteStore.open(settings.db)
     try:
         core = Core(store, load(bank_file).bank, settings, FakeClock(datetime(2026, 1, 5, 8, tzinfo=UTC)))
         owner = Transcript(core, user="owner")

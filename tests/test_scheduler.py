@@ -20,16 +20,16 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from bot.adapters.base import ChatGone, ChatMoved, TransientError
 from bot.config import Settings
 from bot.core import scheduler as scheduler_module
 from bot.core.bank import Bank
-from bot.core.clock import FakeClock
+from bot.core.commands import Core
 from bot.core.model import ChatRef, Incoming, Question, Reply, SentRef
-from bot.core.quiz import Core
-from bot.core.schedule import ChatSettings, post_instant
+from bot.core.ports import ChatGone, ChatMoved, TransientError
 from bot.core.scheduler import CLAIM_LEASE, Scheduler
-from bot.core.store import Store, iso
+from bot.core.store import SQLiteStore, iso
+from bot.core.timing import ChatSettings, post_instant
+from tests.clock import FakeClock
 
 BANK = Bank(
     [
@@ -99,7 +99,7 @@ class Process:
         self.sleep = FakeSleep(clock)
 
     async def __aenter__(self) -> Process:
-        self.store = await Store.open(self.path)
+        self.store = await SQLiteStore.open(self.path)
         self.core = Core(self.store, BANK, Settings(), self.clock)
         self.scheduler = Scheduler(
             self.store, self.core, {"tg": self.adapter}, self.clock, sleep=self.sleep, **self.options

@@ -3,15 +3,34 @@
 from __future__ import annotations
 
 import asyncio
+import json
+import shutil
 import sqlite3
 import threading
+import tomllib
+from contextlib import closing
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
+import aiosqlite
 import pytest
 
 from bot.core.model import ChatRef
-from bot.core.store import MIGRATIONS, Store, from_iso, iso
+from bot.core.store import (
+    DatabaseBusy,
+    PostKind,
+    PostStatus,
+    RevealStatus,
+    SQLiteStore,
+    StaleClaim,
+    Store,
+    from_iso,
+    iso,
+    open_store,
+)
+from bot.core.store.sqlite import run_on_database_thread, sqlite_migrations
+
+MIGRATIONS = sqlite_migrations()
 
 NOW = datetime(2026, 3, 2, 9, 30, 15, 123456, tzinfo=UTC)
 GROUP = ChatRef("telegram", "-100")
@@ -19,7 +38,7 @@ GROUP = ChatRef("telegram", "-100")
 
 @pytest.fixture
 async def store(tmp_path):
-    store = await Store.open(tmp_path / "data" / "dailyq.sqlite3")
+    store = await SQLiteStore.open(tmp_path / "data" / "dailyq.sqlite3")
     yield store
     await store.close()
 
@@ -75,7 +94,7 @@ async def test_a_failed_transaction_leaves_nothing_behind(store: Store) -> None:
 
 async def test_state_survives_a_reopen_and_migrations_are_not_run_twice(tmp_path) -> None:
     path = tmp_path / "dailyq.sqlite3"
-    store = await Store.open(path)
+    store = await SQLiteStore.open(path)
     try:
         await store.save_chat(
             GROUP,
@@ -89,7 +108,7 @@ async def test_state_survives_a_reopen_and_migrations_are_not_run_twice(tmp_path
         post_id = (await store.add_quiz(GROUP, True, "telegram:7", "Ann", "q1", "rag", NOW)).id
     finally:
         await store.close()
-    store = await Store.open(path)
+    store = await SQLiteStore.open(path)
     try:
         chat = await store.chat(GROUP.key)
         assert chat is not None
@@ -111,7 +130,7 @@ async def test_a_database_from_a_newer_version_is_refused(tmp_path) -> None:
     with sqlite3.connect(path) as db:
         db.execute(f"PRAGMA user_version = {len(MIGRATIONS) + 1}")
     with pytest.raises(RuntimeError, match="newer dailyq"):
-        await Store.open(path)
+        await SQLiteStore.open(path)
 
 
 async def test_moving_a_chat_onto_one_that_exists_merges_them(store: Store) -> None:
@@ -175,7 +194,7 @@ async def test_the_current_post_is_the_newer_of_the_users_quiz_and_the_chats_dai
 async def test_a_write_whose_caller_is_cancelled_completes_and_the_next_write_goes_on(
     tmp_path: Path,
 ) -> None:
-    store = await Store.open(tmp_path / "db.sqlite3")
+    store = await SQLiteStore.open(tmp_path / "db.sqlite3")
     try:
         inside, release = threading.Event(), threading.Event()
 
@@ -233,3 +252,203 @@ async def test_lookups_see_each_committed_write_and_are_not_held_up_by_one_in_pr
 async def test_the_lookup_connection_cannot_write(store: Store) -> None:
     with pytest.raises(sqlite3.OperationalError, match="readonly"):
         store._lookup("DELETE FROM chats")
+
+
+def test_aiosqlite_still_has_the_private_names_transactions_run_through() -> None:
+    # run_on_database_thread uses them (a transaction is one call on aiosqlite's thread); when an
+    # aiosqlite release renames them, this says which release did it.
+    missing = [name for name in ("_execute", "_conn") if not hasattr(aiosqlite.Connection, name)]
+    assert not missing, (
+        f"aiosqlite {aiosqlite.__version__} has no Connection.{', '.join(missing)}: "
+        "bot/core/store/sqlite.py run_on_database_thread needs another way onto its thread"
+    )
+
+
+async def test_a_function_run_on_the_database_thread_gets_the_connection_there(store: Store) -> None:
+    def where(db: sqlite3.Connection, tag: str) -> tuple[str, bool, str]:
+        return threading.current_thread().name, isinstance(db, sqlite3.Connection), tag
+
+    thread, is_connection, tag = await run_on_database_thread(store.db, where, "x")
+    assert (thread != threading.current_thread().name, is_connection, tag) == (True, True, "x")
+
+
+# --- migrations -------------------------------------------------------------------------------------
+
+SCHEMA_1 = Path(__file__).parent / "data" / "dailyq-schema1.sqlite3"
+TABLES = ("chats", "users", "posts", "open_questions", "attempts", "reviews")
+
+
+def test_migrations_are_numbered_files_each_opening_with_a_description_and_ship_in_the_wheel() -> None:
+    assert [m.name[:5] for m in MIGRATIONS] == [f"{n:04d}_" for n in range(1, len(MIGRATIONS) + 1)]
+    assert all(m.description and m.sql.startswith(f"-- {m.description}") for m in MIGRATIONS)
+    package_data = tomllib.loads((Path(__file__).parent.parent / "pyproject.toml").read_text())["tool"][
+        "setuptools"
+    ]["package-data"]
+    assert "migrations/sqlite/*.sql" in package_data["bot.core.store"]
+
+
+def every_row(path: Path) -> dict[str, list[tuple]]:
+    with closing(sqlite3.connect(path)) as db:
+        return {table: sorted(db.execute(f"SELECT * FROM {table}").fetchall(), key=repr) for table in TABLES}
+
+
+async def test_a_database_written_by_schema_1_upgrades_in_place_with_every_row_kept(tmp_path: Path) -> None:
+    # Written by the store as of commit 871ec4a (one migration): three chats, daily posts in every
+    # state that release wrote (reveal_status included), quizzes, superseded answers, two reviews.
+    path = tmp_path / "dailyq.sqlite3"
+    shutil.copy(SCHEMA_1, path)
+    before = every_row(path)
+    assert sum(map(len, before.values())) == 24
+    store = await open_store(path)
+    try:
+        assert await store.schema_version() == len(MIGRATIONS) > 1
+        assert await scalar(store, "PRAGMA foreign_keys") == 1
+        assert await store.db.execute_fetchall("PRAGMA foreign_key_check") == []
+        chat = await store.chat("telegram:-1001")
+        assert chat is not None and chat.subscribed and chat.settings["zone"] == "Asia/Shanghai"
+        answered = await store.attempt(1, "telegram:7")
+        assert answered is not None and answered[1] is not None and answered[1].post_id == 1
+        assert await store.answerers(1) == ["Ann", "Bob"]
+        assert [c.key for c in await store.subscribed_chats("", 10)] == ["discord:900/901", "telegram:-1001"]
+        # Foreign keys still cascade from the rebuilt posts table.
+        await store.forget_user("telegram:7")
+        await store.write(lambda db: db.execute("DELETE FROM posts WHERE id = 1"))
+        assert await scalar(store, "SELECT COUNT(*) FROM attempts WHERE post_id = 1") == 0
+    finally:
+        await store.close()
+    shutil.copy(SCHEMA_1, path)  # again, and nothing but the upgrade
+    await (await open_store(path)).close()
+    assert every_row(path) == before
+
+
+async def test_the_schema_refuses_a_post_or_reveal_state_it_does_not_know(store: Store) -> None:
+    await store.save_chat(GROUP, True, {}, NOW)
+    post_id = await store.claim_daily(GROUP.key, "q1", date(2026, 3, 2), 0, NOW)
+    for status in RevealStatus:
+        await store.end_reveal(post_id, status)
+    with pytest.raises(sqlite3.IntegrityError, match="CHECK"):
+        await store.write(lambda db: db.execute("UPDATE posts SET reveal_status = 'lost'"))
+    with pytest.raises(sqlite3.IntegrityError, match="CHECK"):
+        await store.write(lambda db: db.execute("UPDATE posts SET status = 'lost'"))
+
+
+# --- the scheduler's bookkeeping ----------------------------------------------------------------------
+
+DAY = date(2026, 3, 2)
+
+
+async def test_a_day_is_claimed_once_and_a_claim_becomes_sent_with_its_message_and_reveal_time(
+    store: Store,
+) -> None:
+    await store.save_chat(GROUP, True, {}, NOW, subscribed=True)
+    post_id = await store.claim_daily(GROUP.key, "q1", DAY, 3, NOW)
+    assert post_id is not None
+    assert await store.claim_daily(GROUP.key, "q2", DAY, 3, NOW) is None  # the day is taken
+    assert await store.current_post("telegram:7", GROUP.key) is None  # pending: not shown yet
+    assert await store.daily_cycle(GROUP.key) == (3, {"q1"}, "q1")
+
+    await store.mark_sent(post_id, "555", NOW + timedelta(seconds=2), NOW + timedelta(hours=4))
+    post = await store.post(post_id)
+    assert post is not None
+    assert (post.kind, post.local_date, post.message_id, post.reveal_due_at) == (
+        PostKind.DAILY,
+        "2026-03-02",
+        "555",
+        (NOW + timedelta(hours=4)).replace(microsecond=0),
+    )
+    assert await store.current_post("telegram:7", GROUP.key) == post
+    assert await scalar(store, "SELECT status FROM posts") == PostStatus.SENT
+    await store.mark_failed(post_id)  # only a pending claim can fail
+    assert await scalar(store, "SELECT status FROM posts") == PostStatus.SENT
+
+
+async def test_a_stale_claim_is_listed_taken_over_once_or_failed(store: Store) -> None:
+    await store.save_chat(GROUP, True, {"time": "10:00"}, NOW, subscribed=True)
+    old = await store.claim_daily(GROUP.key, "q1", DAY, 0, NOW)
+    young = await store.claim_daily(GROUP.key, "q2", DAY + timedelta(days=1), 0, NOW + timedelta(minutes=10))
+    [claim] = await store.stale_claims(NOW + timedelta(minutes=5))
+    assert (claim.post_id, claim.chat_key, claim.local_date, claim.claimed_at) == (
+        old,
+        GROUP.key,
+        DAY,
+        NOW.replace(microsecond=0),
+    )
+    assert json.loads(claim.settings_json) == {"time": "10:00"}
+    later = NOW + timedelta(minutes=6)
+    assert await store.take_over_claim(old, claim.claimed_at, later)
+    assert not await store.take_over_claim(old, claim.claimed_at, later)  # another sweep was first
+    assert await store.stale_claims(NOW + timedelta(minutes=5)) == []  # claimed anew
+    await store.mark_failed(young)
+    assert await store.stale_claims(NOW + timedelta(hours=1)) == [
+        StaleClaim(old, GROUP.key, '{"time": "10:00"}', DAY, later.replace(microsecond=0))
+    ]
+
+
+async def test_a_due_reveal_is_listed_claimed_once_and_ended(store: Store) -> None:
+    await store.save_chat(GROUP, True, {}, NOW, subscribed=True)
+    first = await store.claim_daily(GROUP.key, "q1", DAY, 0, NOW)
+    second = await store.claim_daily(GROUP.key, "q2", DAY + timedelta(days=1), 0, NOW)
+    unsent = await store.claim_daily(GROUP.key, "q3", DAY + timedelta(days=2), 0, NOW)
+    await store.mark_sent(second, "2", NOW, NOW + timedelta(hours=2))
+    await store.mark_sent(first, "1", NOW, NOW + timedelta(hours=1))
+    assert unsent is not None
+    at = NOW + timedelta(hours=3)
+    lease = at - timedelta(minutes=5)
+    due = await store.due_reveals(at, lease)
+    assert [(r.post_id, r.due_at, r.claimed_at) for r in due] == [
+        (first, (NOW + timedelta(hours=1)).replace(microsecond=0), None),
+        (second, (NOW + timedelta(hours=2)).replace(microsecond=0), None),
+    ]
+    assert await store.due_reveals(NOW + timedelta(minutes=30), lease) == []  # not due yet
+
+    assert await store.claim_reveal(first, None, at)
+    assert not await store.claim_reveal(first, None, at)  # claimed already
+    assert [r.post_id for r in await store.due_reveals(at, lease)] == [second]  # a fresh claim is in flight
+    await store.end_reveal(first, RevealStatus.SENT)
+    await store.end_reveal(second, RevealStatus.SKIPPED)
+    assert await store.due_reveals(at + timedelta(days=1), at + timedelta(days=1)) == []
+    await store.mark_revealed(second, at)  # a /reveal by hand does not undo the scheduler's state
+    assert await scalar(store, "SELECT reveal_status FROM posts WHERE id = ?", second) == "skipped"
+
+
+async def test_a_claim_left_by_a_sweep_that_died_is_taken_over_with_its_start(store: Store) -> None:
+    await store.save_chat(GROUP, True, {}, NOW, subscribed=True)
+    post_id = await store.claim_daily(GROUP.key, "q1", DAY, 0, NOW)
+    await store.mark_sent(post_id, "1", NOW, NOW)
+    assert await store.claim_reveal(post_id, None, NOW)
+    [stale] = await store.due_reveals(NOW + timedelta(minutes=10), NOW + timedelta(minutes=5))
+    assert stale.claimed_at == NOW.replace(microsecond=0)
+    assert not await store.claim_reveal(post_id, NOW - timedelta(seconds=1), NOW + timedelta(minutes=10))
+    assert await store.claim_reveal(post_id, stale.claimed_at, NOW + timedelta(minutes=10))
+
+
+async def test_subscribed_chats_come_a_page_at_a_time_with_their_last_daily_date(store: Store) -> None:
+    keys = [ChatRef("telegram", str(n)) for n in range(5)]
+    for chat in keys:
+        await store.save_chat(chat, False, {"time": "07:00"}, NOW, subscribed=True)
+    await store.save_chat(keys[1], False, {}, NOW + timedelta(hours=1), reschedule=True)
+    await store.unsubscribe(keys[4].key)
+    await store.claim_daily(keys[0].key, "q1", DAY, 0, NOW)
+    await store.claim_daily(keys[0].key, "q2", DAY - timedelta(days=3), 0, NOW)
+    first = await store.subscribed_chats("", 2)
+    rest = await store.subscribed_chats(first[-1].key, 2)
+    assert [c.key for c in first + rest] == [k.key for k in keys[:4]]
+    assert await store.subscribed_chats(rest[-1].key, 2) == []
+    assert first[0].last_daily == DAY and first[1].last_daily is None
+    assert first[0].schedule_from == NOW.replace(microsecond=0)  # never rescheduled: since it was created
+    assert first[1].schedule_from == (NOW + timedelta(hours=1)).replace(microsecond=0)
+    assert json.loads(first[0].settings_json) == {"time": "07:00"}
+
+
+async def test_a_write_held_up_past_busy_timeout_says_the_database_is_busy_and_ping_answers(
+    store: Store,
+) -> None:
+    assert await store.ping()
+    await store.db.execute("PRAGMA busy_timeout = 20")
+    with closing(sqlite3.connect(store.path, isolation_level=None)) as other:
+        other.execute("BEGIN IMMEDIATE")
+        with pytest.raises(DatabaseBusy):
+            await store.save_chat(GROUP, True, {}, NOW)
+        other.execute("COMMIT")
+    await store.save_chat(GROUP, True, {}, NOW)
+    assert await store.ping()

@@ -27,18 +27,18 @@ from telegram import Bot
 from telegram.ext import ExtBot
 
 from bot.adapters import telegram as telegram_adapter
-from bot.adapters.base import ChatGone, PlatformError
-from bot.adapters.base import Core as CoreProtocol
 from bot.adapters.telegram import AdminCache, RequestTimeouts, TelegramAdapter
 from bot.config import Settings
 from bot.core.bank import Bank
-from bot.core.clock import FakeClock
+from bot.core.commands import COMMANDS, Core
 from bot.core.messages import t
 from bot.core.model import Button, ChatRef, Incoming, Question, Reply, SentRef
-from bot.core.quiz import COMMANDS, Core
+from bot.core.ports import ChatGone, PlatformError
+from bot.core.ports import Core as CoreProtocol
 from bot.core.render import to_telegram_html
 from bot.core.scheduler import Scheduler
-from bot.core.store import Store
+from bot.core.store import SQLiteStore, Store
+from tests.clock import FakeClock
 from tests.fakes.telegram_api import (
     BAD_GATEWAY,
     BLOCKED,
@@ -163,7 +163,7 @@ async def tg() -> AsyncIterator[FakeTelegram]:
 async def world(tg: FakeTelegram, tmp_path: Path) -> AsyncIterator[World]:
     image = tmp_path / "diagram.png"
     image.write_bytes(b"\x89PNG fake image bytes")
-    store = await Store.open(tmp_path / "dailyq.sqlite3")
+    store = await SQLiteStore.open(tmp_path / "dailyq.sqlite3")
     clock = FakeClock(MONDAY_8AM)
     settings = Settings(db=tmp_path / "dailyq.sqlite3", timezone="UTC", post_time="09:00", lang="en")
     core = Core(store, make_bank(image), settings, clock, random.Random(7), fuzz=False)

@@ -10,8 +10,8 @@ from __future__ import annotations
 import itertools
 from dataclasses import dataclass, field
 
+from bot.core.commands import Core
 from bot.core.model import ChatRef, Incoming, Reply, SentRef
-from bot.core.quiz import Core
 
 
 @dataclass

@@ -23,10 +23,10 @@ try:  # line editing and history for input(); not on every platform
 except ImportError:
     readline = None  # type: ignore[assignment]
 
-from bot.adapters.base import Core
 from bot.core import render
+from bot.core.commands.inbound import looks_hidden
 from bot.core.model import Button, ChatRef, Incoming, Reply, SentRef
-from bot.core.quiz import looks_hidden
+from bot.core.ports import Core
 
 log = logging.getLogger(__name__)
 

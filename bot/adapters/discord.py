@@ -25,7 +25,7 @@ Every behaviour lives in the core; this module only knows Discord:
   fields; a question posted by `send` (the daily post) gets a thread for answers, and the reveal
   of such a post goes to the thread as well. A private reply is ephemeral.
 - `send` paces itself under Discord's global rate limit, and its errors become the kinds of
-  `bot.adapters.base`; 429s are retried inside discord.py.
+  `bot.core.ports`; 429s are retried inside discord.py.
 """
 
 from __future__ import annotations
@@ -46,12 +46,13 @@ import discord
 import yarl
 from discord import app_commands
 
-from bot.adapters.base import ChatGone, Core, PlatformError, TransientError
 from bot.core import messages
+from bot.core.commands import COMMANDS, Command
+from bot.core.commands.inbound import platform_language
 from bot.core.model import Button, ChatRef, Incoming, Question, Reply, SentRef
-from bot.core.quiz import COMMANDS, Command, platform_language
+from bot.core.ports import ChatGone, Core, PlatformError, TransientError
 from bot.core.render import escape, to_discord, to_plain
-from bot.core.schedule import validate
+from bot.core.timing import validate
 
 log = logging.getLogger(__name__)
 

@@ -13,7 +13,7 @@ Every behaviour lives in the core; this module only knows Telegram:
 - Output is Telegram HTML from `bot.core.render`, split into messages by the renderer; buttons go
   on the last one, a question's images before it, a private reply from a group to the user's
   private chat.
-- Errors of `send` become the kinds of `bot.adapters.base`. A bot removed from a chat is not told
+- Errors of `send` become the kinds of `bot.core.ports`. A bot removed from a chat is not told
   to the core when it happens (those updates are not even requested): the next send gets
   Forbidden, and the scheduler unsubscribes the chat.
 """
@@ -79,10 +79,11 @@ from telegram.ext import (
 from telegram.request import HTTPXRequest
 from telegram.warnings import PTBDeprecationWarning, PTBUserWarning
 
-from bot.adapters.base import ChatGone, ChatMoved, Core, PlatformError, TransientError
 from bot.core import messages
+from bot.core.commands import COMMANDS
+from bot.core.commands.inbound import platform_language
 from bot.core.model import Button, ChatRef, Incoming, Reply, SentRef
-from bot.core.quiz import COMMANDS, platform_language
+from bot.core.ports import ChatGone, ChatMoved, Core, PlatformError, TransientError
 from bot.core.render import to_telegram_html
 from bot.ops.logs import RedactingFilter, Redactor
 

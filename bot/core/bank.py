@@ -249,7 +249,7 @@ def _bank_files(directory: Path) -> list[Path]:
 
 
 @dataclass
-class _Open:
+class _QuestionBeingRead:
     """A question being read: its heading, and where its metadata line is."""
 
     line: int  # 0-based index of the heading line
@@ -291,11 +291,11 @@ class _FileParser:
                     Problem(self.name, heading.line + 1, "the question has no title; left out")
                 )
 
-    def _question_headings(self, tokens: list[Token], env: dict) -> list[tuple[_Open, int]]:
+    def _question_headings(self, tokens: list[Token], env: dict) -> list[tuple[_QuestionBeingRead, int]]:
         """Each question's heading with the line where the question ends; notes code and images."""
         chapter = section = None
-        current: _Open | None = None
-        headings: list[tuple[_Open, int]] = []
+        current: _QuestionBeingRead | None = None
+        headings: list[tuple[_QuestionBeingRead, int]] = []
         for index, token in enumerate(tokens):
             kind = token.type
             if kind == "heading_open" and token.map:
@@ -323,7 +323,7 @@ class _FileParser:
                         unreadable = (
                             None if metadata_line is not None else self._mention_after(tokens, index + 3)
                         )
-                        current = _Open(start, title, chapter, section, metadata_line, unreadable)
+                        current = _QuestionBeingRead(start, title, chapter, section, metadata_line, unreadable)
             elif kind in ("fence", "code_block") and token.map:
                 start, end = token.map
                 self.in_code[start:end] = b"\1" * (end - start)
@@ -362,7 +362,7 @@ class _FileParser:
                 line = next((n for n in range(start, end) if needle in self.lines[n]), start)
                 self.images.append((line, src))
 
-    def _question(self, heading: _Open, end: int) -> Question:
+    def _question(self, heading: _QuestionBeingRead, end: int) -> Question:
         company = round_ = date_text = None
         tags: tuple[str, ...] = ()
         extra: dict[str, str] = {}

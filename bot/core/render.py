@@ -686,7 +686,7 @@ class _Plain(_Target):
 
 
 @dataclass(frozen=True)
-class _Open:
+class _OpenFrame:
     """A frame being written, with its markup and the markup that closes it and all around it."""
 
     frame: Frame
@@ -698,14 +698,14 @@ class _Open:
 
 @dataclass(frozen=True)
 class _State:
-    stack: tuple[_Open, ...] = ()
+    stack: tuple[_OpenFrame, ...] = ()
     frames: tuple[Frame, ...] = ()
     line_start: bool = True  # nothing yet on this line, not even its prefix
 
     def at(self, line_start: bool) -> _State:
         return _State(self.stack, self.frames, line_start)
 
-    def pushed(self, entry: _Open) -> _State:
+    def pushed(self, entry: _OpenFrame) -> _State:
         return _State((*self.stack, entry), (*self.frames, entry.frame), self.line_start)
 
     def popped(self, line_start: bool) -> _State:
@@ -773,7 +773,7 @@ class _Writer:
 
     # ---- the message being written
 
-    def _start(self, reopen: tuple[_Open, ...]) -> None:
+    def _start(self, reopen: tuple[_OpenFrame, ...]) -> None:
         self.parts: list[str] = []
         self.shown = 0
         self.raw = 0
@@ -831,7 +831,7 @@ class _Writer:
         pieces.append(self._piece(*self.target.leaf(event, state.frames, state.line_start)))
         return pieces, state.at(False)
 
-    def _open(self, frame: Frame, state: _State, known: _Open | None = None) -> tuple[list[_Piece], _State]:
+    def _open(self, frame: Frame, state: _State, known: _OpenFrame | None = None) -> tuple[list[_Piece], _State]:
         if known is None:
             opener, closer = self.target.wrap(frame, state.frames)
             if opener and any(entry.opener == opener for entry in state.stack):
@@ -840,7 +840,7 @@ class _Writer:
             outer_shown, outer_raw = (
                 (state.stack[-1].closing_shown, state.stack[-1].closing_raw) if state.stack else (0, 0)
             )
-            known = _Open(frame, opener, closer, outer_shown + closing.shown, outer_raw + closing.raw)
+            known = _OpenFrame(frame, opener, closer, outer_shown + closing.shown, outer_raw + closing.raw)
         inner = state.pushed(known)
         if not known.opener:
             return [], inner

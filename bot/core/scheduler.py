@@ -1,17 +1,19 @@
 """The daily loop: every minute, claim, send and reveal each chat's daily question that is due.
 
-The database is the source of truth; nothing the loop knows lives only in memory:
+The database is the source of truth; nothing the loop knows lives only in memory. The store keeps
+the bookkeeping (its methods name each step; the states are PostStatus and RevealStatus):
 
-- A daily post is claimed before it is sent: a `posts` row (kind 'daily', status 'pending') on the
-  unique key (chat, local date), so a second claim for the same chat and day is impossible, across
-  restarts and processes. After the platform accepts the message the row becomes 'sent' with the
-  platform's message id. A message can be duplicated only if the process dies after the platform
-  accepted it and before that write (one awaited UPDATE; see tests/test_scheduler.py).
-- A claim still 'pending' after `CLAIM_LEASE` was left by a crash (or by retries that ran out) and
-  is taken over, with a compare-and-swap, by the next sweep of any process, while in grace.
-  Younger ones may still be in flight elsewhere and are left alone. For a pending post the
-  claim's time is `created_at`; for a pending reveal it is `revealed_at` (the reveal's start).
-- A reveal is claimed the same way (`reveal_status` NULL → 'pending' → 'sent').
+- A daily post is claimed before it is sent (`claim_daily`: status pending, on the unique key
+  chat + local date), so a second claim for the same chat and day is impossible, across restarts
+  and processes. After the platform accepts the message, `mark_sent` records its message id. A
+  message can be duplicated only if the process dies after the platform accepted it and before
+  that write (see tests/test_scheduler.py).
+- A claim still pending after `CLAIM_LEASE` was left by a crash (or by retries that ran out) and
+  is taken over, with a compare-and-swap on the instant it was claimed at, by the next sweep of
+  any process, while in grace (`stale_claims`, `take_over_claim`). Younger ones may still be in
+  flight elsewhere and are left alone.
+- A reveal is claimed the same way (`due_reveals`, `claim_reveal`) and ended as sent, failed (the
+  chat is gone) or skipped (`end_reveal`).
 
 Missed posts and reveals are sent late while inside the grace window (default: the rest of the
 chat's local day) and skipped, with a log line, after it.
@@ -22,30 +24,28 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import sqlite3
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
-from typing import Protocol
+from typing import Protocol, TypeVar
 
-import aiosqlite
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.schedulers.base import STATE_RUNNING
 from apscheduler.triggers.interval import IntervalTrigger
 
-from bot.adapters.base import Adapter, ChatGone, ChatMoved, TransientError
 from bot.config import Settings
 from bot.core.clock import Clock
 from bot.core.model import ChatRef, Question, Reply, SentRef
-from bot.core.schedule import (
+from bot.core.ports import Adapter, ChatGone, ChatMoved, TransientError
+from bot.core.store import DatabaseBusy, DueReveal, RevealStatus, StaleClaim, Store
+from bot.core.timing import (
     ChatSettings,
     due_post,
     end_of_grace,
     post_instant,
     reveal_instant,
 )
-from bot.core.store import Store, iso
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +62,7 @@ SHUTDOWN_WAIT = 15.0  # seconds an in-flight sweep gets to finish at shutdown
 
 
 class DailyCore(Protocol):
-    """What the scheduler needs from the engine (bot.core.quiz.Core)."""
+    """What the scheduler needs from the engine (bot.core.commands.Core; its daily.py)."""
 
     settings: Settings  # the defaults under each chat's stored settings
 
@@ -78,6 +78,7 @@ class DailyCore(Protocol):
 
 
 Sleep = Callable[[float], Awaitable[None]]
+T = TypeVar("T")
 
 
 class _ChatGoneError(Exception):
@@ -97,8 +98,8 @@ class _ChatWork:
     due: tuple[date, datetime] | None = None  # today's post, not claimed yet
     schedule_from: datetime | None = None
     last_daily: date | None = None  # the latest local date the chat has a daily post for
-    claims: list[aiosqlite.Row] = field(default_factory=list)
-    reveals: list[aiosqlite.Row] = field(default_factory=list)
+    claims: list[StaleClaim] = field(default_factory=list)
+    reveals: list[DueReveal] = field(default_factory=list)
     former_keys: set[str] = field(default_factory=set)  # keys the chat had before a move
 
     def address(self, reply: Reply) -> ChatRef:
@@ -207,67 +208,45 @@ class Scheduler:
         """What is due now, chat by chat, from three queries; chats with nothing due cost no more."""
         by_chat: dict[str, _ChatWork] = {}
 
-        def chat(row: aiosqlite.Row) -> _ChatWork | None:
-            key = row["chat_key"]
+        def chat(key: str, settings_json: str) -> _ChatWork | None:
             if key not in by_chat:
                 if ChatRef.from_key(key).platform not in self.adapters:
                     return None
-                settings = ChatSettings.from_json(json.loads(row["settings"]), self.core.settings)
+                settings = ChatSettings.from_json(json.loads(settings_json), self.core.settings)
                 by_chat[key] = _ChatWork(key, settings)
             return by_chat[key]
 
         # Subscribed chats a page at a time, keeping only those with a post due: memory stays
         # bounded however many chats subscribe (100,000 rows at once cost over 100 MB).
         after = ""
-        while rows := await self._rows(
-            "SELECT c.key AS chat_key, c.settings, c.schedule_from, c.created_at,"
-            " (SELECT MAX(p.local_date) FROM posts p WHERE p.chat_key = c.key AND p.kind = 'daily') AS last_daily"
-            " FROM chats c WHERE c.subscribed = 1 AND c.key > ? ORDER BY c.key LIMIT ?",
-            after,
-            CHAT_PAGE,
-        ):
-            after = rows[-1]["chat_key"]
-            for row in rows:
-                with _logged_and_skipped(row["chat_key"]):
-                    work = chat(row)
+        while page := await self.store.subscribed_chats(after, CHAT_PAGE):
+            after = page[-1].key
+            for subscribed in page:
+                with _logged_and_skipped(subscribed.key):
+                    work = chat(subscribed.key, subscribed.settings_json)
                     if work is None:
                         continue
-                    work.schedule_from = datetime.fromisoformat(row["schedule_from"] or row["created_at"])
-                    work.last_daily = date.fromisoformat(row["last_daily"]) if row["last_daily"] else None
-                    due = None if work.settings.paused else due_post(work.settings, work.schedule_from, now, self.grace)
+                    work.schedule_from = subscribed.schedule_from
+                    work.last_daily = subscribed.last_daily
+                    due = (
+                        None
+                        if work.settings.paused
+                        else due_post(work.settings, work.schedule_from, now, self.grace)
+                    )
                     if due is not None and (work.last_daily is None or due[0] > work.last_daily):
                         work.due = due
                     else:
                         del by_chat[work.key]
-        stale = iso(now - CLAIM_LEASE)
-        for row in await self._rows(
-            "SELECT p.id, p.chat_key, p.local_date, p.created_at, c.settings"
-            " FROM posts p JOIN chats c ON c.key = p.chat_key"
-            " WHERE p.kind = 'daily' AND p.status = 'pending' AND p.created_at < ?",
-            stale,
-        ):
-            with _logged_and_skipped(row["chat_key"]):
-                if work := chat(row):
-                    work.claims.append(row)
-        for row in await self._rows(
-            "SELECT p.id, p.chat_key, p.reveal_due_at, p.revealed_at, c.settings"
-            " FROM posts p JOIN chats c ON c.key = p.chat_key"
-            " WHERE p.kind = 'daily' AND p.status = 'sent' AND p.reveal_due_at <= ?"
-            " AND ((p.revealed_at IS NULL AND p.reveal_status IS NULL)"
-            "      OR (p.reveal_status = 'pending' AND p.revealed_at < ?))"
-            " ORDER BY p.reveal_due_at",
-            iso(now),
-            stale,
-        ):
-            with _logged_and_skipped(row["chat_key"]):
-                if work := chat(row):
-                    work.reveals.append(row)
+        stale = now - CLAIM_LEASE
+        for claim in await self.store.stale_claims(stale):
+            with _logged_and_skipped(claim.chat_key):
+                if work := chat(claim.chat_key, claim.settings_json):
+                    work.claims.append(claim)
+        for reveal in await self.store.due_reveals(now, stale):
+            with _logged_and_skipped(reveal.chat_key):
+                if work := chat(reveal.chat_key, reveal.settings_json):
+                    work.reveals.append(reveal)
         return [work for work in by_chat.values() if work.due or work.claims or work.reveals]
-
-    async def _rows(self, sql: str, *parameters: object) -> list[aiosqlite.Row]:
-        # One call on the database thread: no half-read cursor is left open between awaits, which
-        # would make another coroutine's BEGIN IMMEDIATE fail at once while a second process writes.
-        return list(await self.store.db.execute_fetchall(sql, parameters))
 
     async def _chat(self, work: _ChatWork, now: datetime) -> None:
         async with self._slots:
@@ -287,19 +266,9 @@ class Scheduler:
 
     async def _claim_and_post(self, work: _ChatWork, local_date: date, now: datetime) -> None:
         question, cycle = await self.core.choose_daily_question(work.key)
-        cursor = await self._write(
-            "INSERT INTO posts (chat_key, question_id, kind, local_date, status, cycle, created_at)"
-            " VALUES (?, ?, 'daily', ?, 'pending', ?, ?)"
-            " ON CONFLICT (chat_key, local_date) DO NOTHING",
-            work.key,
-            question.id,
-            local_date.isoformat(),
-            cycle,
-            iso(now),
-        )
-        if cursor.rowcount != 1:
+        post_id = await self._retried(self.store.claim_daily, work.key, question.id, local_date, cycle, now)
+        if post_id is None:
             return  # another process claimed it first
-        post_id = cursor.lastrowid
         self._log_missed_days(work, local_date)
         await self._send_post(work, post_id, now)
 
@@ -327,82 +296,61 @@ class Scheduler:
                 missed[-1],
             )
 
-    async def _resume_claim(self, work: _ChatWork, claim: aiosqlite.Row, now: datetime) -> None:
+    async def _resume_claim(self, work: _ChatWork, claim: StaleClaim, now: datetime) -> None:
         settings = work.settings
-        local_date = date.fromisoformat(claim["local_date"])
-        instant = post_instant(local_date, settings.post_time, settings.zone_info)
+        instant = post_instant(claim.local_date, settings.post_time, settings.zone_info)
         if settings.paused or now >= end_of_grace(instant, settings.zone_info, self.grace):
-            await self._write(
-                "UPDATE posts SET status = 'failed' WHERE id = ? AND status = 'pending'", claim["id"]
-            )
+            await self._retried(self.store.mark_failed, claim.post_id)
             log.warning(
                 "chat %s: the post for %s was claimed but never sent and is past the grace window "
                 "(or the chat is paused); marked failed",
                 work.key,
-                local_date,
+                claim.local_date,
             )
             return
-        cursor = await self._write(
-            "UPDATE posts SET created_at = ? WHERE id = ? AND status = 'pending' AND created_at = ?",
-            iso(now),
-            claim["id"],
-            claim["created_at"],
-        )
-        if cursor.rowcount == 1:
-            log.info("chat %s: sending the post for %s left pending by an earlier run", work.key, local_date)
-            await self._send_post(work, claim["id"], now)
+        if await self._retried(self.store.take_over_claim, claim.post_id, claim.claimed_at, now):
+            log.info(
+                "chat %s: sending the post for %s left pending by an earlier run", work.key, claim.local_date
+            )
+            await self._send_post(work, claim.post_id, now)
 
     async def _send_post(self, work: _ChatWork, post_id: int, claimed_at: datetime) -> None:
         reply = await self.core.daily_post_reply(post_id)
         try:
             ref = await self._send(work, reply, claimed_at)
         except _ChatGoneError:
-            await self._write("UPDATE posts SET status = 'failed' WHERE id = ?", post_id)
+            await self._retried(self.store.mark_failed, post_id)
             raise
         except _GaveUpError:
             return
         # The duplicate window: the platform has the message; this write records it.
         sent_at = self.clock.now()
         reveal_at = reveal_instant(work.settings, sent_at.replace(second=0, microsecond=0))
-        await self._write(
-            "UPDATE posts SET status = 'sent', message_id = ?, sent_at = ?, reveal_due_at = ? WHERE id = ?",
-            ref.message_id,
-            iso(sent_at),
-            iso(reveal_at),
-            post_id,
-        )
+        await self._retried(self.store.mark_sent, post_id, ref.message_id, sent_at, reveal_at)
 
     # --- reveals -------------------------------------------------------------------------------
 
-    async def _reveal(self, work: _ChatWork, post: aiosqlite.Row, now: datetime) -> None:
-        due_at = datetime.fromisoformat(post["reveal_due_at"])
-        if now >= end_of_grace(due_at, work.settings.zone_info, self.grace):
-            await self._write("UPDATE posts SET reveal_status = 'skipped' WHERE id = ?", post["id"])
+    async def _reveal(self, work: _ChatWork, reveal: DueReveal, now: datetime) -> None:
+        if now >= end_of_grace(reveal.due_at, work.settings.zone_info, self.grace):
+            await self._retried(self.store.end_reveal, reveal.post_id, RevealStatus.SKIPPED)
             log.warning(
                 "chat %s: the reveal of post %s (due %s) is past the grace window; skipped",
                 work.key,
-                post["id"],
-                post["reveal_due_at"],
+                reveal.post_id,
+                reveal.due_at.isoformat(),
             )
             return
-        cursor = await self._write(
-            "UPDATE posts SET reveal_status = 'pending', revealed_at = ?"
-            " WHERE id = ? AND revealed_at IS ? AND (reveal_status IS NULL OR reveal_status = 'pending')",
-            iso(now),
-            post["id"],
-            post["revealed_at"],
-        )
-        if cursor.rowcount != 1:
+        if not await self._retried(self.store.claim_reveal, reveal.post_id, reveal.claimed_at, now):
             return  # claimed by another process, or revealed by hand meanwhile
         try:
-            for reply in await self.core.reveal_replies(post["id"]):
+            for reply in await self.core.reveal_replies(reveal.post_id):
                 await self._send(work, reply, now)
         except _ChatGoneError:
-            await self._write("UPDATE posts SET reveal_status = 'failed' WHERE id = ?", post["id"])
+            await self._retried(self.store.end_reveal, reveal.post_id, RevealStatus.FAILED)
             raise
         except _GaveUpError:
             return
-        await self._write("UPDATE posts SET reveal_status = 'sent' WHERE id = ?", post["id"])
+        await self._retried(self.store.end_reveal, reveal.post_id, RevealStatus.SENT)
 
     # --- the platform ------------------------------------------------------------------------
 
@@ -444,15 +392,15 @@ class Scheduler:
         )
         raise _GaveUpError
 
-    async def _write(self, sql: str, *parameters: object) -> sqlite3.Cursor:
-        """One statement in its own transaction. While another process holds the database, the write
-        is retried rather than given up: a 'sent' that is not recorded would be sent again."""
+    async def _retried(self, write: Callable[..., Awaitable[T]], *arguments: object) -> T:
+        """A store write, retried while another process holds the database rather than given up:
+        a 'sent' that is not recorded would be sent again."""
         attempt = 1
         while True:
             try:
-                return await self.store.write(lambda db: db.execute(sql, parameters))
-            except sqlite3.OperationalError as error:
-                if attempt == WRITE_ATTEMPTS or "locked" not in str(error):
+                return await write(*arguments)
+            except DatabaseBusy:
+                if attempt == WRITE_ATTEMPTS:
                     raise
             await self._sleep(WRITE_BACKOFF * 2**attempt)
             attempt += 1

@@ -21,6 +21,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import quote
 
+from bot.core.store.sqlite import dailyq_schema_version
+
 # How a copy's destination is opened; a test passes one that limits the size to simulate a full disk.
 ConnectTarget = Callable[[str], sqlite3.Connection]
 
@@ -161,12 +163,7 @@ def _copy_verified(source: Path, dest: Path, connect_target: ConnectTarget) -> P
 
 
 def _require_dailyq_schema(path: Path, shown_as: Path) -> None:
-    with contextlib.closing(sqlite3.connect(f"file:{quote(str(path))}?mode=ro", uri=True)) as db:
-        version = db.execute("PRAGMA user_version").fetchone()[0]
-        has_chats = db.execute(
-            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'chats'"
-        ).fetchone()
-    if version < 1 or not has_chats:
+    if dailyq_schema_version(path) is None:
         raise BackupError(f"{shown_as} is a SQLite file but not a dailyq database; nothing was replaced")
 
 

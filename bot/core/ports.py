@@ -1,4 +1,7 @@
-"""The one interface between the core and a platform."""
+"""The one interface between the core and a platform, and the platform error kinds.
+
+They belong to the core: adapters import them, never the other way round.
+"""
 
 from __future__ import annotations
 

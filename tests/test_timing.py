@@ -11,7 +11,7 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from bot.config import Settings
-from bot.core.schedule import (
+from bot.core.timing import (
     KEYS,
     ChatSettings,
     RevealRule,

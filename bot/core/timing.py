@@ -3,7 +3,7 @@
 Everything here is a pure function of the settings and instants handed in (timezone-aware UTC
 datetimes); the loop that acts on it is `bot.core.scheduler`.
 
-Time rules (DESIGN.md): a post is due only for a scheduled instant after the subscription or
+Time rules: a post is due only for a scheduled instant after the subscription or
 the last settings change; a local time that occurs twice (fall-back) posts at its first
 occurrence; a local time that does not exist (spring-forward) posts at the first instant after
 the gap.
@@ -239,7 +239,7 @@ class ChatSettings:
     tags: str | None = None  # comma-separated tags or companies the daily question is drawn from
     answers: str = "spoiler"
     lang: str | None = None  # None: the platform's language, else DAILYQ_LANG
-    role: str | None = None  # Discord: the role mentioned with each daily post
+    role: str | None = None  # Discord: members with this role (id or name) count as the chat's admins
     paused: bool = False
 
     @classmethod

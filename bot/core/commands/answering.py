@@ -1,0 +1,144 @@
+"""Getting a question and answering it: /quiz, /skip, /answer, plain replies, and answering a
+group's question in private."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
+
+from bot.core.commands import lookup, texts
+from bot.core.commands.inbound import looks_hidden
+from bot.core.messages import t
+from bot.core.model import Question, Reply
+from bot.core.render import escape
+from bot.core.store import OpenQuestion, Post, PostKind
+
+if TYPE_CHECKING:
+    from bot.core.commands.dispatch import Call, Core
+
+# /quiz looks at this many due reviews for one that fits the filter before taking new questions.
+DUE_LOOKAHEAD = 20
+# Random candidates checked against what the user has seen before looking at the whole pool.
+RANDOM_PROBES = 16
+
+
+async def answer_privately(core: Core, call: Call, post_id: int) -> list[Reply]:
+    post = await core.store.post(post_id)
+    question = core.bank.get(post.question_id) if post else None
+    if post is None or question is None:
+        return [Reply(t(call.lang, "no_such_post"))]
+    incoming = call.incoming
+    await core.store.open_post(
+        incoming.chat, incoming.is_group, call.user, incoming.user_name, post.id, call.now
+    )
+    return [Reply(texts.question_text(call.lang, question) + "\n\n" + t(call.lang, "answer_here"))]
+
+
+async def quiz(core: Core, call: Call) -> list[Reply]:
+    return await _serve_quiz(
+        core, call, call.args, await core.store.open_question(call.user, call.incoming.chat.key)
+    )
+
+
+async def skip(core: Core, call: Call) -> list[Reply]:
+    opened = await core.store.open_question(call.user, call.incoming.chat.key)
+    own_quiz = opened is not None and opened.post.kind == PostKind.QUIZ and opened.post.user_key == call.user
+    if call.in_group and not own_quiz:
+        return [Reply(t(call.lang, "skip_where"))]
+    return await _serve_quiz(core, call, opened.filter if opened else "", opened)
+
+
+async def _serve_quiz(core: Core, call: Call, quiz_filter: str, current: OpenQuestion | None) -> list[Reply]:
+    pool = core.bank.matching(quiz_filter) if quiz_filter else core.bank.questions
+    if not pool:
+        return [Reply(t(call.lang, "no_match", filter=escape(quiz_filter), tags=texts.some_tags(core)))]
+    just_seen = current.post.question_id if current else None
+    question = await _pick_for_user(core, call, pool, bool(quiz_filter), just_seen)
+    incoming = call.incoming
+    post = await core.store.add_quiz(
+        incoming.chat,
+        incoming.is_group,
+        call.user,
+        incoming.user_name,
+        question.id,
+        quiz_filter,
+        call.now,
+    )
+    return [texts.question_reply(core, call.lang, post, None, call.in_group, call.settings)]
+
+
+async def _pick_for_user(
+    core: Core, call: Call, pool: Sequence[Question], filtered: bool, just_seen: str | None
+) -> Question:
+    """Due reviews first, then questions the user has not seen; never the one just seen here."""
+    in_pool: Callable[[str], bool] = (
+        {q.id for q in pool}.__contains__ if filtered else core.bank.by_id.__contains__
+    )
+    for question_id in await core.store.due_reviews(call.user, call.now, DUE_LOOKAHEAD):
+        if question_id != just_seen and in_pool(question_id):
+            return core.bank.by_id[question_id]
+    # Usually most of the pool is unseen: ask about a few random candidates at once rather
+    # than loading everything the user has ever seen.
+    candidates = core.rng.sample(pool, min(len(pool), RANDOM_PROBES))
+    seen = await core.store.seen_questions(call.user, among=[q.id for q in candidates])
+    fresh = [q for q in candidates if q.id not in seen and q.id != just_seen]
+    if fresh:
+        return fresh[0]
+    seen = await core.store.seen_questions(call.user)
+    unseen = [q for q in pool if q.id not in seen and q.id != just_seen]
+    if unseen:
+        return core.rng.choice(unseen)
+    # Everything seen: start over, anything but the question just seen.
+    return core.rng.choice([q for q in pool if q.id != just_seen] or pool)
+
+
+async def answer(core: Core, call: Call) -> list[Reply]:
+    if not call.args:
+        return [Reply(t(call.lang, "answer_usage"))]
+    post = await lookup.current_post(core, call)
+    if post is None:
+        return [Reply(t(call.lang, "nothing_to_answer"))]
+    return await _save_answer(core, call, post, call.args)
+
+
+async def plain_text(core: Core, call: Call, text: str) -> list[Reply]:
+    """A message that is not a command answers the question it replies to, or, in a private
+    chat, the open question. Anything else in a group is conversation, not for us."""
+    if call.in_group:
+        post = await lookup.replied_post(core, call)
+        if post is None:
+            return []
+    else:
+        post = await lookup.current_post(core, call)
+        if post is None:
+            return [Reply(t(call.lang, "private_hint"))]
+    return await _save_answer(core, call, post, text) if text else []
+
+
+async def _save_answer(core: Core, call: Call, post: Post, text: str) -> list[Reply]:
+    question = core.bank.get(post.question_id)
+    if question is None:
+        return [Reply(t(call.lang, "question_gone"))]
+    post_chat = call.chat if post.chat_key == call.incoming.chat.key else await core.store.chat(post.chat_key)
+    zone = core.settings_of(post_chat).zone_info
+    hidden = call.incoming.hidden or looks_hidden(text)
+    replaced = await core.store.add_attempt(
+        post,
+        call.user,
+        call.incoming.user_name,
+        text,
+        hidden,
+        call.now.astimezone(zone).date().isoformat(),
+        call.now,
+    )
+    key = "answer_updated" if replaced else "answer_saved"
+    replies = [
+        Reply(
+            t(call.lang, key, title=question.title, chars=len(text)),
+            reply_to=call.incoming.message_id,
+        )
+    ]
+    if call.in_group and not hidden:
+        reminder = "private_reminder" if call.settings.answers == "private" else "spoiler_reminder"
+        replies.append(Reply(t(call.lang, reminder)))
+    return replies
