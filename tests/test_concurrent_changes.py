@@ -11,10 +11,10 @@ import pytest
 
 from bot.core import srs
 from bot.core.bank import Bank
-from bot.core.clock import FakeClock
 from bot.core.messages import t
 from bot.core.model import Question
-from bot.core.store import Store
+from bot.core.store import SQLiteStore
+from tests.clock import FakeClock
 from tests.test_quiz import MONDAY_8AM, make_core, rows
 from tests.transcript import Transcript, text
 
@@ -39,17 +39,17 @@ def clock() -> FakeClock:
 
 
 @pytest.fixture
-async def two_processes(tmp_path: Path) -> AsyncIterator[tuple[Store, Store]]:
+async def two_processes(tmp_path: Path) -> AsyncIterator[tuple[SQLiteStore, SQLiteStore]]:
     path = tmp_path / "dailyq.sqlite3"
-    first = await Store.open(path)
-    second = await Store.open(path)
+    first = await SQLiteStore.open(path)
+    second = await SQLiteStore.open(path)
     yield first, second
     await second.close()
     await first.close()
 
 
 async def test_two_admins_changing_settings_at_once_both_changes_are_kept(
-    two_processes: tuple[Store, Store], clock: FakeClock
+    two_processes: tuple[SQLiteStore, SQLiteStore], clock: FakeClock
 ) -> None:
     first, second = two_processes
     ada = SlowAdmin(make_core(first, clock), user="ada", group=True, chat="group")
@@ -76,7 +76,7 @@ async def test_two_admins_changing_settings_at_once_both_changes_are_kept(
 
 
 async def test_grades_of_two_posts_of_one_question_at_once_are_both_reviews(
-    two_processes: tuple[Store, Store], clock: FakeClock, tmp_path: Path
+    two_processes: tuple[SQLiteStore, SQLiteStore], clock: FakeClock, tmp_path: Path
 ) -> None:
     first, second = two_processes
     bank = Bank([Question(id="only", title="The only question", answer="An answer.")])

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from bot.core.clock import FakeClock
 from bot.core.model import ChatRef, Reply
 from bot.core.scheduler import CLAIM_LEASE
+from tests.clock import FakeClock
 from tests.test_scheduler import FakeSleep, Process, RecordingAdapter, utc
 
 

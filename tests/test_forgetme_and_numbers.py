@@ -9,17 +9,17 @@ from pathlib import Path
 import pytest
 
 from bot.config import Settings
-from bot.core.clock import FakeClock
+from bot.core.commands import Core
 from bot.core.messages import t
-from bot.core.quiz import Core
-from bot.core.store import Store
+from bot.core.store import SQLiteStore
+from tests.clock import FakeClock
 from tests.test_quiz import BANK, MONDAY_8AM, rows
 from tests.transcript import Transcript, text
 
 
 @pytest.fixture
 async def core(tmp_path: Path) -> AsyncIterator[Core]:
-    store = await Store.open(tmp_path / "dailyq.sqlite3")
+    store = await SQLiteStore.open(tmp_path / "dailyq.sqlite3")
     yield Core(store, BANK, Settings(), FakeClock(MONDAY_8AM), rng=random.Random(7), fuzz=False)
     await store.close()
 

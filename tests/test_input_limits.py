@@ -11,11 +11,14 @@ import pytest
 
 from bot.config import Settings
 from bot.core.bank import Bank
-from bot.core.clock import FakeClock
+from bot.core.commands import Core
+from bot.core.commands.answering import ANSWER_LIMIT
+from bot.core.commands.subscription import TAGS_LIMIT
+from bot.core.commands.texts import ECHO_LIMIT
 from bot.core.messages import t
 from bot.core.model import Question
-from bot.core.quiz import ANSWER_LIMIT, ECHO_LIMIT, TAGS_LIMIT, Core
-from bot.core.store import Store
+from bot.core.store import SQLiteStore
+from tests.clock import FakeClock
 from tests.test_quiz import MONDAY_8AM, rows
 from tests.transcript import Transcript, text
 
@@ -28,7 +31,7 @@ LONG = "x" * 5000
 
 @pytest.fixture
 async def core(tmp_path: Path) -> AsyncIterator[Core]:
-    store = await Store.open(tmp_path / "dailyq.sqlite3")
+    store = await SQLiteStore.open(tmp_path / "dailyq.sqlite3")
     yield Core(store, BANK, Settings(), FakeClock(MONDAY_8AM), rng=random.Random(7), fuzz=False)
     await store.close()
 

@@ -13,10 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from bot.core.clock import FakeClock
 from bot.core.messages import t
 from bot.core.model import Reply
-from bot.core.store import Store
+from bot.core.store import SQLiteStore
+from tests.clock import FakeClock
 from tests.test_quiz import MONDAY_8AM, make_core, newest, rows, scheduler
 from tests.transcript import Transcript, text
 
@@ -29,13 +29,13 @@ def clock() -> FakeClock:
 
 
 @pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[Store]:
-    store = await Store.open(tmp_path / "dailyq.sqlite3")
+async def store(tmp_path: Path) -> AsyncIterator[SQLiteStore]:
+    store = await SQLiteStore.open(tmp_path / "dailyq.sqlite3")
     yield store
     await store.close()
 
 
-async def private_answers_group(store: Store, clock: FakeClock) -> tuple[Transcript, Reply]:
+async def private_answers_group(store: SQLiteStore, clock: FakeClock) -> tuple[Transcript, Reply]:
     """A group that answers privately, with today's daily question posted."""
     core = make_core(store, clock)
     admin = Transcript(core, user="ada", group=True, chat="group", admin=True)
@@ -53,7 +53,7 @@ def answer_privately_payload(post: Reply) -> str:
 
 
 async def test_a_stranger_cannot_answer_a_groups_question_with_its_number_or_a_made_up_link(
-    store: Store, clock: FakeClock
+    store: SQLiteStore, clock: FakeClock
 ) -> None:
     admin, post = await private_answers_group(store, clock)
     [someone_elses] = await Transcript(admin.core, user="zed", chat="zed-private").say("/quiz")
@@ -73,7 +73,7 @@ async def test_a_stranger_cannot_answer_a_groups_question_with_its_number_or_a_m
 
 
 async def test_a_member_with_the_link_answers_reveals_reads_and_grades_from_the_private_chat(
-    store: Store, clock: FakeClock
+    store: SQLiteStore, clock: FakeClock
 ) -> None:
     admin, post = await private_answers_group(store, clock)
     member = Transcript(admin.core, user="bob", chat="bob-private")
@@ -92,7 +92,7 @@ async def test_a_member_with_the_link_answers_reveals_reads_and_grades_from_the_
 
 
 async def test_reveal_full_and_grade_by_number_from_another_chat_are_refused(
-    store: Store, clock: FakeClock
+    store: SQLiteStore, clock: FakeClock
 ) -> None:
     admin, post = await private_answers_group(store, clock)
     bob = admin.member("bob")
@@ -109,7 +109,7 @@ async def test_reveal_full_and_grade_by_number_from_another_chat_are_refused(
     assert (await in_a_thread.say(f"/full {post.post_id}"))[0].kind == "answer"
 
 
-async def test_another_users_quiz_cannot_be_revealed_from_elsewhere(store: Store, clock: FakeClock) -> None:
+async def test_another_users_quiz_cannot_be_revealed_from_elsewhere(store: SQLiteStore, clock: FakeClock) -> None:
     core = make_core(store, clock)
     ann = Transcript(core, user="ann", chat="ann-private")
     [asked] = await ann.say("/quiz")

@@ -18,9 +18,9 @@ from apscheduler.events import EVENT_JOB_ERROR, EVENT_JOB_EXECUTED, EVENT_JOB_SU
 from apscheduler.schedulers import base as apscheduler_base
 
 from bot.app import Running, app_health
-from bot.core.clock import FakeClock
 from bot.core.model import ChatRef
 from bot.ops.health import Metrics, serve
+from tests.clock import FakeClock
 from tests.test_scheduler import Process, RecordingAdapter, utc
 
 STEP = timedelta(seconds=5)
