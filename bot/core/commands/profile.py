@@ -19,6 +19,8 @@ if TYPE_CHECKING:
 LEADERBOARD_SIZE = 10
 STATS_TAGS = 10
 TAGS_SHOWN = 40  # the bundled bank has over 200 tags: a wall of text helps nobody
+# `/forgetme confirm` as /help shows it; the button and Discord's option say yes.
+FORGET_CONFIRMATIONS = ("confirm", "yes")
 
 
 async def stats(core: Core, call: Call) -> list[Reply]:
@@ -70,7 +72,7 @@ async def tags(core: Core, call: Call) -> list[Reply]:
 
 async def forgetme(core: Core, call: Call) -> list[Reply]:
     words = call.args.split()
-    if [word.casefold() for word in words[:1]] != ["yes"]:
+    if not words or words[0].casefold() not in FORGET_CONFIRMATIONS:
         answers, reviews = await core.store.user_data_counts(call.user)
         button = Button(t(call.lang, "button_forget"), f"/forgetme yes {call.incoming.user_id}")
         return [Reply(t(call.lang, "forget_confirm", answers=answers, reviews=reviews), buttons=((button,),))]

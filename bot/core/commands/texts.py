@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from bot.core import srs
+from bot.core.commands import lookup
 from bot.core.messages import t
 from bot.core.model import Button, ChatRef, Question, Reply
 from bot.core.render import escape
@@ -16,6 +17,12 @@ if TYPE_CHECKING:
 
 # How much of an answer the reveal shows when the bank gives no summary (cut at a paragraph).
 EXCERPT_CHARS = 600
+ECHO_LIMIT = 100  # characters of a user's input that a reply repeats
+
+
+def echo(text: str) -> str:
+    """User input repeated in a reply (a bad value, an unknown command): cut, and escaped."""
+    return escape(text if len(text) <= ECHO_LIMIT else text[: ECHO_LIMIT - 1] + "…")
 
 
 def question_text(lang: str, question: Question) -> str:
@@ -27,7 +34,7 @@ def question_text(lang: str, question: Question) -> str:
     return "\n".join(lines)
 
 
-def question_reply(
+async def question_reply(
     core: Core, lang: str, post: Post, chat: ChatRef | None, in_group: bool, settings: ChatSettings
 ) -> Reply:
     question = core.bank.get(post.question_id)
@@ -46,14 +53,18 @@ def question_reply(
     if post.kind == PostKind.QUIZ:
         buttons.append(Button(t(lang, "button_skip"), "/skip"))
     elif in_group and settings.answers == "private":
-        # Telegram turns a `/start …` payload into a deep link to the bot's private chat.
-        buttons.append(Button(t(lang, "button_answer_privately"), f"/start answer-{post.id}"))
+        # Telegram turns a `/start …` payload into a deep link to the bot's private chat; the token
+        # lets those who saw the post here, and only them, answer it there.
+        link = f"answer-{post.id}-{await lookup.post_token(core, post.id)}"
+        buttons.append(Button(t(lang, "button_answer_privately"), f"/start {link}"))
     return Reply(
         text, buttons=(tuple(buttons),), chat=chat, kind="question", question=question, post_id=post.id
     )
 
 
-async def reveal_reply(core: Core, lang: str, post: Post, chat: ChatRef | None, *, quote: bool) -> Reply:
+async def reveal_reply(
+    core: Core, lang: str, post: Post, chat: ChatRef | None, *, shown_in: ChatRef, quote: bool
+) -> Reply:
     question = core.bank.get(post.question_id)
     if question is None:
         return Reply(t(lang, "question_gone"), chat=chat)
@@ -71,9 +82,10 @@ async def reveal_reply(core: Core, lang: str, post: Post, chat: ChatRef | None, 
         if names
         else t(lang, "answered_by_nobody"),
     ]
+    reference = await lookup.post_reference(core, post, shown_in)
     buttons = (
-        (Button(t(lang, "button_full"), f"/full {post.id}"),),
-        tuple(Button(t(lang, f"grade_{g}"), f"/grade {g} {post.id}") for g in srs.GRADES),
+        (Button(t(lang, "button_full"), f"/full {reference}"),),
+        tuple(Button(t(lang, f"grade_{g}"), f"/grade {g} {reference}") for g in srs.GRADES),
     )
     # Quoting the question links the reveal to it (and, on Discord, finds the post's thread
     # after a restart); a reveal asked for from another chat has nothing there to quote.
