@@ -559,7 +559,9 @@ async def test_any_slash_command_interaction_translates_and_is_answered(
 
 @FUZZ
 @given(
-    payload=st.one_of(st.text(max_size=120), st.just("/answer"), st.just("/start answer-12")),
+    payload=st.one_of(
+        st.text(max_size=120), st.just("/answer"), st.just("/start answer-12-0123456789abcdef0123")
+    ),
     changes=interaction_changes,
 )
 async def test_any_button_press_is_answered(
