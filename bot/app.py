@@ -19,20 +19,23 @@ from typing import TYPE_CHECKING
 from bot.config import ENV_FILE, Settings
 from bot.core.bank import LoadResult, load
 from bot.core.clock import Clock, SystemClock
-from bot.core.commands import COMMANDS_BY_NAME
 from bot.core.commands import Core as QuizCore
+from bot.core.commands import commands_with
 from bot.core.commands.inbound import split_command
 from bot.core.model import ChatRef, Incoming, Reply, SentRef
 from bot.core.ports import Adapter, ChatGone, ChatMoved, Core, PlatformError, TransientError
 from bot.core.scheduler import Scheduler
 from bot.core.store import Store, open_store
 from bot.core.timing import parse_duration
+from bot.feedback import available as feedback_available
+from bot.feedback import reviewer_from
 from bot.ops.backup import BackupError, DatabaseInUse, hold_instance_lock
 from bot.ops.health import Health, Metrics, database_check, serve
 from bot.ops.logs import secrets_from, setup_logging
 
 if TYPE_CHECKING:
     from aiohttp import web
+    from prometheus_client import CollectorRegistry
 
 log = logging.getLogger("dailyq")
 
@@ -63,7 +66,7 @@ def catch_up_grace(settings: Settings) -> timedelta | None:
 
 def log_problems(loaded: LoadResult, content: Path) -> None:
     for problem in loaded.errors:
-        log.error("bank: %s:%s: %s", problem.file, problem.line, problem.message)
+        log.error("bank: %s", problem)
     log.info("bank: %d questions, %d warnings from %s", len(loaded.bank), len(loaded.warnings), content)
 
 
@@ -87,9 +90,16 @@ class Running:
 
 @asynccontextmanager
 async def running(
-    settings: Settings, adapters: dict[str, Adapter], clock: Clock | None = None
+    settings: Settings,
+    adapters: dict[str, Adapter],
+    clock: Clock | None = None,
+    registry: CollectorRegistry | None = None,
 ) -> AsyncIterator[Running]:
-    """Open the bank and the database, start the scheduler; undo it all on the way out."""
+    """Open the bank and the database, start the scheduler; undo it all on the way out.
+
+    With a model configured (and the `feedback` extra installed) the core gets a reviewer, whose
+    metrics go to `registry`.
+    """
     clock = clock or SystemClock()
     grace = catch_up_grace(settings)
     loaded = load(settings.content)
@@ -100,8 +110,9 @@ async def running(
         store = await open_store(settings.db)
     except (sqlite3.Error, OSError) as error:
         raise StartupError(f"cannot open the database {settings.db}: {error}") from None
+    reviewer = reviewer_from(settings, registry)
     try:
-        core = QuizCore(store, loaded.bank, settings, clock)
+        core = QuizCore(store, loaded.bank, settings, clock, reviewer=reviewer)
         scheduler = Scheduler(store, core, adapters, clock, grace=grace)
         scheduler.start()
         try:
@@ -109,23 +120,41 @@ async def running(
         finally:
             await scheduler.shutdown()
     finally:
+        if reviewer is not None:
+            await reviewer.close()
         await store.close()
 
 
-async def run_console(settings: Settings, *, user: str, chat: str, group: bool, member: bool) -> int:
+async def run_console(
+    settings: Settings, *, users: list[str], admins: list[str], chat: str, group: bool, echo: bool = False
+) -> int:
     from bot.adapters.console import ConsoleAdapter
 
-    adapter = ConsoleAdapter(sys.stdin, sys.stdout, user=user, chat=chat, group=group, member=member)
+    adapter = ConsoleAdapter(
+        sys.stdin, sys.stdout, users=users, admins=admins, chat=chat, group=group, echo=echo
+    )
     try:
         with hold_instance_lock(settings.db):
             async with running(settings, {adapter.platform: adapter}) as app:
                 # The console holds the database's lock too, so `dailyq reload` signals it.
                 with reloading_on_sighup(app.core):
                     await adapter.run(app.core)
+    except DatabaseInUse as in_use:
+        print(console_refusal(settings.db, in_use.pid), file=sys.stderr)
+        return 2
     except (StartupError, BackupError) as error:
         print(f"dailyq: {error}", file=sys.stderr)
         return 2
     return 0
+
+
+def console_refusal(db: Path, pid: int | None) -> str:
+    """Why a second console cannot open the database, and the two ways to go on."""
+    return (
+        f"dailyq: {db} is in use by another dailyq (pid {pid or 'unknown'}): a console or a bot runs "
+        "on it. One console can play a whole group: dailyq console --group --users ann,bob,carol; "
+        "or give this console its own database: dailyq console --db another.sqlite3"
+    )
 
 
 @contextmanager
@@ -163,6 +192,7 @@ def platform_adapters(settings: Settings, wanted: list[str] | None) -> dict[str,
         if not tokens[name]:
             raise StartupError(f"--platform {name} needs {TOKEN_VARIABLES[name]}, which is not set")
     adapters: dict[str, Adapter] = {}
+    commands = commands_with(feedback=feedback_available(settings))  # their menus: the core's commands
     if settings.telegram_token and (not wanted or "telegram" in wanted):
         from bot.adapters.telegram import TelegramAdapter
 
@@ -172,6 +202,7 @@ def platform_adapters(settings: Settings, wanted: list[str] | None) -> dict[str,
             webhook_url=settings.telegram_webhook_url,
             webhook_listen=settings.telegram_webhook_listen,
             webhook_secret=settings.telegram_webhook_secret,
+            commands=commands,
         )
     if settings.discord_token and (not wanted or "discord" in wanted):
         from bot.adapters.discord import DiscordAdapter
@@ -182,6 +213,7 @@ def platform_adapters(settings: Settings, wanted: list[str] | None) -> dict[str,
             gateway_url=settings.discord_gateway_url,
             guild_ids=settings.discord_guild_ids,
             message_content=settings.discord_message_content,
+            commands=commands,
         )
     return adapters
 
@@ -226,7 +258,7 @@ class MeasuredCore:
         if text.startswith("/"):
             name = split_command(text)[0]
             # Only the command table's names: anyone can type /anything, and every label is a series.
-            command = name if name in COMMANDS_BY_NAME else "unknown"
+            command = name if name in self.inner.commands_by_name else "unknown"
         else:
             command = "text"
         self.metrics.commands.labels(command=command).inc()
@@ -296,7 +328,7 @@ async def run_platforms(settings: Settings, platforms: list[str] | None = None) 
         metrics = Metrics()
         measured = {name: MeasuredAdapter(adapter, metrics) for name, adapter in adapters.items()}
         with hold_instance_lock(settings.db):
-            async with running(settings, dict(measured)) as app:
+            async with running(settings, dict(measured), registry=metrics.registry) as app:
                 return await _serve(settings, app, adapters, metrics)
     except (StartupError, BackupError) as error:
         log.critical("cannot start: %s", error)  # the log is on stderr: said once, at every level

@@ -21,6 +21,16 @@ SERVES_CHATS = ("console", "run")
 CHAT_DEFAULTS = (("DAILYQ_TIMEZONE", "timezone", "zone"), ("DAILYQ_POST_TIME", "post_time", "time"))
 
 
+CONSOLE_EXAMPLE = """\
+example: a study group of three in one console, ann its admin (--admins chooses others):
+  $ dailyq console --group --users ann,bob,carol
+  ann> /subscribe 09:00 Europe/Berlin
+  ann> bob: ||my hidden answer||      bob answers the latest question
+  bob> ||another thought||            bob again (the last speaker)
+  bob> carol: /top                    carol asks for the leaderboard
+"""
+
+
 class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
     """Shows an option's default where it has one; None and False mean "not given", not a value."""
 
@@ -29,15 +39,35 @@ class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
             return action.help
         return super()._get_help_string(action)
 
+    def _fill_text(self, text: str, width: int, indent: str) -> str:
+        """Lines are filled one by one, and indented ones (examples) kept as they are written."""
+        fill = super()._fill_text
+        return "\n".join(
+            indent + line if line.startswith(" ") else fill(line, width, indent) for line in text.splitlines()
+        )
+
+
+def _names(value: str) -> list[str]:
+    """`ann,bob,carol` → the names, each once, in order; a name is one word without a colon."""
+    names = list(dict.fromkeys(name.strip() for name in value.split(",") if name.strip()))
+    bad = [name for name in names if ":" in name or "：" in name or len(name.split()) > 1]
+    if not names or bad:
+        raise argparse.ArgumentTypeError(
+            f"{value!r}: give names separated by commas, each one word without ':', e.g. ann,bob,carol"
+        )
+    return names
+
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="dailyq", description=__doc__, formatter_class=_HelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
 
-    def command(name: str, summary: str, description: str) -> argparse.ArgumentParser:
+    def command(
+        name: str, summary: str, description: str, epilog: str | None = None
+    ) -> argparse.ArgumentParser:
         return sub.add_parser(
             name, help=summary, description=f"{summary[0].upper()}{summary[1:]}. {description}",
-            formatter_class=_HelpFormatter,
+            epilog=epilog, formatter_class=_HelpFormatter,
         )  # fmt: skip
 
     def with_db(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
@@ -63,12 +93,30 @@ def _parser() -> argparse.ArgumentParser:
 
     console = with_content(with_db(command(
         "console", "chat with the bot in this terminal; no token needed",
-        "Each line is a message; /start begins, /help lists the commands, Ctrl-D quits.",
+        "Each line is a message; /start begins, /help lists the commands, Ctrl-D quits. A line that "
+        "is not a command answers the latest question shown.",
+        epilog=CONSOLE_EXAMPLE,
     )))  # fmt: skip
-    console.add_argument("--user", default="you", help="your name in the console chat")
+    who = console.add_mutually_exclusive_group()
+    who.add_argument("--user", default="you", help="your name in the console chat")
+    who.add_argument(
+        "--users", type=_names, metavar="NAMES",
+        help="play several members of a group (implies --group), e.g. ann,bob,carol; "
+        "a line `bob: text` speaks as bob, other lines as the last speaker",
+    )  # fmt: skip
     console.add_argument("--chat", default="console", help="the console chat's id")
     console.add_argument("--group", action="store_true", help="make the chat a group")
-    console.add_argument("--member", action="store_true", help="in a group: you are not an admin")
+    admins = console.add_mutually_exclusive_group()
+    admins.add_argument("--member", action="store_true", help="in a group: you are not an admin")
+    admins.add_argument(
+        "--admins", type=_names, metavar="NAMES",
+        help="with --users: the group's admins (default: the first user)",
+    )  # fmt: skip
+    console.set_defaults(usage_error=console.error)
+    console.add_argument(
+        "--echo", action="store_true",
+        help="print each line read after its speaker (a piped script reads as a transcript)",
+    )  # fmt: skip
 
     run = with_content(with_db(command(
         "run", "run every platform whose token is set",
@@ -99,6 +147,8 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if args.command == "console" and (problem := _console_problem(args)):
+        args.usage_error(problem)  # exits 2 with the console's usage
     try:
         try:
             env = Settings.load()
@@ -117,6 +167,16 @@ def main(argv: list[str] | None = None) -> int:
         # now points at /dev/null, or Python would report the pipe again when it flushes at exit.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 1
+
+
+def _console_problem(args: argparse.Namespace) -> str | None:
+    if args.member and args.users:
+        return "--member is for one user; with --users, --admins says who the admins are"
+    if args.admins and not args.users:
+        return "--admins needs --users (alone, --member makes you a member of the group)"
+    if args.admins and (strangers := [name for name in args.admins if name not in args.users]):
+        return f"--admins names {', '.join(strangers)}, not in --users {','.join(args.users)}"
+    return None
 
 
 def startup_problem(command: str, settings: Settings) -> str | None:
@@ -184,9 +244,14 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
     if args.command == "console":
         from bot.app import run_console
 
+        users = args.users or [args.user]
+        admins = args.admins or ([] if args.member else users[:1])
         return asyncio.run(
-            run_console(settings, user=args.user, chat=args.chat, group=args.group, member=args.member)
-        )
+            run_console(
+                settings, users=users, admins=admins, chat=args.chat, group=args.group or bool(args.users),
+                echo=args.echo,
+            )
+        )  # fmt: skip
     if args.command == "run":
         from bot.app import run_platforms
 

@@ -6,6 +6,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import TypeVar
 
 from dotenv import dotenv_values
 
@@ -37,6 +38,23 @@ def _integers(name: str, value: str) -> tuple[int, ...]:
         raise ConfigError(f"{name} must be whole numbers separated by commas, got {value!r}") from None
 
 
+Number = TypeVar("Number", int, float)
+
+
+def _positive(name: str, value: str | None, default: Number) -> Number:
+    """A number above zero of the default's type (a whole number for a whole default)."""
+    if value is None:
+        return default
+    try:
+        number = type(default)(value)
+    except ValueError:
+        number = type(default)(0)
+    if not 0 < number < float("inf"):
+        kind = "whole number" if isinstance(default, int) else "number"
+        raise ConfigError(f"{name} must be a positive {kind}, got {value!r}")
+    return number
+
+
 @dataclass(frozen=True)
 class Settings:
     db: Path = Path("./data/dailyq.sqlite3")
@@ -59,6 +77,13 @@ class Settings:
     discord_gateway_url: str | None = None
     discord_guild_ids: tuple[int, ...] = ()
     discord_message_content: bool = False  # the privileged intent: read answers typed in threads
+    # Answer feedback (extra `feedback`): on when a URL and a model are set; the key may be empty (Ollama).
+    llm_url: str | None = None
+    llm_model: str | None = None
+    llm_api_key: str | None = field(default=None, repr=False)
+    llm_timeout: float = 60.0  # seconds for one review, the client's retries included
+    llm_user_daily: int = 10  # reviews one member may ask for per UTC day
+    llm_chat_daily: int = 100  # reviews asked from one chat's posts per UTC day
     env_file: Path | None = None  # the .env these settings were read from, if any
 
     @classmethod
@@ -80,6 +105,9 @@ class Settings:
             return value or None
 
         port = _integers("DAILYQ_HTTP_PORT", get("DAILYQ_HTTP_PORT") or "")
+        llm_url, llm_model = get("DAILYQ_LLM_URL"), get("DAILYQ_LLM_MODEL")
+        if bool(llm_url) != bool(llm_model):
+            raise ConfigError("DAILYQ_LLM_URL and DAILYQ_LLM_MODEL turn feedback on together: set both or neither")
         return cls(
             db=Path(get("DAILYQ_DB") or defaults.db),
             content=Path(get("DAILYQ_CONTENT") or defaults.content),
@@ -101,7 +129,17 @@ class Settings:
             discord_gateway_url=get("DISCORD_GATEWAY_URL"),
             discord_guild_ids=_integers("DISCORD_GUILD_IDS", get("DISCORD_GUILD_IDS") or ""),
             discord_message_content=(get("DISCORD_MESSAGE_CONTENT") or "0").lower() in ("1", "true", "yes", "on"),
+            llm_url=llm_url,
+            llm_model=llm_model,
+            llm_api_key=get("DAILYQ_LLM_API_KEY"),
+            llm_timeout=_positive("DAILYQ_LLM_TIMEOUT", get("DAILYQ_LLM_TIMEOUT"), defaults.llm_timeout),
+            llm_user_daily=_positive("DAILYQ_LLM_USER_DAILY", get("DAILYQ_LLM_USER_DAILY"), defaults.llm_user_daily),
+            llm_chat_daily=_positive("DAILYQ_LLM_CHAT_DAILY", get("DAILYQ_LLM_CHAT_DAILY"), defaults.llm_chat_daily),
         )
+
+    @property
+    def feedback_configured(self) -> bool:
+        return bool(self.llm_url and self.llm_model)
 
     def override(self, **flags: object) -> Settings:
         """Apply command-line flags; a flag left as None keeps the environment's value."""

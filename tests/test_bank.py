@@ -447,6 +447,11 @@ def test_an_aliases_table_merges_other_spellings(tmp_path: Path) -> None:
     assert result.bank.company_counts() == {"字节跳动": 2}
     assert result.bank.tag_counts() == {"RLHF": 1, "RL": 1}  # 强化学习 and rl are one tag of the question
     assert [q.title for q in result.bank.matching("字节")] == ["one", "two"]
+    # a chat's `tags` setting (the daily pool and its check) takes any spelling or alias too
+    assert [q.title for q in result.bank.with_labels(["bytedance ", "rlhf"])] == ["one", "two"]
+    assert [q.title for q in result.bank.with_labels(["ＲＬ"])] == ["two"]
+    assert result.bank.knows_label("字节") and result.bank.knows_label("强化学习")
+    assert not result.bank.knows_label("Quantum")
     assert (
         result.bank.merged_key("ByteDance") == result.bank.merged_key("字节跳动") == "字节跳动"
     )  # keys: casefolded, no spaces

@@ -15,13 +15,16 @@ import pytest
 
 from bot.adapters.console import PROMPT, ConsoleAdapter
 from bot.config import Settings
+from bot.core import render
 from bot.core.bank import load
 from bot.core.commands import Core
 from bot.core.messages import t
 from bot.core.model import Button, ChatRef, Incoming, Reply, SentRef
 from bot.core.render import escape
+from bot.core.scheduler import Scheduler
 from bot.core.store import SQLiteStore, Store
 from tests.clock import FakeClock
+from tests.transcript import Transcript
 
 ROOT = Path(__file__).resolve().parent.parent
 BANK = """\
@@ -84,8 +87,8 @@ async def test_quiz_hidden_answer_reveal_buttons_and_stats(core: Core, store: St
     out = await chat(core, "/start\n/quiz\n||queries and keys||\n/reveal\n1\n4\n/stats\n")
 
     assert "/quiz" in out.split(TITLE)[0]  # the welcome came first
-    assert f"❓ {TITLE}\n" in out and "[1] Reveal  [2] Skip" in out
-    assert t("en", "answer_saved", title=TITLE, chars=len("||queries and keys||")) in out
+    assert f"❓ {TITLE} · No. 1\n" in out and "[1] Reveal  [2] Skip" in out
+    assert t("en", "answer_saved", title=TITLE, chars=len("queries and keys")) in out
     assert "[1] Full answer\n[2] Again  [3] Hard  [4] Good  [5] Easy" in out
     # "1" pressed Full answer: the answer as plain text, the table aligned for wide characters.
     assert "Query, Key and Value: the query asks" in out and "**" not in out
@@ -100,7 +103,7 @@ async def test_quiz_hidden_answer_reveal_buttons_and_stats(core: Core, store: St
 
 
 async def test_in_a_group_a_member_is_refused_and_an_admin_subscribes(core: Core, store: Store) -> None:
-    refused = await chat(core, "/subscribe 08:30 Europe/Berlin\n", chat="study", group=True, member=True)
+    refused = await chat(core, "/subscribe 08:30 Europe/Berlin\n", chat="study", group=True, admins=())
     assert t("en", "admins_only", command="/subscribe") in refused
     accepted = await chat(core, "/subscribe 08:30 Europe/Berlin\n", chat="study", group=True)
     assert t("en", "admins_only", command="/subscribe") not in accepted
@@ -130,7 +133,7 @@ class EchoCore:
 async def test_numbers_press_the_latest_buttons_and_other_lines_are_messages() -> None:
     core = EchoCore()
     out = await chat(
-        core, "/menu\n3\n  1 \n7\n/crash\n||all hidden||\nnot ||all|| hidden\n\n", user="ann", chat="c1"
+        core, "/menu\n3\n  1 \n7\n/crash\n||all hidden||\nnot ||all|| hidden\n\n", users=("ann",), chat="c1"
     )
     assert [incoming.text for incoming in core.heard] == [
         "/menu", "/c", "/a", "7", "/crash", "||all hidden||", "not ||all|| hidden"
@@ -163,7 +166,7 @@ async def test_a_scheduled_post_prints_while_input_is_open_and_its_buttons_work(
     stdin, typing = pipe
     core = EchoCore()
     stdout = io.StringIO()
-    adapter = ConsoleAdapter(stdin, stdout, group=True, member=True)
+    adapter = ConsoleAdapter(stdin, stdout, group=True, admins=())
     running = asyncio.create_task(adapter.run(core))
     await asyncio.sleep(0)  # let it start waiting for input (a yield, not a wait for time)
 
@@ -280,3 +283,117 @@ def test_a_terminal_edits_lines_and_recalls_history(tmp_path: Path, bank_file: P
         session.process.kill()
         raise
     assert "^[[" not in screen and "Unknown command" not in screen, screen
+
+
+# ---- a whole group in one console ----------------------------------------------------------------
+
+
+async def test_one_console_plays_a_group_each_line_speaking_as_its_named_user() -> None:
+    core = EchoCore()
+    out = await chat(
+        core,
+        "/menu\nbob: ||mine||\nstill bob\nCAROL：2\nhttps://example.org: a link\nann:\nnot a name: text\n",
+        users=("ann", "bob", "carol"),
+        group=True,
+        echo=True,
+    )
+    heard = [(incoming.user_id, incoming.text) for incoming in core.heard]
+    assert heard == [
+        ("ann", "/menu"),
+        ("bob", "||mine||"),
+        ("bob", "still bob"),  # a line without a known name: the last speaker
+        ("carol", "/b"),  # a full-width colon, any case; a number presses the button as carol
+        ("carol", "https://example.org: a link"),  # not one of the users: the line as typed
+        ("ann", "not a name: text"),  # "ann:" alone made ann the speaker
+    ]
+    assert [incoming.user_name for incoming in core.heard] == ["ann", "bob", "bob", "carol", "carol", "ann"]
+    # Only the first user is an admin unless told otherwise.
+    assert [await incoming.is_admin() for incoming in core.heard] == [True, False, False, False, False, True]
+    assert all(incoming.is_group and incoming.chat == ChatRef("console", "console") for incoming in core.heard)
+    # --echo: each line after its speaker, so a piped script reads as a transcript.
+    assert out.startswith("ann: /menu\npick one\n") and "\nbob: ||mine||\nheard: ||mine||\n" in out
+    assert "\ncarol: 2\nheard: /b\n" in out and "\nann:\nann: not a name: text\n" in out
+
+
+async def test_admins_are_the_ones_named() -> None:
+    core = EchoCore()
+    await chat(core, "ann: hi\nbob: hi\ncarol: hi\n", users=("ann", "bob", "carol"), admins={"bob", "carol"})
+    assert [await incoming.is_admin() for incoming in core.heard] == [False, True, True]
+
+
+async def test_a_terminal_prompts_with_the_speaker_and_says_who_is_played() -> None:
+    stdout = io.StringIO()
+    await ConsoleAdapter(Terminal("bob: hi\n"), stdout, users=("ann", "bob", "carol"), group=True).run(EchoCore())
+    assert "You play ann (admin), bob and carol: a line `bob: text` speaks as bob." in stdout.getvalue()
+    assert stdout.getvalue().endswith("\nann> heard: hi\n\nbob> ")
+
+
+async def test_in_a_group_a_line_answers_the_latest_question_shown(core: Core, store: Store) -> None:
+    """The question asks for a reply, and a console cannot point at a message: a line that is not a
+    command is a reply to the latest question shown (here a daily post, sent by the scheduler)."""
+    stdin = io.StringIO("bob: ||queries and keys||\ncarol: values answer\nann: /reveal\n")
+    stdout = io.StringIO()
+    adapter = ConsoleAdapter(stdin, stdout, users=("ann", "bob", "carol"), group=True)
+    await Transcript(core, user="ann", group=True, admin=True, platform="console", chat="console").say(
+        "/subscribe 09:00"
+    )
+    core.clock.set(datetime(2026, 3, 2, 9, tzinfo=UTC))
+    await Scheduler(store, core, {"console": adapter}, core.clock).sweep()
+
+    await asyncio.wait_for(adapter.run(core), timeout=20)
+    out = stdout.getvalue()
+    assert out.startswith(f"── daily question ──\n❓ {TITLE} · No. 1\n")
+    assert out.count(t("en", "answer_saved", title=TITLE, chars=len("queries and keys"))) == 1
+    assert render.to_plain(t("en", "spoiler_reminder")) in out  # carol answered in the clear
+    assert t("en", "answered_by", names="bob, carol") in out
+    answers = await store.db.execute_fetchall("SELECT user_key, hidden FROM attempts ORDER BY id")
+    assert [tuple(row) for row in answers] == [("console:bob", 1), ("console:carol", 0)]
+
+
+def test_a_second_console_on_the_same_database_is_told_about_consoles(tmp_path: Path, bank_file: Path) -> None:
+    from bot.ops.backup import hold_instance_lock
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DAILYQ_")}
+    env |= {"DAILYQ_CONTENT": str(bank_file), "PYTHONPATH": str(ROOT)}
+    db = tmp_path / "q.sqlite3"
+    with hold_instance_lock(db):  # as the first console does
+        done = subprocess.run(
+            [sys.executable, "-m", "bot", "console", "--db", str(db)],
+            input="/start\n", capture_output=True, text=True, cwd=tmp_path, env=env, timeout=60,
+        )  # fmt: skip
+    assert done.returncode == 2 and done.stdout == ""
+    [line] = done.stderr.splitlines()
+    assert f"{db} is in use by another dailyq (pid {os.getpid()})" in line
+    assert "dailyq console --group --users ann,bob,carol" in line and "--db" in line
+    assert "docker" not in line
+
+
+def console_command(*args: str) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DAILYQ_")} | {"PYTHONPATH": str(ROOT)}
+    return subprocess.run(
+        [sys.executable, "-m", "bot", "console", *args], capture_output=True, text=True, env=env, timeout=60
+    )
+
+
+def test_console_help_shows_how_to_play_a_group() -> None:
+    done = console_command("--help")
+    assert done.returncode == 0, done.stderr
+    assert "  $ dailyq console --group --users ann,bob,carol\n" in done.stdout  # the example, as written
+    assert "  ann> bob: ||my hidden answer||" in done.stdout
+    assert "--admins NAMES" in done.stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "problem"),
+    [
+        (["--users", "ann,bob", "--admins", "carol"], "--admins names carol, not in --users ann,bob"),
+        (["--admins", "ann"], "--admins needs --users"),
+        (["--users", "ann,bob", "--member"], "with --users, --admins says who the admins are"),
+        (["--users", "ann,bob:x"], "each one word without ':'"),
+        (["--user", "ann", "--users", "ann,bob"], "not allowed with argument"),
+    ],
+)
+def test_a_group_that_cannot_be_played_is_refused_with_the_console_usage(args: list[str], problem: str) -> None:
+    done = console_command(*args)
+    assert done.returncode == 2 and done.stdout == ""
+    assert done.stderr.startswith("usage: dailyq console") and problem in done.stderr, done.stderr

@@ -318,7 +318,8 @@ async def test_a_long_full_answer_comes_in_messages_under_discords_limit_in_orde
     await reply(fake, await fake.slash(fake.member, "quiz", filter="long"))
     [(post_id,)] = await world.rows("SELECT id FROM posts WHERE kind = 'quiz'")
     question = BANK.by_id["q-long"]
-    expected = to_discord(f"{t('en', 'full_answer_heading', title=question.title)}\n\n{question.answer}")
+    heading = t("en", "full_answer_heading", title=question.title, number=t("en", "post_number", number=post_id))
+    expected = to_discord(f"{heading}\n\n{question.answer}")
     assert len(expected) >= 3
 
     full = await fake.slash(fake.member, "full", id=str(post_id))

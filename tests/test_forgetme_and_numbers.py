@@ -29,8 +29,9 @@ async def test_forgetme_confirm_as_help_shows_it_deletes(core: Core, lang: str) 
     chat = Transcript(core, lang=lang)
     await chat.say("/quiz")
     await chat.say("/answer something")
-    assert "/forgetme [confirm]" in text(await chat.say("/help"))
-    assert text(await chat.say("/forgetme confirm")) == t(lang, "forgotten")
+    confirm = t(lang, "placeholder_confirm")  # "confirm", "确认"
+    assert f"/forgetme [{confirm}]" in text(await chat.say("/help"))
+    assert text(await chat.say(f"/forgetme {confirm}")) == t(lang, "forgotten")
     assert await rows(core.store, "SELECT COUNT(*) FROM attempts") == [(0,)]
 
 

@@ -1,8 +1,10 @@
-"""Who may act on a post from where: its own chat, or elsewhere with the token its chat was shown.
+"""Who may act on a post from where: its own chat; elsewhere, with the token its chat was shown or
+with an answer to it.
 
 A stranger who knows (or guesses) a post's number gets nothing from another chat: no answer
 counted, no reveal, no full answer, no grade. A member who follows the group's "Answer
-privately" link answers, reveals, reads and grades from the private chat.
+privately" link answers, reveals, reads and grades from the private chat; one who answered in
+the group may name the post by its number anywhere.
 """
 
 from __future__ import annotations
@@ -107,6 +109,17 @@ async def test_reveal_full_and_grade_by_number_from_another_chat_are_refused(
     assert (await bob.say(f"/reveal {post.post_id}"))[0].kind == "reveal"
     in_a_thread = Transcript(admin.core, user="cat", chat="group", thread="t1", group=True)
     assert (await in_a_thread.say(f"/full {post.post_id}"))[0].kind == "answer"
+
+
+async def test_who_answered_in_the_group_may_name_the_post_by_its_number_elsewhere(
+    store: SQLiteStore, clock: FakeClock
+) -> None:
+    admin, post = await private_answers_group(store, clock)
+    await admin.member("bob").say("||in the group||", reply_to=post)
+    clock.set(MONDAY_8AM.replace(hour=17, minute=1))
+    bob_alone = Transcript(admin.core, user="bob", chat="bob-private")
+    assert (await bob_alone.say(f"/reveal {post.post_id}"))[0].kind == "reveal"
+    assert text(await bob_alone.say(f"/grade good {post.post_id}")).startswith("Graded")
 
 
 async def test_another_users_quiz_cannot_be_revealed_from_elsewhere(store: SQLiteStore, clock: FakeClock) -> None:

@@ -23,7 +23,7 @@ from bot.core.commands.answering import ANSWER_LIMIT
 from bot.core.commands.inbound import looks_hidden, split_command
 from bot.core.commands.profile import TAGS_SHOWN, streaks
 from bot.core.commands.texts import excerpt, some_tags
-from bot.core.messages import format_day, format_when, t
+from bot.core.messages import format_day, format_days, format_when, join_list, t
 from bot.core.model import ChatRef, Question, Reply, SentRef
 from bot.core.ports import Adapter
 from bot.core.render import escape
@@ -223,7 +223,7 @@ async def test_a_group_day_post_answers_reveal_at_its_time_and_grades(
 
     first = format_when(lang, MONDAY_8AM.replace(hour=9), ZoneInfo("UTC"), MONDAY_8AM)  # today
     assert text(await admin.say("/subscribe 09:00 UTC")) == t(
-        lang, "subscribed", time="09:00", zone="UTC", days="daily", first=first
+        lang, "subscribed", time="09:00", zone="UTC", days=format_days(lang, "daily"), first=first
     )
     clock.set(MONDAY_8AM.replace(hour=9))
     await daily.sweep()
@@ -232,7 +232,7 @@ async def test_a_group_day_post_answers_reveal_at_its_time_and_grades(
 
     hidden = "||a hidden answer||"
     assert text(await bob.say(hidden, reply_to=post)) == t(
-        lang, "answer_saved", title=question_of(post).title, chars=len(hidden)
+        lang, "answer_saved", title=question_of(post).title, chars=len("a hidden answer")
     )
     clear = await cat.say("an answer in the clear", reply_to=post)
     assert clear[-1].text == t(lang, "spoiler_reminder")
@@ -247,7 +247,7 @@ async def test_a_group_day_post_answers_reveal_at_its_time_and_grades(
     clock.set(MONDAY_8AM.replace(hour=17, minute=1))
     await daily.sweep()
     revealed = newest(admin, "reveal")
-    assert t(lang, "answered_by", names="Bob, Cat") in revealed.text
+    assert t(lang, "answered_by", names=join_list(lang, ["Bob", "Cat"])) in revealed.text
 
     await bob.press(t(lang, "grade_good"))
     assert text(await admin.say(f"/grade easy {post.post_id}")) == t(lang, "grade_not_answered", name="Ada")
@@ -336,10 +336,12 @@ async def test_in_a_group_only_admins_change_the_subscription_and_settings(
     assert await rows(store, "SELECT COUNT(*) FROM chats WHERE subscribed = 1") == [(0,)]
     assert t(lang, "settings_heading") in text(await member.say("/settings"))  # anyone may look
 
+    assert text(await admin.say("/settings role Study")) == t(lang, "role_discord_only")
+    on_discord = chat_for(core, lang, user="ada", group=True, admin=True, platform="discord")
     assert t(lang, "setting_saved", key="role", value="Study") == text(
-        await admin.say("/settings role Study")
+        await on_discord.say("/settings role Study")
     )
-    moderator = admin.member("mod", roles=("Study",))
+    moderator = on_discord.member("mod", roles=("Study",))
     assert t(lang, "admins_only", command="/subscribe") != text(await moderator.say("/subscribe"))
     assert moderator.admin_checks == 0  # the role answered without asking the platform
     assert await rows(store, "SELECT subscribed FROM chats") == [(1,)]
@@ -589,7 +591,7 @@ async def test_subscribing_after_todays_time_means_tomorrow(
     reply = text(await chat.say("/subscribe 09:00 Europe/Berlin"))
     tomorrow_9 = datetime(2026, 3, 3, 8, 0, tzinfo=UTC)  # 09:00 in Berlin (CET)
     first = format_when(lang, tomorrow_9, ZoneInfo("Europe/Berlin"), clock.now())
-    assert reply == t(lang, "subscribed", time="09:00", zone="Europe/Berlin", days="daily", first=first)
+    assert reply == t(lang, "subscribed", time="09:00", zone="Europe/Berlin", days=format_days(lang, "daily"), first=first)
     assert await rows(store, "SELECT subscribed, schedule_from FROM chats") == [
         (1, "2026-03-02T10:00:00+00:00")
     ]
@@ -607,7 +609,8 @@ async def test_subscribing_after_todays_time_means_tomorrow(
 async def test_settings_show_validate_and_store(lang: str, core: Core, store: Store) -> None:
     chat = chat_for(core, lang)
     shown = text(await chat.say("/settings"))
-    for key in ("time: 09:00", "zone: UTC", "days: daily", "reveal: 8h", "answers: spoiler", "paused: off"):
+    days, paused = format_days(lang, "daily"), t(lang, "setting_off")
+    for key in ("time: 09:00", "zone: UTC", f"days: {days}", "reveal: 8h", "answers: spoiler", f"paused: {paused}"):
         assert key in shown
     assert t(lang, "status_not_subscribed") in shown
 
@@ -615,12 +618,12 @@ async def test_settings_show_validate_and_store(lang: str, core: Core, store: St
         lang,
         "unknown_setting",
         key="colour",
-        keys="time, zone, days, reveal, tags, answers, lang, role, paused",
+        keys=join_list(lang, ("time", "zone", "days", "reveal", "tags", "answers", "lang", "role", "paused")),
     )
     assert text(await chat.say("/settings reveal soon")) == t(lang, "bad_reveal", value="soon")
     assert text(await chat.say("/settings days someday")) == t(lang, "bad_days", value="someday")
     assert text(await chat.say("/settings tags Quantum")) == t(
-        lang, "unknown_tags", tags="Quantum", known=some_tags(core)
+        lang, "unknown_tags", tags="Quantum", known=some_tags(core, lang)
     )
     assert text(await chat.say("/settings time")) == t(
         lang, "setting_needs_value", key="time", example="18:30"
@@ -735,7 +738,8 @@ async def test_help_has_one_line_per_command_from_the_table(lang: str, core: Cor
     assert len(lines) == len(COMMANDS) + 1
     for command, line in zip(COMMANDS, lines[1:], strict=True):
         assert line.startswith(f"`/{command.name}") and line.endswith(t(lang, command.help_key))
-    assert "`/grade <grade> [id]`" in lines[1 + [c.name for c in COMMANDS].index("grade")]
+    grade, number = t(lang, "placeholder_grade"), t(lang, "placeholder_id")
+    assert f"`/grade <{grade}> [{number}]`" in lines[1 + [c.name for c in COMMANDS].index("grade")]
 
 
 def test_the_command_table_matches_the_design() -> None:

@@ -1,9 +1,13 @@
 """The console chat (`dailyq console`): the whole daily loop in a terminal, no token needed.
 
-Each line typed is a message from one user in one chat. Replies print as plain text with hidden
-parts shown as `||…||`; buttons print as numbered choices, and a line that is just a number
-presses that button of the latest message that had buttons. Scheduled posts print as they arrive
-while input stays open; end of input ends the chat.
+Each line typed is a message in one chat. Replies print as plain text with hidden parts shown as
+`||…||`; buttons print as numbered choices, and a line that is just a number presses that button
+of the latest message that had buttons. A line that is not a command answers the latest question
+shown, as a reply to that message would on Telegram or Discord (a console cannot point at a
+message). Scheduled posts print as they arrive while input stays open; end of input ends the chat.
+
+One console can play a whole group (`--users ann,bob,carol`): a line `bob: text` speaks as bob,
+and a line without a known name speaks as the last speaker.
 """
 
 from __future__ import annotations
@@ -12,9 +16,10 @@ import asyncio
 import contextlib
 import itertools
 import logging
+import re
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Collection, Iterator, Sequence
 from typing import TextIO
 
 try:  # line editing and history for input(); not on every platform
@@ -23,7 +28,7 @@ try:  # line editing and history for input(); not on every platform
 except ImportError:
     readline = None  # type: ignore[assignment]
 
-from bot.core import render
+from bot.core import messages, render
 from bot.core.commands.inbound import looks_hidden
 from bot.core.model import Button, ChatRef, Incoming, Reply, SentRef
 from bot.core.ports import Core
@@ -31,7 +36,9 @@ from bot.core.ports import Core
 log = logging.getLogger(__name__)
 
 PROMPT = "> "
-SCHEDULED_HEADERS = {"question": "daily question", "reveal": "reveal"}
+SCHEDULED_HEADERS = {"question": "console_daily_question", "reveal": "console_reveal"}  # message keys
+# "bob: text" (a full-width colon too, as a Chinese keyboard types it): bob speaks.
+SPEAKER = re.compile(r"\s*([^\s:：]+)\s*[:：]\s?(.*)", re.DOTALL)
 
 
 class ConsoleAdapter:
@@ -42,19 +49,26 @@ class ConsoleAdapter:
         stdin: TextIO,
         stdout: TextIO,
         *,
-        user: str = "you",
+        users: Sequence[str] = ("you",),
+        admins: Collection[str] | None = None,
         chat: str = "console",
         group: bool = False,
-        member: bool = False,
+        echo: bool = False,
     ) -> None:
+        """`users` are the people typing (the first speaks first); `admins` those of them who are the
+        group's admins (default: the first). `echo` prints each line read after its speaker, so
+        input piped from a file reads as a transcript."""
         self._stdin = stdin
         self._stdout = stdout
-        self._user = user
+        self._users = {name.casefold(): name for name in users}
+        self._speaker = users[0]
+        self._admins = set(users[:1] if admins is None else admins)
         self._chat = ChatRef(self.platform, chat)
         self._group = group
-        self._member = member
-        self._message_ids = itertools.count(1)  # one sequence for the user's and the bot's messages
+        self._echo = echo
+        self._message_ids = itertools.count(1)  # one sequence for the users' and the bot's messages
         self._buttons: list[Button] = []  # of the latest message that had any, numbered from 1
+        self._latest_question: str | None = None  # message id of the latest question shown here
         self._interactive = stdin.isatty()
         # At the process's own terminal input() edits lines (arrows, history) with readline.
         self._edits_lines = self._interactive and stdin is sys.stdin and readline is not None
@@ -65,6 +79,9 @@ class ConsoleAdapter:
         lines = self._read_lines()
         if self._interactive:
             self._write("Type /start to begin, /help for every command; Ctrl-D quits.\n")
+            if len(self._users) > 1:
+                other = list(self._users.values())[1]
+                self._write(f"You play {self._cast()}: a line `{other}: text` speaks as {other}.\n")
         with self._terminal_restored():
             self._prompt()
             while (line := await lines.get()) is not None:
@@ -76,12 +93,17 @@ class ConsoleAdapter:
     async def send(self, chat: ChatRef, reply: Reply) -> SentRef:
         if self._interactive:
             self._write("\n")  # off the prompt's line
-        ref = self._show(reply, chat, header=SCHEDULED_HEADERS.get(reply.kind, "scheduled"))
+        ref = self._show(reply, chat, header=SCHEDULED_HEADERS.get(reply.kind, "console_scheduled"))
         self._prompt_again()
         return ref
 
-    async def _is_admin(self) -> bool:
-        return not self._member
+    def _cast(self) -> str:
+        """Who the console plays: "ann (admin), bob and carol"."""
+        names = [f"{name} (admin)" if name in self._admins else name for name in self._users.values()]
+        return ", ".join(names[:-1]) + f" and {names[-1]}"
+
+    def _prompt_text(self) -> str:
+        return f"{self._speaker}{PROMPT}" if len(self._users) > 1 else PROMPT
 
     def _read_lines(self) -> asyncio.Queue[str | None]:
         """Lines of stdin as they come; None at end of input.
@@ -110,7 +132,7 @@ class ConsoleAdapter:
             self._may_read.clear()
             self._in_input.set()
             try:
-                line = input(PROMPT)
+                line = input(self._prompt_text())
             except EOFError:
                 return
             finally:
@@ -131,6 +153,12 @@ class ConsoleAdapter:
             termios.tcsetattr(self._stdin.fileno(), termios.TCSADRAIN, saved)
 
     async def _handle(self, core: Core, text: str) -> None:
+        text = self._take_speaker(text)
+        if self._echo:
+            said = f"{self._speaker}: {text}" if len(self._users) > 1 else f"{PROMPT}{text}"
+            self._write(said.rstrip() + "\n")
+        if not text.strip():  # "bob:" alone: bob speaks next
+            return
         choice = text.strip()
         if choice.isdigit() and 1 <= int(choice) <= len(self._buttons):
             button = self._buttons[int(choice) - 1]
@@ -138,14 +166,17 @@ class ConsoleAdapter:
                 self._write(f"(open {button.url})\n\n")
                 return
             text = button.payload
+        speaker = self._speaker
         incoming = Incoming(
             platform=self.platform,
             chat=self._chat,
-            user_id=self._user,
-            user_name=self._user,
+            user_id=speaker,
+            user_name=speaker,
             text=text,
             is_group=self._group,
-            is_admin=self._is_admin,
+            is_admin=self._admin_check(speaker),
+            # Commands find their question themselves; other lines answer the latest one shown.
+            reply_to=None if text.lstrip().startswith("/") else self._latest_question,
             hidden=looks_hidden(text),
             message_id=str(next(self._message_ids)),
         )
@@ -160,12 +191,33 @@ class ConsoleAdapter:
             if reply.post_id is not None:
                 await core.sent(reply, ref)
 
+    def _take_speaker(self, line: str) -> str:
+        """The line without a leading `name:` of one of the users, who becomes the speaker."""
+        match = SPEAKER.match(line) if len(self._users) > 1 else None
+        if match is None or match[1].casefold() not in self._users:
+            return line
+        self._speaker = self._users[match[1].casefold()]
+        return match[2]
+
+    def _admin_check(self, speaker: str) -> Callable[[], Awaitable[bool]]:
+        async def is_admin() -> bool:
+            return speaker in self._admins
+
+        return is_admin
+
     def _show(self, reply: Reply, chat: ChatRef, header: str | None = None) -> SentRef:
-        lines = [f"── {header} ──"] if header else []
+        """Print a reply; `header` is the message key of a line above it (a scheduled post's)."""
+        lang = reply.lang or messages.LANGUAGES[0]
+        lines = [f"── {messages.t(lang, header)} ──"] if header else []
         if chat != self._chat:
-            lines.append(f"── to {chat.key} ──")
+            lines.append(f"── {messages.t(lang, 'console_to', chat=chat.key)} ──")
         elif reply.private and self._group:
-            lines.append("── only you see this ──")
+            only = (
+                messages.t(lang, "console_only_you")
+                if len(self._users) == 1
+                else messages.t(lang, "console_only_user", name=self._speaker)
+            )
+            lines.append(f"── {only} ──")
         lines.append(render.to_plain(reply.text))
         numbers = itertools.count(1)
         rows = [
@@ -175,22 +227,25 @@ class ConsoleAdapter:
             self._buttons = [button for row in reply.buttons for button in row]
             lines += rows
         self._write("\n".join(lines) + "\n\n")
-        return SentRef(chat, str(next(self._message_ids)))
+        ref = SentRef(chat, str(next(self._message_ids)))
+        if reply.kind == "question" and chat == self._chat:
+            self._latest_question = ref.message_id
+        return ref
 
     def _prompt(self) -> None:
         """Ready for the next line: input() writes the prompt itself when it edits lines."""
         if self._edits_lines:
             self._may_read.set()
         elif self._interactive:
-            self._write(PROMPT)
+            self._write(self._prompt_text())
 
     def _prompt_again(self) -> None:
         """After a scheduled post: the prompt again, with what was typed so far."""
         if self._edits_lines:
             if self._in_input.is_set():
-                self._write(PROMPT + readline.get_line_buffer())
+                self._write(self._prompt_text() + readline.get_line_buffer())
         elif self._interactive:
-            self._write(PROMPT)
+            self._write(self._prompt_text())
 
     def _write(self, text: str) -> None:
         self._stdout.write(text)

@@ -334,8 +334,10 @@ class DiscordAdapter:
         gateway_url: str | None = None,
         guild_ids: Iterable[int] = (),
         message_content: bool = False,
+        commands: Sequence[Command] = COMMANDS,  # the core's (Core.commands): /feedback when a model is set
     ) -> None:
         self._token = token
+        self._commands = tuple(commands)
         self._api_url = api_url
         self._gateway_url = gateway_url
         self._guild_ids = tuple(guild_ids)
@@ -355,7 +357,7 @@ class DiscordAdapter:
 
     def _new_client(self) -> _Client:
         client = _Client(self, intents=self._intents)
-        for command in COMMANDS:
+        for command in self._commands:
             client.tree.add_command(self._slash_command(command))
         client.tree.error(self._on_command_error)
         return client

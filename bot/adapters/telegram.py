@@ -80,7 +80,7 @@ from telegram.request import HTTPXRequest
 from telegram.warnings import PTBDeprecationWarning, PTBUserWarning
 
 from bot.core import messages
-from bot.core.commands import COMMANDS
+from bot.core.commands import COMMANDS, Command
 from bot.core.commands.inbound import platform_language
 from bot.core.model import Button, ChatRef, Incoming, Reply, SentRef
 from bot.core.ports import ChatGone, ChatMoved, Core, PlatformError, TransientError
@@ -111,7 +111,6 @@ WEBHOOK_SECRET_BYTES = 32
 # Bad Request descriptions that mean the chat (or the forum topic a subscription lives in) is gone.
 GONE_DESCRIPTIONS = ("chat not found", "message thread not found", "topic_deleted")
 COMMAND = re.compile(r"/([^\s@]+)(?:@(\S+))?")  # /name@bot_username
-OUR_COMMANDS = frozenset(command.name for command in COMMANDS)
 ANSWER_COMMAND = "answer"
 # A button in a forum topic carries its topic after its payload, so that a press still finds the
 # topic when Telegram sends the message as inaccessible (older ones come as chat and id only).
@@ -293,7 +292,10 @@ class TelegramAdapter:
         poll_timeout: float = 10.0,
         admin_cache_seconds: float = 60.0,
         admin_cache_size: int = ADMIN_CACHE_ENTRIES,
+        commands: Sequence[Command] = COMMANDS,  # the core's (Core.commands): /feedback when a model is set
     ) -> None:
+        self._commands = tuple(commands)
+        self._command_names = frozenset(command.name for command in self._commands)
         self._base_url = base_url
         self._webhook_url = webhook_url
         self._webhook_listen = webhook_listen or "0.0.0.0:8443"
@@ -383,7 +385,7 @@ class TelegramAdapter:
         for lang in ("en", "zh"):
             commands = [
                 BotCommand(command.name, messages.t(lang, command.help_key)[:COMMAND_DESCRIPTION_LIMIT])
-                for command in COMMANDS
+                for command in self._commands
             ]
             try:
                 await self.bot.set_my_commands(commands, language_code=None if lang == "en" else lang)
@@ -449,7 +451,7 @@ class TelegramAdapter:
             name, addressed = command[1].casefold(), command[2]
             if addressed and addressed.casefold() != (self.bot.username or "").casefold():
                 return None  # for another bot
-            if _is_group(message.chat) and not addressed and name not in OUR_COMMANDS:
+            if _is_group(message.chat) and not addressed and name not in self._command_names:
                 # Another bot's command (`/random 1 6`, `/test @OtherBot`): Telegram shows groups'
                 # commands to every bot that posted last, so an unknown one is not ours to refuse.
                 return None

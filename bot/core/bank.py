@@ -85,6 +85,12 @@ class Bank:
         self.by_id = MappingProxyType({q.id: q for q in self.questions})
         # name key → the merged name, so that a filter by any spelling finds the merged one
         self.aliases = MappingProxyType(dict(aliases or {}))
+        # merged key of each tag and company → its questions in bank order: filters look up, not scan
+        by_label: dict[str, list[Question]] = {}
+        for q in self.questions:
+            for label in {name_key(label) for label in (*q.tags, q.company or "") if label}:
+                by_label.setdefault(label, []).append(q)
+        self._by_label = {label: tuple(found) for label, found in by_label.items()}
 
     def __len__(self) -> int:
         return len(self.questions)
@@ -97,13 +103,19 @@ class Bank:
         needle = words.strip().casefold()
         if not needle:
             return list(self.questions)
-        key = self.merged_key(needle)
-        exact = [
-            q
-            for q in self.questions
-            if key in (name_key(t) for t in q.tags) or name_key(q.company or "") == key
-        ]
-        return exact or [q for q in self.questions if needle in q.title.casefold()]
+        exact = self._by_label.get(self.merged_key(needle))
+        return list(exact) if exact else [q for q in self.questions if needle in q.title.casefold()]
+
+    def knows_label(self, name: str) -> bool:
+        """Whether some question has this tag or company, in any spelling or alias of it."""
+        return self.merged_key(name) in self._by_label
+
+    def with_labels(self, names: Iterable[str]) -> list[Question]:
+        """Questions having any of these tags or companies (any spelling or alias), in bank order."""
+        found: set[str] = set()
+        for name in names:
+            found.update(q.id for q in self._by_label.get(self.merged_key(name), ()))
+        return [q for q in self.questions if q.id in found]
 
     def merged_key(self, name: str) -> str:
         """The key a tag or company of any spelling (or alias) is merged under; compare these."""

@@ -6,6 +6,7 @@ caller (render.escape) before they are passed in; placeholders are `str.format` 
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import date, datetime
 from zoneinfo import ZoneInfo
 
@@ -18,8 +19,8 @@ CATALOG: dict[str, dict[str, str]] = {
         "help_help": "every command, one line each",
         "help_quiz": "a question now: your due reviews first, then new ones",
         "help_answer": "answer the open question (or the question you reply to)",
-        "help_reveal": "the summary, a Full answer button, who answered, and grade buttons",
-        "help_full": "the full reference answer of a question",
+        "help_reveal": "summary, Full answer, who answered, grade buttons; id: the number after a title (No. 12)",
+        "help_full": "the full reference answer; id: the number after the question's title (No. 12)",
         "help_grade": "grade your answer (again, hard, good or easy) for spaced repetition",
         "help_skip": "another question now (in private, or on your own quiz)",
         "help_stats": "your answers, grades, streaks, due reviews and tags",
@@ -36,7 +37,7 @@ CATALOG: dict[str, dict[str, str]] = {
         "reload_empty": "• no questions could be read",
         "option_filter": "a tag, a company, or words of the title",
         "option_text": "your answer",
-        "option_id": "a question's number",
+        "option_id": "the question's number, shown after its title (No. 12)",
         "option_grade": "again, hard, good or easy",
         "option_time": "HH:MM, e.g. 09:30",
         "option_zone": "an IANA time zone, e.g. Europe/Berlin",
@@ -44,6 +45,18 @@ CATALOG: dict[str, dict[str, str]] = {
         "option_value": "the new value",
         "option_confirm": "yes, to confirm",
         "help_header": "**Commands**",
+        # The placeholders /help shows for the options (the options' own names in English).
+        "placeholder_filter": "filter",
+        "placeholder_text": "text",
+        "placeholder_id": "id",
+        "placeholder_grade": "grade",
+        "placeholder_time": "time",
+        "placeholder_zone": "zone",
+        "placeholder_key": "key",
+        "placeholder_value": "value",
+        "placeholder_confirm": "confirm",
+        "list_separator": ", ",
+        "tag_count": "{name} ({count})",
         # --- general
         "welcome": (
             "**Welcome to {bot}!** One interview question a day: answer it, reveal the reference "
@@ -59,14 +72,16 @@ CATALOG: dict[str, dict[str, str]] = {
         "admins_only": "Only the chat's admins can use {command} here.",
         "private_hint": "Send /quiz for a question, or /help for everything I can do.",
         "question_gone": "That question is no longer in the bank.",
-        "bad_post_id": "“{value}” is not a question's number. Leave it out to mean this chat's current question.",
+        "bad_post_id": "“{value}” is not a question's number (a whole number, shown after the question's title). Leave it out to mean this chat's current question.",
         "no_such_post": "I have no question with that number.",
         "post_elsewhere": "That question was asked in another chat: answer, reveal or grade it there.",
         # --- questions and answers
-        "question_heading": "❓ **{title}**",
+        "question_heading": "❓ **{title}** · {number}",
+        "post_number": "No. {number}",
         "hint_private": "Type your answer, then /reveal.",
         "hint_group_spoiler": "Reply to this message with your answer hidden as a spoiler (`||your answer||`).",
         "hint_group_thread": "Press Answer, or answer in this question's thread hidden as a spoiler (`||your answer||`).",
+        "hint_group_console": "Type your answer hidden as a spoiler (`||your answer||`): a line answers the latest question.",
         "hint_group_private": "Answer privately: press Answer privately, or send me /answer in a private chat.",
         "button_reveal": "Reveal",
         "button_skip": "Skip",
@@ -84,13 +99,25 @@ CATALOG: dict[str, dict[str, str]] = {
         "field_round": "Round",
         "field_date": "Date",
         "field_tags": "Tags",
+        "console_daily_question": "daily question",
+        "console_reveal": "reveal",
+        "console_scheduled": "scheduled",
+        "console_only_you": "only you see this",
+        "console_only_user": "only {name} sees this",
+        "console_to": "to {chat}",
         "error": "Something went wrong on my side; please try again in a moment.",
         "answer_here": "Send your answer here; it counts for the group's question.",
         "no_match": "No question matches “{filter}”. Try a tag such as: {tags}. /tags lists them all.",
         "skip_where": "/skip works in a private chat or on your own /quiz.",
+        "skip_only_one": "This is the only question matching “{filter}”: answer it, or /quiz with another filter.",
+        "skip_only_question": "This is the only question in the bank.",
         "answer_usage": "Write your answer after the command: /answer your answer. Or reply to the question.",
         "answer_too_long": "An answer can be up to {limit} characters; yours has {length}. Shorten it and send it again.",
         "nothing_to_answer": "There is no open question here. Send /quiz for one.",
+        "answer_unmatched": (
+            "I could not tell which question this answers: reply to the question's message, "
+            "or send /answer followed by your answer."
+        ),
         "answer_saved": "Got your answer to “{title}” ({chars} characters). /reveal when you are ready.",
         "answer_updated": "Replaced your earlier answer to “{title}” ({chars} characters); the old one is kept in your history.",
         "spoiler_reminder": "Tip: hide answers in groups so others can think first: `||your answer||`.",
@@ -98,12 +125,12 @@ CATALOG: dict[str, dict[str, str]] = {
         # --- reveal and grading
         "nothing_to_reveal": "There is no question to reveal here. Send /quiz for one.",
         "reveal_not_yet": "The answer is revealed {when}. Until then only admins can reveal it.",
-        "reveal_heading": "💡 **{title}**",
+        "reveal_heading": "💡 **{title}** · {number}",
         "reveal_more": "Full answer: press the button below.",
         "answered_by": "Answered by: {names}",
         "answered_by_nobody": "Nobody has answered yet.",
         "button_full": "Full answer",
-        "full_answer_heading": "📖 **{title}**",
+        "full_answer_heading": "📖 **{title}** · {number}",
         "grade_again": "Again",
         "grade_hard": "Hard",
         "grade_good": "Good",
@@ -164,6 +191,12 @@ CATALOG: dict[str, dict[str, str]] = {
         "unset_tags": "all questions",
         "unset_lang": "automatic",
         "unset_role": "none",
+        "setting_on": "on",
+        "setting_off": "off",
+        "role_discord_only": (
+            "The role setting is for Discord (members with that role count as admins); "
+            "it has no effect here, so nothing was changed."
+        ),
         # --- forgetme
         "forget_confirm": (
             "This deletes, in every chat and for good, your answers ({answers}, with their grades) and "
@@ -172,6 +205,7 @@ CATALOG: dict[str, dict[str, str]] = {
         "button_forget": "Yes, delete my data",
         "forget_not_yours": "That button belongs to someone else. Send /forgetme yourself.",
         "forgotten": "Done: your answers, grades and reviews are deleted everywhere.",
+        "forget_nothing": "There is nothing to delete: I keep no answers, grades or reviews of yours.",
         # --- dates
         "weekdays": "Mon Tue Wed Thu Fri Sat Sun",
         "months": "Jan Feb Mar Apr May Jun Jul Aug Sep Oct Nov Dec",
@@ -181,14 +215,50 @@ CATALOG: dict[str, dict[str, str]] = {
         "day_tomorrow": "tomorrow ({date})",
         "day_later": "{date} (in {days} days)",
         "day_at": "{day} at {time}",
+        # A chat's days as the settings spell them ("daily", "mon-fri", "mon,wed,fri").
+        "every_day": "daily",
+        "day_names": "mon tue wed thu fri sat sun",
+        "day_range": "{first}-{last}",
+        "day_separator": ",",
+        # --- feedback from a model (shown only where a model is configured and the chat has it on)
+        "help_feedback": "a private review of your answer by a model: covered, missed, advice, a suggested grade",
+        "feedback_notice": (
+            "🔎 Feedback is on here: when you ask for feedback on your answer, your answer is sent "
+            "to the configured model ({model})."
+        ),
+        "button_feedback": "Feedback",
+        "feedback_heading": "🔎 **Feedback on “{title}”** (score {score}/5)",
+        "feedback_covered": "**Covered**",
+        "feedback_missed": "**Missed**",
+        "feedback_nothing_listed": "• (none)",
+        "feedback_advice": "💡 {advice}",
+        "feedback_suggested": "Suggested grade: **{grade}**. Press it to accept, or choose another.",
+        "feedback_caveat": "A review by {model}; it can be wrong. The reference answer is what counts.",
+        "feedback_grade_choice": "Your answer and grade are kept. Grade it yourself:",
+        "feedback_off": "Feedback is off for that question's chat. Its admins can turn it on with /settings feedback on.",
+        "feedback_nothing": "You have not answered a revealed question yet. /feedback with a question's number asks about that one.",
+        "feedback_not_answered": "You have not answered this question, so there is nothing to review.",
+        "feedback_not_revealed": "Feedback comes after the reveal, {when}.",
+        "feedback_pending": "Your review is on its way.",
+        "feedback_user_limit": "You have had {limit} reviews today, the daily limit. Try again tomorrow (UTC).",
+        "feedback_chat_limit": "That chat has had its {limit} reviews for today. Try again tomorrow (UTC).",
+        "feedback_failed_timeout": "The model took too long, so there is no review this time.",
+        "feedback_failed_refused": "The model declined to review this answer.",
+        "feedback_failed_invalid": "The model's reply could not be read as a review.",
+        "feedback_failed_unavailable": "The model could not be reached just now.",
+        "feedback_failed_busy": "The model is busy with other reviews; try again in a minute.",
+        "feedback_try_again": "Try /feedback {post} again later.",
+        "example_feedback": "on",
+        "bad_feedback": "“{value}” is not on or off: use /settings feedback on (or off).",
+        "feedback_turned_on": "Members' answers are sent to {model} when they press Feedback or send /feedback.",
     },
     "zh": {
         "help_start": "欢迎语和用法",
         "help_help": "所有命令，每条一行",
         "help_quiz": "马上来一道题：先复习到期的，再出新题",
         "help_answer": "回答当前的题（或你回复的那道题）",
-        "help_reveal": "要点总结、「完整答案」按钮、答题的人和评分按钮",
-        "help_full": "一道题的完整参考答案",
+        "help_reveal": "要点总结、「完整答案」按钮、答题的人和评分按钮；题号见题目标题后（第 12 题）",
+        "help_full": "一道题的完整参考答案；题号见题目标题后（第 12 题）",
         "help_grade": "给自己的回答评分（again、hard、good 或 easy），用于间隔重复",
         "help_skip": "马上换一道题（私聊中，或在你自己的 /quiz 上）",
         "help_stats": "你的回答数、评分、连续天数、待复习和标签",
@@ -205,7 +275,7 @@ CATALOG: dict[str, dict[str, str]] = {
         "reload_empty": "• 没有读到任何题目",
         "option_filter": "标签、公司或题目中的词",
         "option_text": "你的回答",
-        "option_id": "题目编号",
+        "option_id": "题号，见题目标题后（第 12 题）",
         "option_grade": "again、hard、good 或 easy",
         "option_time": "HH:MM，例如 09:30",
         "option_zone": "IANA 时区，例如 Asia/Shanghai",
@@ -213,6 +283,17 @@ CATALOG: dict[str, dict[str, str]] = {
         "option_value": "新的值",
         "option_confirm": "输入 yes 确认",
         "help_header": "**命令**",
+        "placeholder_filter": "筛选",
+        "placeholder_text": "回答",
+        "placeholder_id": "题号",
+        "placeholder_grade": "评分",
+        "placeholder_time": "时间",
+        "placeholder_zone": "时区",
+        "placeholder_key": "设置项",
+        "placeholder_value": "值",
+        "placeholder_confirm": "确认",
+        "list_separator": "、",
+        "tag_count": "{name}（{count}）",
         "welcome": (
             "**欢迎使用 {bot}！** 每天一道面试题：作答、查看参考答案、给自己评分，"
             "间隔重复会在该复习时再次出题。\n\n"
@@ -226,13 +307,15 @@ CATALOG: dict[str, dict[str, str]] = {
         "admins_only": "这里只有管理员可以使用 {command}。",
         "private_hint": "发送 /quiz 获取一道题，或发送 /help 查看全部功能。",
         "question_gone": "这道题已不在题库中。",
-        "bad_post_id": "「{value}」不是题目编号。不填编号即表示本聊天当前的题目。",
+        "bad_post_id": "「{value}」不是题号（题号是整数，见题目标题后）。不填题号即表示本聊天当前的题目。",
         "no_such_post": "没有这个编号的题目。",
         "post_elsewhere": "这道题是在另一个聊天里出的：请在那里作答、查看答案或评分。",
-        "question_heading": "❓ **{title}**",
+        "question_heading": "❓ **{title}** · {number}",
+        "post_number": "第 {number} 题",
         "hint_private": "直接输入你的回答，然后发送 /reveal。",
         "hint_group_spoiler": "回复这条消息作答，并用剧透隐藏回答（`||你的回答||`）。",
         "hint_group_thread": "点「作答」，或在这道题的子区中用剧透隐藏作答（`||你的回答||`）。",
+        "hint_group_console": "输入用剧透隐藏的回答（`||你的回答||`）：每一行都回答最新的一道题。",
         "hint_group_private": "请私下作答：点「私下作答」，或在私聊中给我发送 /answer。",
         "button_reveal": "查看答案",
         "button_skip": "跳过",
@@ -249,25 +332,34 @@ CATALOG: dict[str, dict[str, str]] = {
         "field_round": "轮次",
         "field_date": "日期",
         "field_tags": "标签",
+        "console_daily_question": "每日一题",
+        "console_reveal": "公布答案",
+        "console_scheduled": "定时消息",
+        "console_only_you": "仅你可见",
+        "console_only_user": "仅 {name} 可见",
+        "console_to": "发给 {chat}",
         "error": "出了点问题，请稍后再试。",
         "answer_here": "在这里发送你的回答，它会记到群里的这道题上。",
         "no_match": "没有题目匹配「{filter}」。可以试试这些标签：{tags}。/tags 列出全部。",
         "skip_where": "/skip 只能在私聊中使用，或用在你自己的 /quiz 上。",
+        "skip_only_one": "只有这一道题匹配「{filter}」：回答它，或用 /quiz 换一个筛选条件。",
+        "skip_only_question": "题库中只有这一道题。",
         "answer_usage": "请在命令后写上回答：/answer 你的回答。也可以直接回复题目消息。",
         "answer_too_long": "回答最多 {limit} 个字符，你的有 {length} 个。请缩短后再发送。",
         "nothing_to_answer": "这里没有待回答的题目。发送 /quiz 获取一道。",
+        "answer_unmatched": "我无法判断这是在回答哪道题：请回复题目消息作答，或发送 /answer 加上你的回答。",
         "answer_saved": "已收到你对「{title}」的回答（{chars} 个字符）。准备好了就发送 /reveal。",
         "answer_updated": "已更新你对「{title}」的回答（{chars} 个字符），旧回答保留在历史中。",
         "spoiler_reminder": "小提示：在群里请隐藏回答，让其他人先思考：`||你的回答||`。",
         "private_reminder": "小提示：本群采用私下作答，请在私聊中把回答发给我。",
         "nothing_to_reveal": "这里没有可以查看答案的题目。发送 /quiz 获取一道。",
         "reveal_not_yet": "答案将于{when}公布。在此之前只有管理员可以提前公布。",
-        "reveal_heading": "💡 **{title}**",
+        "reveal_heading": "💡 **{title}** · {number}",
         "reveal_more": "完整答案：请点下方按钮。",
         "answered_by": "作答的人：{names}",
         "answered_by_nobody": "还没有人作答。",
         "button_full": "完整答案",
-        "full_answer_heading": "📖 **{title}**",
+        "full_answer_heading": "📖 **{title}** · {number}",
         "grade_again": "重来",
         "grade_hard": "困难",
         "grade_good": "良好",
@@ -288,7 +380,7 @@ CATALOG: dict[str, dict[str, str]] = {
         "top_empty": "还没有人作答。",
         "tags_heading": "🏷 **{tags} 个标签**，共 {questions} 道题",
         "tags_none": "题库中没有标签。",
-        "tags_more": " …… 另有 {count} 个（可用 /quiz 加任意标签或公司）",
+        "tags_more": "……另有 {count} 个（可用 /quiz 加任意标签或公司）",
         "companies_heading": "🏢 **{companies} 家公司**",
         "subscribe_usage": "用法：/subscribe、/subscribe 09:30 或 /subscribe 09:30 Asia/Shanghai。",
         "subscribed": "已订阅：每天 {time}（{zone}）推送一道题，日期：{days}。第一道题将于{first}推送。",
@@ -326,12 +418,16 @@ CATALOG: dict[str, dict[str, str]] = {
         "unset_tags": "全部题目",
         "unset_lang": "自动",
         "unset_role": "无",
+        "setting_on": "开",
+        "setting_off": "关",
+        "role_discord_only": "role 设置只用于 Discord（拥有该角色的成员视为管理员）；在这里不起作用，所以没有做任何修改。",
         "forget_confirm": (
             "这将永久删除你在所有聊天中的 {answers} 个回答（及其评分）和 {reviews} 张复习卡片。请点按钮确认。"
         ),
         "button_forget": "确认删除我的数据",
         "forget_not_yours": "这个按钮属于别人。请自己发送 /forgetme。",
         "forgotten": "完成：你在所有聊天中的回答、评分和复习记录都已删除。",
+        "forget_nothing": "没有可删除的内容：我没有保存你的任何回答、评分或复习记录。",
         "weekdays": "周一 周二 周三 周四 周五 周六 周日",
         "months": "1月 2月 3月 4月 5月 6月 7月 8月 9月 10月 11月 12月",
         "date": "{month}{day}日 {weekday}",
@@ -340,6 +436,37 @@ CATALOG: dict[str, dict[str, str]] = {
         "day_tomorrow": "明天（{date}）",
         "day_later": "{date}（{days} 天后）",
         "day_at": "{day} {time}",
+        "every_day": "每天",
+        "day_names": "周一 周二 周三 周四 周五 周六 周日",
+        "day_range": "{first}至{last}",
+        "day_separator": "、",
+        "help_feedback": "由模型私下点评你的回答：答到的、漏掉的、一句建议和建议评分",
+        "feedback_notice": "🔎 本聊天已开启点评：当你请求点评时，你的回答会发送给所配置的模型（{model}）。",
+        "button_feedback": "点评",
+        "feedback_heading": "🔎 **「{title}」的点评**（得分 {score}/5）",
+        "feedback_covered": "**答到的要点**",
+        "feedback_missed": "**漏掉的要点**",
+        "feedback_nothing_listed": "• 无",
+        "feedback_advice": "💡 {advice}",
+        "feedback_suggested": "建议评分：**{grade}**。点它即可采用，也可以选别的。",
+        "feedback_caveat": "以上由 {model} 点评，可能有误；以参考答案为准。",
+        "feedback_grade_choice": "你的回答和评分都还在。请自己评分：",
+        "feedback_off": "这道题所在的聊天没有开启点评。该聊天的管理员可以用 /settings feedback on 开启。",
+        "feedback_nothing": "你还没有回答过已公布答案的题目。/feedback 加题目编号可以点评指定的题。",
+        "feedback_not_answered": "你还没有回答这道题，没有可点评的内容。",
+        "feedback_not_revealed": "答案公布后才能点评，公布时间：{when}。",
+        "feedback_pending": "你的点评正在生成中。",
+        "feedback_user_limit": "你今天已经用了 {limit} 次点评，达到每日上限。请明天（UTC）再试。",
+        "feedback_chat_limit": "该聊天今天的 {limit} 次点评已用完。请明天（UTC）再试。",
+        "feedback_failed_timeout": "模型响应超时，这次没有点评。",
+        "feedback_failed_refused": "模型拒绝点评这个回答。",
+        "feedback_failed_invalid": "模型的回复无法解读为点评。",
+        "feedback_failed_unavailable": "暂时无法连接到模型。",
+        "feedback_failed_busy": "模型正忙于其他点评，请一分钟后再试。",
+        "feedback_try_again": "请稍后再发送 /feedback {post}。",
+        "example_feedback": "on",
+        "bad_feedback": "「{value}」不是 on 或 off：请用 /settings feedback on（或 off）。",
+        "feedback_turned_on": "成员点「点评」或发送 /feedback 时，他们的回答会发送给 {model}。",
     },
 }
 
@@ -347,6 +474,24 @@ CATALOG: dict[str, dict[str, str]] = {
 def t(lang: str, key: str, /, **values: object) -> str:
     """The message `key` in `lang` (English for a language we lack), with `values` filled in."""
     return CATALOG.get(lang, CATALOG["en"])[key].format(**values)
+
+
+def join_list(lang: str, items: Iterable[str]) -> str:
+    """Names or tags in a sentence: "a, b, c" in English, "a、b、c" in Chinese."""
+    return t(lang, "list_separator").join(items)
+
+
+def format_days(lang: str, days: str) -> str:
+    """A chat's days, as the settings spell them ("daily", "mon-fri", "mon,wed,fri"), in `lang`."""
+    if days == "daily":
+        return t(lang, "every_day")
+    spelled = CATALOG["en"]["day_names"].split()
+    names = dict(zip(spelled, t(lang, "day_names").split(), strict=True))
+    parts = []
+    for part in days.split(","):
+        first, _, last = part.partition("-")
+        parts.append(t(lang, "day_range", first=names[first], last=names[last]) if last else names[first])
+    return t(lang, "day_separator").join(parts)
 
 
 def format_day(lang: str, day: date, today: date) -> str:

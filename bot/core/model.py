@@ -80,6 +80,7 @@ class Reply:
     question: Question | None = None  # for question/reveal/answer: embeds, photos, threads
     post_id: int | None = None  # set when the core wants to learn the platform message id (Core.sent)
     reply_to: str | None = None  # platform message id this reply answers
+    lang: str | None = None  # the text's language, for words an adapter adds (the console's headers)
 
 
 @dataclass(frozen=True)

@@ -188,7 +188,8 @@ _CLEAR = ("none", "off", "-", "all", "any", "default", "auto")
 
 _EXAMPLES = {"tags": "python,sql", "role": "Study"}
 
-KEYS = ("time", "zone", "days", "reveal", "tags", "answers", "lang", "role", "paused")
+KEYS = ("time", "zone", "days", "reveal", "tags", "answers", "lang", "role", "paused", "feedback")
+SWITCHES = ("paused", "feedback")  # on or off
 
 
 def _one_of(key: str, value: str, allowed: tuple[str, ...]) -> str:
@@ -212,11 +213,11 @@ def validate(key: str, value: str) -> str:
         return str(parse_reveal(value))
     if key == "answers":
         return _one_of("answers", value, ANSWER_MODES)
-    if key == "paused":
+    if key in SWITCHES:
         word = value.casefold()
         if word in _ON or word in _OFF:
             return "on" if word in _ON else "off"
-        raise ValueError(f'"{value}" is not on or off: use /settings paused on (or off)')
+        raise ValueError(f'"{value}" is not on or off: use /settings {key} on (or off)')
     if key == "lang":
         return "" if value.casefold() in _CLEAR else _one_of("lang", value, LANGUAGES)
     if key in ("tags", "role"):
@@ -241,6 +242,7 @@ class ChatSettings:
     lang: str | None = None  # None: the platform's language, else DAILYQ_LANG
     role: str | None = None  # Discord: members with this role (id or name) count as the chat's admins
     paused: bool = False
+    feedback: bool = False  # members may ask the configured model to review their answers
 
     @classmethod
     def default(cls, defaults: Settings) -> ChatSettings:
@@ -283,7 +285,7 @@ class ChatSettings:
 def _field_value(key: str, normalised: str) -> str | bool | None:
     """A validated setting as its ChatSettings field: paused is a bool, "" clears an optional one."""
     key = key.strip().casefold()
-    if key == "paused":
+    if key in SWITCHES:
         return normalised == "on"
     if key in ("tags", "lang", "role"):
         return normalised or None

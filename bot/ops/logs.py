@@ -39,7 +39,7 @@ TOKEN_SHAPES = (
 
 # Chatty at INFO (a line per HTTP request, per gateway event, per scheduler tick): kept at
 # WARNING unless the operator asks for DEBUG.
-NOISY_LOGGERS = ("httpx", "httpcore", "aiohttp.access", "discord.gateway", "apscheduler.executors")
+NOISY_LOGGERS = ("httpx", "httpx2", "httpcore", "aiohttp.access", "discord.gateway", "apscheduler.executors")
 # A line per block rule per source line: useless even when debugging dailyq, and floods a reload.
 SILENCED_LOGGERS = ("markdown_it",)
 # Start-up notes that are no news for dailyq, logged at DEBUG instead of their own level:

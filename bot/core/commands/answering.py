@@ -3,6 +3,7 @@ group's question in private."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
@@ -10,7 +11,7 @@ from bot.core.commands import lookup, texts
 from bot.core.commands.inbound import looks_hidden
 from bot.core.messages import t
 from bot.core.model import Question, Reply
-from bot.core.store import OpenQuestion, Post, PostKind
+from bot.core.store import Post, PostKind
 
 if TYPE_CHECKING:
     from bot.core.commands.dispatch import Call, Core
@@ -20,6 +21,7 @@ DUE_LOOKAHEAD = 20
 ANSWER_LIMIT = 4000  # characters; Discord's answer box takes as many
 # Random candidates checked against what the user has seen before looking at the whole pool.
 RANDOM_PROBES = 16
+SPOILER_MARKS = re.compile(r"\|\|(.+?)\|\|", re.DOTALL)  # ||hidden|| → hidden, for counting
 
 
 async def answer_privately(core: Core, call: Call, post: Post) -> list[Reply]:
@@ -31,13 +33,12 @@ async def answer_privately(core: Core, call: Call, post: Post) -> list[Reply]:
     await core.store.open_post(
         incoming.chat, incoming.is_group, call.user, incoming.user_name, post.id, call.now
     )
-    return [Reply(texts.question_text(call.lang, question) + "\n\n" + t(call.lang, "answer_here"))]
+    return [Reply(texts.question_text(call.lang, question, post.id) + "\n\n" + t(call.lang, "answer_here"))]
 
 
 async def quiz(core: Core, call: Call) -> list[Reply]:
-    return await _serve_quiz(
-        core, call, call.args, await core.store.open_question(call.user, call.incoming.chat.key)
-    )
+    opened = await core.store.open_question(call.user, call.incoming.chat.key)
+    return await _serve_quiz(core, call, call.args, [opened.post.question_id] if opened else [])
 
 
 async def skip(core: Core, call: Call) -> list[Reply]:
@@ -45,15 +46,28 @@ async def skip(core: Core, call: Call) -> list[Reply]:
     own_quiz = opened is not None and opened.post.kind == PostKind.QUIZ and opened.post.user_key == call.user
     if call.in_group and not own_quiz:
         return [Reply(t(call.lang, "skip_where"))]
-    return await _serve_quiz(core, call, opened.filter if opened else "", opened)
+    quiz_filter = opened.filter if opened else ""
+    if opened is not None and len(_pool(core, quiz_filter)) == 1:
+        key = "skip_only_one" if quiz_filter else "skip_only_question"
+        return [Reply(t(call.lang, key, filter=texts.echo(quiz_filter)))]
+    # Every question served and left unanswered since the last answer, newest first: none of
+    # them comes back while another matches (more than the bank holds cannot matter).
+    skipped = await core.store.skipped_questions(call.user, call.incoming.chat.key, len(core.bank))
+    current = [opened.post.question_id] if opened else []
+    return await _serve_quiz(core, call, quiz_filter, list(dict.fromkeys([*current, *skipped])))
 
 
-async def _serve_quiz(core: Core, call: Call, quiz_filter: str, current: OpenQuestion | None) -> list[Reply]:
-    pool = core.bank.matching(quiz_filter) if quiz_filter else core.bank.questions
+def _pool(core: Core, quiz_filter: str) -> Sequence[Question]:
+    return core.bank.matching(quiz_filter) if quiz_filter else core.bank.questions
+
+
+async def _serve_quiz(core: Core, call: Call, quiz_filter: str, avoid: Sequence[str]) -> list[Reply]:
+    """A new question for the user, none of `avoid` (newest first) while another matches."""
+    pool = _pool(core, quiz_filter)
     if not pool:
-        return [Reply(t(call.lang, "no_match", filter=texts.echo(quiz_filter), tags=texts.some_tags(core)))]
-    just_seen = current.post.question_id if current else None
-    question = await _pick_for_user(core, call, pool, bool(quiz_filter), just_seen)
+        tags = texts.some_tags(core, call.lang)
+        return [Reply(t(call.lang, "no_match", filter=texts.echo(quiz_filter), tags=tags))]
+    question = await _pick_for_user(core, call, pool, bool(quiz_filter), avoid)
     incoming = call.incoming
     post = await core.store.add_quiz(
         incoming.chat,
@@ -68,28 +82,34 @@ async def _serve_quiz(core: Core, call: Call, quiz_filter: str, current: OpenQue
 
 
 async def _pick_for_user(
-    core: Core, call: Call, pool: Sequence[Question], filtered: bool, just_seen: str | None
+    core: Core, call: Call, pool: Sequence[Question], filtered: bool, avoid: Sequence[str]
 ) -> Question:
-    """Due reviews first, then questions the user has not seen; never the one just seen here."""
+    """Due reviews first, then questions the user has not seen; none of `avoid` (the questions
+    just seen here, newest first) while another matches, else the one seen longest ago."""
     in_pool: Callable[[str], bool] = (
         {q.id for q in pool}.__contains__ if filtered else core.bank.by_id.__contains__
     )
+    avoided = set(avoid)
     for question_id in await core.store.due_reviews(call.user, call.now, DUE_LOOKAHEAD):
-        if question_id != just_seen and in_pool(question_id):
+        if question_id not in avoided and in_pool(question_id):
             return core.bank.by_id[question_id]
     # Usually most of the pool is unseen: ask about a few random candidates at once rather
     # than loading everything the user has ever seen.
     candidates = core.rng.sample(pool, min(len(pool), RANDOM_PROBES))
     seen = await core.store.seen_questions(call.user, among=[q.id for q in candidates])
-    fresh = [q for q in candidates if q.id not in seen and q.id != just_seen]
+    fresh = [q for q in candidates if q.id not in seen and q.id not in avoided]
     if fresh:
         return fresh[0]
     seen = await core.store.seen_questions(call.user)
-    unseen = [q for q in pool if q.id not in seen and q.id != just_seen]
+    unseen = [q for q in pool if q.id not in seen and q.id not in avoided]
     if unseen:
         return core.rng.choice(unseen)
-    # Everything seen: start over, anything but the question just seen.
-    return core.rng.choice([q for q in pool if q.id != just_seen] or pool)
+    # Everything seen: start over, anything not just seen, else the one seen longest ago.
+    others = [q for q in pool if q.id not in avoided]
+    if others:
+        return core.rng.choice(others)
+    oldest = next((question_id for question_id in reversed(avoid) if in_pool(question_id)), None)
+    return core.bank.by_id[oldest] if oldest else core.rng.choice(pool)
 
 
 async def answer(core: Core, call: Call) -> list[Reply]:
@@ -107,6 +127,9 @@ async def plain_text(core: Core, call: Call, text: str) -> list[Reply]:
     if call.in_group:
         post = await lookup.replied_post(core, call)
         if post is None:
+            # Hidden text is how answers look in a group: say how to answer rather than drop it.
+            if call.incoming.hidden or looks_hidden(text):
+                return [Reply(t(call.lang, "answer_unmatched"), reply_to=call.incoming.message_id)]
             return []
     else:
         post = await lookup.current_post(core, call)
@@ -136,7 +159,7 @@ async def _save_answer(core: Core, call: Call, post: Post, text: str) -> list[Re
     key = "answer_updated" if replaced else "answer_saved"
     replies = [
         Reply(
-            t(call.lang, key, title=question.title, chars=len(text)),
+            t(call.lang, key, title=question.title, chars=len(SPOILER_MARKS.sub(r"\1", text).strip())),
             reply_to=call.incoming.message_id,
         )
     ]

@@ -59,11 +59,5 @@ def hash64(text: str) -> int:
 
 def _pool_for_tags(bank: Bank, tags: str | None) -> Sequence[Question]:
     """Questions having one of the comma-separated tags or companies; the whole bank for none."""
-    wanted = {tag.strip().casefold() for tag in (tags or "").split(",") if tag.strip()}
-    if not wanted:
-        return bank.questions
-    return [
-        q
-        for q in bank.questions
-        if (q.company or "").casefold() in wanted or any(tag.casefold() in wanted for tag in q.tags)
-    ]
+    wanted = [tag.strip() for tag in (tags or "").split(",") if tag.strip()]
+    return bank.with_labels(wanted) if wanted else bank.questions

@@ -20,13 +20,15 @@ from bot.config import Settings
 from bot.core import srs
 from bot.core.bank import Bank, LoadResult, load
 from bot.core.clock import Clock
-from bot.core.commands import answering, daily, lookup, profile, review, subscription
+from bot.core.commands import answering, daily, feedback, lookup, profile, review, subscription
 from bot.core.commands.inbound import platform_language, split_command, valid_unicode
 from bot.core.commands.texts import echo
+from bot.core.feedback import Reviewer
 from bot.core.messages import LANGUAGES, t
 from bot.core.model import ChatRef, Incoming, Question, Reply, SentRef
 from bot.core.render import escape
 from bot.core.store import ChatRow, Post, Store
+from bot.core.timing import KEYS as SETTING_KEYS
 from bot.core.timing import ChatSettings
 
 RELOAD_ERRORS_SHOWN = 10
@@ -95,6 +97,7 @@ class Core:
         rng: random.Random | None = None,
         *,
         fuzz: bool = True,
+        reviewer: Reviewer | None = None,
     ) -> None:
         self.store = store
         self.bank = bank
@@ -103,6 +106,11 @@ class Core:
         self.rng = rng or random.Random()
         self.srs_scheduler = srs.make_scheduler(fuzz=fuzz)
         self._link_key: bytes | None = None
+        # Feedback exists only with a model to ask: without one its command, setting and button never show.
+        self.reviewer = reviewer
+        self.commands = commands_with(feedback=reviewer is not None)
+        self.commands_by_name = {command.name: command for command in self.commands}
+        self.setting_keys = tuple(key for key in SETTING_KEYS if reviewer is not None or key != "feedback")
         self.set_bank(bank)
 
     def set_bank(self, bank: Bank) -> None:
@@ -131,11 +139,15 @@ class Core:
             incoming, text=valid_unicode(incoming.text), user_name=valid_unicode(incoming.user_name)
         )
         call = await self._call(incoming)
-        text = incoming.text.strip()
+        # The language goes with each reply, for words an adapter adds itself (the console's headers).
+        return [replace(reply, lang=reply.lang or call.lang) for reply in await self._dispatch(call)]
+
+    async def _dispatch(self, call: Call) -> list[Reply]:
+        text = call.incoming.text.strip()
         if not text.startswith("/"):
             return await answering.plain_text(self, call, text)
         name, call.args = split_command(text)
-        command = COMMANDS_BY_NAME.get(name)
+        command = self.commands_by_name.get(name)
         if command is None:
             return [Reply(t(call.lang, "unknown_command", command=echo(f"/{name}")))]
         if command.admin_only and not await call.is_admin():
@@ -210,17 +222,27 @@ async def start(core: Core, call: Call) -> list[Reply]:
         if isinstance(found, str):
             return [Reply(t(call.lang, found, value=echo(deep_link[1])))]
         return await answering.answer_privately(core, call, found)
-    return [Reply(t(call.lang, "welcome", bot="dailyq"))]
+    # `/start feedback-<id>-<token>`: the group's Feedback link, answered here like /feedback.
+    feedback_link = re.fullmatch(r"feedback-(\S+)", call.args)
+    if feedback_link and core.reviewer is not None:
+        return await feedback.feedback(core, replace(call, args=feedback_link[1]))
+    return [Reply(_with_feedback_notice(core, call, t(call.lang, "welcome", bot="dailyq")))]
 
 
 async def help_(core: Core, call: Call) -> list[Reply]:
     lines = [t(call.lang, "help_header")]
-    for command in COMMANDS:
-        usage = " ".join(
-            [f"/{command.name}"] + [f"<{o.name}>" if o.required else f"[{o.name}]" for o in command.options]
-        )
+    for command in core.commands:
+        words = [(o, t(call.lang, f"placeholder_{o.name}")) for o in command.options]
+        usage = " ".join([f"/{command.name}"] + [f"<{w}>" if o.required else f"[{w}]" for o, w in words])
         lines.append(f"`{usage}` — {t(call.lang, command.help_key)}")
-    return [Reply("\n".join(lines))]
+    return [Reply(_with_feedback_notice(core, call, "\n".join(lines)))]
+
+
+def _with_feedback_notice(core: Core, call: Call, text: str) -> str:
+    """/start and /help in a chat with feedback on say where answers go when feedback is asked for."""
+    if core.reviewer is None or not call.settings.feedback:
+        return text
+    return text + "\n\n" + t(call.lang, "feedback_notice", model=escape(core.reviewer.model))
 
 
 async def reload(core: Core, call: Call) -> list[Reply]:
@@ -230,7 +252,7 @@ async def reload(core: Core, call: Call) -> list[Reply]:
     if core.bank is not loaded.bank:
         lines = [t(call.lang, "reload_kept", questions=len(core.bank))]
         lines += [
-            f"• {escape(f'{p.file}:{p.line}: {p.message}')}" for p in loaded.errors[:RELOAD_ERRORS_SHOWN]
+            f"• {escape(str(p))}" for p in loaded.errors[:RELOAD_ERRORS_SHOWN]
         ]
         if not loaded.errors:
             lines.append(t(call.lang, "reload_empty"))
@@ -267,3 +289,13 @@ COMMANDS: tuple[Command, ...] = (
     Command("reload", (), False, "help_reload", reload),  # owners only: checked in the handler
 )
 COMMANDS_BY_NAME = {command.name: command for command in COMMANDS}
+# Only in a core with a model to ask (Core.commands).
+FEEDBACK_COMMAND = Command("feedback", (_option("id"),), False, "help_feedback", feedback.feedback)
+
+
+def commands_with(*, feedback: bool) -> tuple[Command, ...]:
+    """The command table, with /feedback (after /grade) when a model is configured."""
+    if not feedback:
+        return COMMANDS
+    at = next(i for i, command in enumerate(COMMANDS) if command.name == "grade") + 1
+    return (*COMMANDS[:at], FEEDBACK_COMMAND, *COMMANDS[at:])

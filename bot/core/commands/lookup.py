@@ -33,10 +33,11 @@ async def replied_post(core: Core, call: Call) -> Post | None:
 
 async def current_post(core: Core, call: Call) -> Post | None:
     """The question a bare /answer or /reveal is about: the one replied to, else the newer of the
-    user's open question in this chat and the chat's latest daily post. All are this chat's own, or
-    (an open question) were opened here through the post's link: the caller may act on them."""
+    user's open question in this chat and the chat's latest daily post; in a group, a /quiz any
+    member asked counts as the group's question too. All are this chat's own, or (an open
+    question) were opened here through the post's link: the caller may act on them."""
     replied = await replied_post(core, call)
-    return replied or await core.store.current_post(call.user, call.incoming.chat.key)
+    return replied or await core.store.current_post(call.user, call.incoming.chat.key, any_kind=call.in_group)
 
 
 async def post_by_argument(core: Core, call: Call, argument: str) -> Post | str:
@@ -55,13 +56,15 @@ async def post_by_argument(core: Core, call: Call, argument: str) -> Post | str:
 
 async def may_act_on(core: Core, call: Call, post: Post, token: str | None) -> bool:
     """Who may act on a post from where, for every command that names one (answering through the
-    private link, /reveal, /full, /grade): anyone in the post's own chat, a thread or topic of it
-    included; from anywhere else, only with the post's token, which only the buttons and links
-    shown in its chat carry. An id alone, seen or guessed, opens nothing from another chat."""
-    here = call.incoming.chat
-    if _same_chat(here, ChatRef.from_key(post.chat_key)):
+    private link, /reveal, /full, /grade, /feedback): anyone in the post's own chat, a thread or
+    topic of it included; from anywhere else, only with proof of having seen it there: the post's
+    token, which only the buttons and links shown in its chat carry, or an answer to it (given in
+    its chat or through its link). An id alone, seen or guessed, opens nothing from elsewhere."""
+    if _same_chat(call.incoming.chat, ChatRef.from_key(post.chat_key)):
         return True
-    return token is not None and hmac.compare_digest(token, await post_token(core, post.id))
+    if token is not None and hmac.compare_digest(token, await post_token(core, post.id)):
+        return True
+    return await core.store.attempt(post.id, call.user) is not None
 
 
 async def post_token(core: Core, post_id: int) -> str:

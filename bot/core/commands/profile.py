@@ -8,7 +8,7 @@ from datetime import date, time, timedelta
 from itertools import chain, repeat
 from typing import TYPE_CHECKING
 
-from bot.core.messages import t
+from bot.core.messages import LANGUAGES, join_list, t
 from bot.core.model import Button, Reply
 from bot.core.render import escape
 from bot.core.timing import post_instant
@@ -19,8 +19,8 @@ if TYPE_CHECKING:
 LEADERBOARD_SIZE = 10
 STATS_TAGS = 10
 TAGS_SHOWN = 40  # the bundled bank has over 200 tags: a wall of text helps nobody
-# `/forgetme confirm` as /help shows it; the button and Discord's option say yes.
-FORGET_CONFIRMATIONS = ("confirm", "yes")
+# `/forgetme confirm` (or 确认) as /help shows it in each language; the button and Discord's option say yes.
+FORGET_CONFIRMATIONS = frozenset({"yes"} | {t(lang, "placeholder_confirm").casefold() for lang in LANGUAGES})
 
 
 async def stats(core: Core, call: Call) -> list[Reply]:
@@ -35,7 +35,7 @@ async def stats(core: Core, call: Call) -> list[Reply]:
     ]
     if by_tag:
         top_tags = sorted(by_tag.items(), key=lambda item: (-item[1], item[0]))[:STATS_TAGS]
-        tags = ", ".join(f"{escape(tag)} {n}" for tag, n in top_tags)
+        tags = join_list(call.lang, (f"{escape(tag)} {n}" for tag, n in top_tags))
         lines.append(t(call.lang, "stats_tags", tags=tags))
     return [Reply("\n".join(lines))]
 
@@ -58,7 +58,8 @@ async def top(core: Core, call: Call) -> list[Reply]:
 async def tags(core: Core, call: Call) -> list[Reply]:
     def listing(counts: Counter[str]) -> str:
         ranked = sorted(counts.items(), key=lambda i: (-i[1], i[0]))
-        shown = ", ".join(f"{escape(name)} ({n})" for name, n in ranked[:TAGS_SHOWN])
+        counted = (t(call.lang, "tag_count", name=escape(name), count=n) for name, n in ranked[:TAGS_SHOWN])
+        shown = join_list(call.lang, counted)
         rest = len(ranked) - TAGS_SHOWN
         return shown + (t(call.lang, "tags_more", count=rest) if rest > 0 else "")
 
@@ -72,6 +73,8 @@ async def tags(core: Core, call: Call) -> list[Reply]:
 
 async def forgetme(core: Core, call: Call) -> list[Reply]:
     words = call.args.split()
+    if not await core.store.knows_user(call.user):
+        return [Reply(t(call.lang, "forget_nothing"))]
     if not words or words[0].casefold() not in FORGET_CONFIRMATIONS:
         answers, reviews = await core.store.user_data_counts(call.user)
         button = Button(t(call.lang, "button_forget"), f"/forgetme yes {call.incoming.user_id}")

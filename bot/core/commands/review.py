@@ -38,7 +38,8 @@ async def full(core: Core, call: Call) -> list[Reply]:
     question = core.bank.get(post.question_id)
     if question is None:
         return [Reply(t(call.lang, "question_gone"))]
-    heading = t(call.lang, "full_answer_heading", title=question.title)
+    number = texts.number(call.lang, post.id)
+    heading = t(call.lang, "full_answer_heading", title=question.title, number=number)
     return [Reply(f"{heading}\n\n{question.answer}", kind="answer", question=question, post_id=post.id)]
 
 

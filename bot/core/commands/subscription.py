@@ -9,11 +9,10 @@ from typing import TYPE_CHECKING
 
 from bot.core.commands import texts
 from bot.core.commands.inbound import platform_language
-from bot.core.messages import format_when, t
+from bot.core.messages import format_days, format_when, join_list, t
 from bot.core.model import Reply
 from bot.core.render import escape
 from bot.core.store import ChatRow
-from bot.core.timing import KEYS as SETTING_KEYS
 from bot.core.timing import ChatSettings, next_post
 
 if TYPE_CHECKING:
@@ -52,7 +51,7 @@ async def subscribe(core: Core, call: Call) -> list[Reply]:
                 "subscribed",
                 time=settings.time,
                 zone=escape(settings.zone),
-                days=settings.days,
+                days=format_days(call.lang, settings.days),
                 first=format_when(call.lang, first, settings.zone_info, call.now),
             )
         )
@@ -66,33 +65,35 @@ async def unsubscribe(core: Core, call: Call) -> list[Reply]:
 
 async def settings(core: Core, call: Call) -> list[Reply]:
     if not call.args:
-        return [Reply(settings_text(call.lang, call.settings, call.chat, call.now))]
+        return [Reply(settings_text(core.setting_keys, call.lang, call.settings, call.chat, call.now))]
     key, _, value = call.args.partition(" ")
     key, value = key.casefold(), value.strip()
-    if key not in SETTING_KEYS:
-        return [Reply(t(call.lang, "unknown_setting", key=texts.echo(key), keys=", ".join(SETTING_KEYS)))]
+    if key not in core.setting_keys:
+        keys = join_list(call.lang, core.setting_keys)
+        return [Reply(t(call.lang, "unknown_setting", key=texts.echo(key), keys=keys))]
     if not value:
         return [Reply(t(call.lang, "setting_needs_value", key=key, example=t(call.lang, f"example_{key}")))]
     if key == "tags" and (count := value.count(",") + 1) > TAGS_LIMIT:
         return [Reply(t(call.lang, "too_many_tags", count=count, limit=TAGS_LIMIT))]
     if not await call.is_admin():
         return [Reply(t(call.lang, "admins_only", command="/settings"))]
+    if key == "role" and call.incoming.platform != "discord":
+        return [Reply(t(call.lang, "role_discord_only"))]
     try:
         checked = call.settings.updated(key, value)
     except ValueError:
         return [Reply(t(call.lang, f"bad_{key}", value=texts.echo(value)))]
     if key == "tags" and checked.tags:
-        unknown = [tag for tag in checked.tags.split(",") if tag.casefold() not in core.labels]
+        unknown = [tag for tag in checked.tags.split(",") if not core.bank.knows_label(tag)]
         if unknown:
-            return [
-                Reply(
-                    t(call.lang, "unknown_tags", tags=texts.echo(", ".join(unknown)), known=texts.some_tags(core))
-                )
-            ]
+            tags, known = texts.echo(join_list(call.lang, unknown)), texts.some_tags(core, call.lang)
+            return [Reply(t(call.lang, "unknown_tags", tags=tags, known=known))]
     chat, settings = await change_chat(core, call, lambda settings: settings.updated(key, value))
     lang = core.chat_language(settings, chat, call.incoming.lang)
     shown = getattr(settings, key)
     lines = [t(lang, "setting_saved", key=key, value=setting_value(lang, key, shown))]
+    if key == "feedback" and settings.feedback and core.reviewer is not None:
+        lines.append(t(lang, "feedback_turned_on", model=escape(core.reviewer.model)))
     if chat is not None and chat.subscribed and not settings.paused:
         lines.append(
             t(
@@ -132,9 +133,11 @@ async def change_chat(
     raise RuntimeError(f"the settings of {call.incoming.chat.key} kept changing while being saved")
 
 
-def settings_text(lang: str, settings: ChatSettings, chat: ChatRow | None, now: datetime) -> str:
+def settings_text(
+    keys: tuple[str, ...], lang: str, settings: ChatSettings, chat: ChatRow | None, now: datetime
+) -> str:
     lines = [t(lang, "settings_heading")]
-    for key in SETTING_KEYS:
+    for key in keys:
         lines.append(f"{key}: {setting_value(lang, key, getattr(settings, key))}")
     lines.append("")
     if chat is not None and chat.subscribed:
@@ -151,8 +154,9 @@ def settings_text(lang: str, settings: ChatSettings, chat: ChatRow | None, now: 
 
 def setting_value(lang: str, key: str, value: object) -> str:
     if isinstance(value, bool):
-        return "on" if value else "off"
+        return t(lang, "setting_on" if value else "setting_off")
     if value is None:
         return t(lang, f"unset_{key}")
+    if key == "days":
+        return format_days(lang, str(value))
     return escape(str(value))
-

@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING
 
 from bot.core import srs
 from bot.core.commands import lookup
-from bot.core.messages import t
+from bot.core.messages import join_list, t
 from bot.core.model import Button, ChatRef, Question, Reply
 from bot.core.render import escape
 from bot.core.store import Post, PostKind
@@ -25,8 +25,8 @@ def echo(text: str) -> str:
     return escape(text if len(text) <= ECHO_LIMIT else text[: ECHO_LIMIT - 1] + "…")
 
 
-def question_text(lang: str, question: Question) -> str:
-    lines = [t(lang, "question_heading", title=question.title)]
+def question_text(lang: str, question: Question, post_id: int) -> str:
+    lines = [t(lang, "question_heading", title=question.title, number=number(lang, post_id))]
     meta = [escape(part) for part in (question.company, question.round) if part]
     meta += [escape(tag) for tag in question.tags]
     if meta:
@@ -39,16 +39,18 @@ async def question_reply(
 ) -> Reply:
     question = core.bank.get(post.question_id)
     if question is None:
-        return Reply(t(lang, "question_gone"), chat=chat)
+        return Reply(t(lang, "question_gone"), chat=chat, lang=lang)
     if not in_group:
         hint = "hint_private"
     elif settings.answers == "private":
         hint = "hint_group_private"
     elif post.chat_key.startswith("discord:"):
         hint = "hint_group_thread"  # Discord opens a thread on the post and adds an Answer button
+    elif post.chat_key.startswith("console:"):
+        hint = "hint_group_console"  # a console cannot reply to a message: a line answers
     else:
         hint = "hint_group_spoiler"
-    text = question_text(lang, question) + "\n\n" + t(lang, hint)
+    text = question_text(lang, question, post.id) + "\n\n" + t(lang, hint)
     buttons = [Button(t(lang, "button_reveal"), f"/reveal {post.id}")]
     if post.kind == PostKind.QUIZ:
         buttons.append(Button(t(lang, "button_skip"), "/skip"))
@@ -58,7 +60,13 @@ async def question_reply(
         link = f"answer-{post.id}-{await lookup.post_token(core, post.id)}"
         buttons.append(Button(t(lang, "button_answer_privately"), f"/start {link}"))
     return Reply(
-        text, buttons=(tuple(buttons),), chat=chat, kind="question", question=question, post_id=post.id
+        text,
+        buttons=(tuple(buttons),),
+        chat=chat,
+        lang=lang,
+        kind="question",
+        question=question,
+        post_id=post.id,
     )
 
 
@@ -67,32 +75,38 @@ async def reveal_reply(
 ) -> Reply:
     question = core.bank.get(post.question_id)
     if question is None:
-        return Reply(t(lang, "question_gone"), chat=chat)
+        return Reply(t(lang, "question_gone"), chat=chat, lang=lang)
     if question.summary:
         body, more = question.summary, True
     else:
         body, more = excerpt(question.answer)
     names = await core.store.answerers(post.id)
-    lines = [t(lang, "reveal_heading", title=question.title), "", body]
+    lines = [t(lang, "reveal_heading", title=question.title, number=number(lang, post.id)), "", body]
     if more:
         lines += ["", t(lang, "reveal_more")]
     lines += [
         "",
-        t(lang, "answered_by", names=", ".join(escape(n) for n in names))
+        t(lang, "answered_by", names=join_list(lang, map(escape, names)))
         if names
         else t(lang, "answered_by_nobody"),
     ]
     reference = await lookup.post_reference(core, post, shown_in)
-    buttons = (
+    buttons: tuple[tuple[Button, ...], ...] = (
         (Button(t(lang, "button_full"), f"/full {reference}"),),
-        tuple(Button(t(lang, f"grade_{g}"), f"/grade {g} {reference}") for g in srs.GRADES),
+        grade_buttons(lang, reference),
     )
+    if core.reviewer is not None:
+        post_chat = await core.store.chat(post.chat_key)
+        if core.settings_of(post_chat).feedback:
+            in_group = post_chat is not None and post_chat.is_group
+            buttons += ((await feedback_button(core, lang, post, shown_in, in_group=in_group),),)
     # Quoting the question links the reveal to it (and, on Discord, finds the post's thread
     # after a restart); a reveal asked for from another chat has nothing there to quote.
     return Reply(
         "\n".join(lines),
         buttons=buttons,
         chat=chat,
+        lang=lang,
         kind="reveal",
         question=question,
         post_id=post.id,
@@ -100,8 +114,33 @@ async def reveal_reply(
     )
 
 
-def some_tags(core: Core) -> str:
-    return ", ".join(escape(tag) for tag, _ in core.bank.tag_counts().most_common(8))
+def number(lang: str, post_id: int) -> str:
+    """How a question's number shows after its title, where /reveal, /full and /grade find it."""
+    return t(lang, "post_number", number=post_id)
+
+
+def grade_buttons(lang: str, reference: str, suggested: str | None = None) -> tuple[Button, ...]:
+    """The four grade buttons of a post (named by `reference`: lookup.post_reference); the one a
+    review suggests marked."""
+    return tuple(
+        Button(("✓ " if grade == suggested else "") + t(lang, f"grade_{grade}"), f"/grade {grade} {reference}")
+        for grade in srs.GRADES
+    )
+
+
+async def feedback_button(core: Core, lang: str, post: Post, shown_in: ChatRef, *, in_group: bool) -> Button:
+    # In a group, a `/start …` payload: Telegram makes it a deep link to the member's private chat,
+    # and elsewhere it reaches the core as `/start feedback-N-<token>`, answered privately like
+    # /feedback N (the token, as on every link, lets it be asked for outside the group).
+    if in_group:
+        payload = f"/start feedback-{post.id}-{await lookup.post_token(core, post.id)}"
+    else:
+        payload = f"/feedback {await lookup.post_reference(core, post, shown_in)}"
+    return Button(t(lang, "button_feedback"), payload)
+
+
+def some_tags(core: Core, lang: str) -> str:
+    return join_list(lang, (escape(tag) for tag, _ in core.bank.tag_counts().most_common(8)))
 
 
 def excerpt(markdown: str, limit: int = EXCERPT_CHARS) -> tuple[str, bool]:

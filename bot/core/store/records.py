@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from enum import StrEnum
-from typing import Any
+from typing import Any, Literal
 
 
 class PostKind(StrEnum):
@@ -109,6 +109,38 @@ class Review:
     card: str
     post_id: int | None  # the post whose grade produced the card
     previous_card: str | None
+
+
+class FeedbackState(StrEnum):
+    PENDING = "pending"  # claimed: the model is being asked
+    DONE = "done"  # the review is stored
+
+
+# What claiming a member's review of a post came to (Store.claim_feedback).
+ClaimOutcome = Literal["claimed", "done", "pending", "user_limit", "chat_limit"]
+
+
+@dataclass(frozen=True)
+class FeedbackRecord:
+    state: str  # a FeedbackState
+    review: str | None  # JSON, when done
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class FeedbackClaim:
+    """One member's review of one post: who, what, and the day's limits it counts against."""
+
+    post_id: int
+    user_key: str
+    chat_key: str  # the post's chat
+    question_id: str
+    digest: str  # of the answer as reviewed: with question_id, the cache key
+    day: str  # the UTC date the limits count
+    now: datetime
+    stale_before: datetime  # a pending claim older than this was abandoned (its process died)
+    user_limit: int
+    chat_limit: int
 
 
 @dataclass(frozen=True)

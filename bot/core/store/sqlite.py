@@ -24,8 +24,12 @@ from bot.core.model import ChatRef
 from bot.core.store.records import (
     Attempt,
     ChatRow,
+    ClaimOutcome,
     DatabaseBusy,
     DueReveal,
+    FeedbackClaim,
+    FeedbackRecord,
+    FeedbackState,
     OpenQuestion,
     Post,
     PostKind,
@@ -204,19 +208,39 @@ class SQLiteStore:
             return None
         return OpenQuestion(Post.from_row(row), row["filter"])
 
-    async def current_post(self, user_key: str, chat_key: str) -> Post | None:
-        """The newer of the user's open question in this chat and the chat's latest daily post."""
+    async def current_post(self, user_key: str, chat_key: str, *, any_kind: bool = False) -> Post | None:
+        """The newer of the user's open question in this chat and the chat's latest daily post (with
+        `any_kind`, its latest question of any kind: in a group, anyone's /quiz is the group's)."""
+        kind = "" if any_kind else "AND p.kind = 'daily'"
         row = self._lookup_one(
             f"SELECT {_POST_COLUMNS}, o.opened_at AS since, 1 AS mine FROM open_questions o"
             " JOIN posts p ON p.id = o.post_id WHERE o.user_key = ?1 AND o.chat_key = ?2"
             " UNION ALL SELECT * FROM ("
             f"  SELECT {_POST_COLUMNS}, p.created_at AS since, 0 AS mine FROM posts p"
-            "   WHERE p.chat_key = ?2 AND p.kind = 'daily' AND p.status = 'sent' ORDER BY p.id DESC LIMIT 1"
+            f"   WHERE p.chat_key = ?2 {kind} AND p.status = 'sent' ORDER BY p.id DESC LIMIT 1"
             ") ORDER BY since DESC, mine DESC LIMIT 1",
             user_key,
             chat_key,
         )
         return Post.from_row(row) if row else None
+
+    async def skipped_questions(self, user_key: str, chat_key: str, limit: int) -> list[str]:
+        """The questions of the user's last `limit` /quiz posts in this chat since their last answered
+        one, newest first: what they were served and moved on from."""
+        rows = await self._all(
+            "SELECT question_id FROM posts p WHERE p.user_key = ?1 AND p.chat_key = ?2 AND p.kind = 'quiz'"
+            " AND p.id > COALESCE((SELECT MAX(a.post_id) FROM attempts a JOIN posts q ON q.id = a.post_id"
+            "  WHERE a.user_key = ?1 AND q.chat_key = ?2 AND q.kind = 'quiz' AND q.user_key = ?1), 0)"
+            " ORDER BY p.id DESC LIMIT ?3",
+            user_key,
+            chat_key,
+            limit,
+        )
+        return [row[0] for row in rows]
+
+    async def knows_user(self, user_key: str) -> bool:
+        """Whether anything of the user's is kept (their name comes with their first question)."""
+        return self._lookup_one("SELECT 1 FROM users WHERE key = ?", user_key) is not None
 
     async def daily_cycle(self, chat_key: str) -> tuple[int, set[str], str | None]:
         """The chat's current cycle through the bank, the questions posted in it, and the last one posted."""
@@ -509,10 +533,15 @@ class SQLiteStore:
         return bytes.fromhex(await self.write(get_or_create))
 
     async def forget_user(self, user_key: str) -> None:
-        """Delete the user's answers, grades, reviews and name everywhere; their quizzes become anonymous."""
+        """Delete the user's answers, grades, reviews, feedback and name everywhere; their quizzes become anonymous."""
 
         def forget(db: sqlite3.Connection) -> None:
             for sql in (
+                # The cached reviews of the user's answers go too: they describe those answers.
+                "DELETE FROM feedback_cache WHERE (question_id, digest) IN"
+                " (SELECT question_id, digest FROM feedback WHERE user_key = ?)",
+                "DELETE FROM feedback WHERE user_key = ?",
+                "DELETE FROM feedback_usage WHERE scope = 'user:' || ?",
                 "DELETE FROM attempts WHERE user_key = ?",
                 "DELETE FROM reviews WHERE user_key = ?",
                 "DELETE FROM open_questions WHERE user_key = ?",
@@ -522,6 +551,118 @@ class SQLiteStore:
                 db.execute(sql, (user_key,))
 
         await self.write(forget)
+
+    # --- feedback from a model ------------------------------------------------------------
+
+    async def current_answer(self, post_id: int, user_key: str) -> str | None:
+        row = self._lookup_one(
+            "SELECT text FROM attempts WHERE post_id = ? AND user_key = ? AND current = 1", post_id, user_key
+        )
+        return row[0] if row else None
+
+    async def latest_answered_post(self, user_key: str, revealed_by: datetime) -> Post | None:
+        """The post of the user's latest answer whose reference answer is out: a quiz (its asker may
+        reveal it at any time) or a daily post revealed, or due to be, by `revealed_by`."""
+        row = self._lookup_one(
+            f"SELECT {_POST_COLUMNS} FROM attempts a JOIN posts p ON p.id = a.post_id"
+            " WHERE a.user_key = ? AND a.current = 1"
+            " AND (p.kind = ? OR p.revealed_at IS NOT NULL OR p.reveal_due_at <= ?)"
+            " ORDER BY a.id DESC LIMIT 1",
+            user_key,
+            PostKind.QUIZ,
+            iso(revealed_by),
+        )
+        return Post.from_row(row) if row else None
+
+    async def feedback(self, post_id: int, user_key: str) -> FeedbackRecord | None:
+        row = self._lookup_one(
+            "SELECT state, review, created_at FROM feedback WHERE post_id = ? AND user_key = ?", post_id, user_key
+        )
+        if row is None:
+            return None
+        return FeedbackRecord(row["state"], row["review"], datetime.fromisoformat(row["created_at"]))
+
+    async def cached_feedback(self, question_id: str, digest: str) -> str | None:
+        row = self._lookup_one(
+            "SELECT review FROM feedback_cache WHERE question_id = ? AND digest = ?", question_id, digest
+        )
+        return row[0] if row else None
+
+    async def claim_feedback(self, claim: FeedbackClaim) -> ClaimOutcome:
+        """Claim the member's one review of the post before asking the model, within the day's limits.
+
+        'claimed': a pending claim is recorded and the day's requests of the member and the chat
+        counted. Otherwise nothing changes: 'done' (there is a review), 'pending' (a request is
+        under way; one older than `claim.stale_before` was abandoned and is claimed anew),
+        'user_limit' or 'chat_limit'.
+        """
+        user_scope, chat_scope = f"user:{claim.user_key}", f"chat:{claim.chat_key}"
+
+        def claim_it(db: sqlite3.Connection) -> ClaimOutcome:
+            existing = db.execute(
+                "SELECT state, created_at FROM feedback WHERE post_id = ? AND user_key = ?",
+                (claim.post_id, claim.user_key),
+            ).fetchone()
+            if existing is not None and (existing[0] == FeedbackState.DONE or existing[1] > iso(claim.stale_before)):
+                return existing[0]
+            used = dict(
+                db.execute(
+                    "SELECT scope, requests FROM feedback_usage WHERE scope IN (?, ?) AND day = ?",
+                    (user_scope, chat_scope, claim.day),
+                ).fetchall()
+            )
+            if used.get(user_scope, 0) >= claim.user_limit:
+                return "user_limit"
+            if used.get(chat_scope, 0) >= claim.chat_limit:
+                return "chat_limit"
+            db.execute(
+                "INSERT OR REPLACE INTO feedback (post_id, user_key, question_id, digest, state, created_at)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                (claim.post_id, claim.user_key, claim.question_id, claim.digest, FeedbackState.PENDING, iso(claim.now)),
+            )
+            for scope in (user_scope, chat_scope):
+                db.execute("DELETE FROM feedback_usage WHERE scope = ? AND day < ?", (scope, claim.day))
+                db.execute(
+                    "INSERT INTO feedback_usage (scope, day, requests) VALUES (?, ?, 1)"
+                    " ON CONFLICT (scope, day) DO UPDATE SET requests = requests + 1",
+                    (scope, claim.day),
+                )
+            return "claimed"
+
+        return await self.write(claim_it)
+
+    async def save_feedback(self, claim: FeedbackClaim, review: str) -> None:
+        """The member's review of the post, and the cache entry for its question and digest."""
+
+        def save(db: sqlite3.Connection) -> None:
+            db.execute(
+                "INSERT OR REPLACE INTO feedback (post_id, user_key, question_id, digest, state, review, created_at)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (claim.post_id, claim.user_key, claim.question_id, claim.digest, FeedbackState.DONE, review, iso(claim.now)),
+            )
+            db.execute(
+                "INSERT OR REPLACE INTO feedback_cache (question_id, digest, review, created_at) VALUES (?, ?, ?, ?)",
+                (claim.question_id, claim.digest, review, iso(claim.now)),
+            )
+
+        await self.write(save)
+
+    async def drop_feedback_claim(self, claim: FeedbackClaim, *, refund: bool) -> None:
+        """The model gave no review: the member may ask again. `refund` gives back the day's request
+        (when none reached the model)."""
+
+        def drop(db: sqlite3.Connection) -> None:
+            db.execute(
+                "DELETE FROM feedback WHERE post_id = ? AND user_key = ? AND state = ?",
+                (claim.post_id, claim.user_key, FeedbackState.PENDING),
+            )
+            if refund:
+                db.execute(
+                    "UPDATE feedback_usage SET requests = requests - 1 WHERE scope IN (?, ?) AND day = ?",
+                    (f"user:{claim.user_key}", f"chat:{claim.chat_key}", claim.day),
+                )
+
+        await self.write(drop)
 
     async def move_chat(self, old_key: str, new_chat: ChatRef) -> None:
         """Give the chat a new key (a Telegram group upgraded to a supergroup), keeping its state.
@@ -812,11 +953,8 @@ def run_on_database_thread(db: aiosqlite.Connection, function: Callable[..., T],
     """`function(connection, *args)` on aiosqlite's thread, as one call.
 
     aiosqlite has no public way to run a function on its thread; `_execute` and `_conn` are what
-    its own methods use, and the only private names the store relies on. Its public API would
-    cost a trip to the thread per statement (BEGIN and COMMIT included) and a lock around each
-    transaction. A stdlib connection on a single-thread executor of our own is public and costs
-    the same (bench/updates.py, Dec 2026: 8.5 against 8.7 CPU ms per update, within the noise),
-    but would replace aiosqlite everywhere the tests read through `db`: a change of its own.
-    tests/test_store.py fails, naming the installed aiosqlite, if either name goes.
+    its own methods use. The public alternative costs a trip to the thread per statement (BEGIN and
+    COMMIT included) and a lock around the transaction: measured with bench/updates.py in the
+    issue-14 commit. tests/test_store.py fails, naming the installed aiosqlite, if either goes.
     """
     return db._execute(function, db._conn, *args)

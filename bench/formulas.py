@@ -1,6 +1,6 @@
 """How much of the bundled bank's math reaches readers as text rather than TeX.
 
-    python -m bench.math [--content DIR]
+    python -m bench.formulas [--content DIR]
 
 Lists every math span (inline, display and fenced `math`/`latex`/`tex` blocks) of the bank as the
 renderers see them, converts each, and counts a span as converted when its text keeps no
