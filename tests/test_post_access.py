@@ -122,7 +122,9 @@ async def test_who_answered_in_the_group_may_name_the_post_by_its_number_elsewhe
     assert text(await bob_alone.say(f"/grade good {post.post_id}")).startswith("Graded")
 
 
-async def test_another_users_quiz_cannot_be_revealed_from_elsewhere(store: SQLiteStore, clock: FakeClock) -> None:
+async def test_another_users_quiz_cannot_be_revealed_from_elsewhere(
+    store: SQLiteStore, clock: FakeClock
+) -> None:
     core = make_core(store, clock)
     ann = Transcript(core, user="ann", chat="ann-private")
     [asked] = await ann.say("/quiz")

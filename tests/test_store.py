@@ -90,7 +90,8 @@ async def test_a_failed_transaction_leaves_nothing_behind(store: Store) -> None:
     with pytest.raises(sqlite3.IntegrityError):
         await store.write(chat_then_orphan)
     assert await scalar(store, "SELECT COUNT(*) FROM chats") == 0
-    await store.save_chat(GROUP, True, {"time": "10:00"}, NOW, revision=0, subscribed=True)  # and the store goes on
+    # And the store goes on.
+    await store.save_chat(GROUP, True, {"time": "10:00"}, NOW, revision=0, subscribed=True)
     assert (await store.chat(GROUP.key)).subscribed
 
 
@@ -335,7 +336,8 @@ def test_migrations_are_numbered_files_each_opening_with_a_description_and_ship_
 
 def every_row(path: Path) -> dict[str, list[tuple]]:
     """Every row, in the columns schema 1 had (later migrations add columns with defaults)."""
-    with closing(sqlite3.connect(f"file:{SCHEMA_1}?immutable=1", uri=True)) as schema_1, closing(sqlite3.connect(path)) as db:
+    schema_1_file = f"file:{SCHEMA_1}?immutable=1"  # read as it is: no journal files beside it
+    with closing(sqlite3.connect(schema_1_file, uri=True)) as schema_1, closing(sqlite3.connect(path)) as db:
         rows = {}
         for table in TABLES:
             columns = ", ".join(column[1] for column in schema_1.execute(f"PRAGMA table_info({table})"))

@@ -93,6 +93,7 @@ class DailyCore(Protocol):
 
 
 Sleep = Callable[[float], Awaitable[None]]
+T = TypeVar("T")
 
 
 class Monotonic(Protocol):
@@ -109,7 +110,6 @@ class SystemMonotonic:
 
     async def sleep(self, seconds: float) -> None:
         await asyncio.sleep(seconds)  # the event loop's timers run on the monotonic clock
-T = TypeVar("T")
 
 
 class _ChatGoneError(Exception):
@@ -427,7 +427,9 @@ class Scheduler:
             lambda: self._retried(self.store.end_reveal, reveal.post_id, RevealStatus.SENT),
         )
 
-    async def _record(self, key: tuple[str, int], write: Callable[[], Awaitable[object]] | None = None) -> None:
+    async def _record(
+        self, key: tuple[str, int], write: Callable[[], Awaitable[object]] | None = None
+    ) -> None:
         """Record what a platform accepted (`write`, else the one kept for `key`), retried: a claim
         left pending would be sent again. While the database refuses (a full disk, an I/O error),
         the write is kept, retried first by every later sweep, and the claim is not taken over

@@ -123,7 +123,9 @@ def grade_buttons(lang: str, reference: str, suggested: str | None = None) -> tu
     """The four grade buttons of a post (named by `reference`: lookup.post_reference); the one a
     review suggests marked."""
     return tuple(
-        Button(("✓ " if grade == suggested else "") + t(lang, f"grade_{grade}"), f"/grade {grade} {reference}")
+        Button(
+            ("✓ " if grade == suggested else "") + t(lang, f"grade_{grade}"), f"/grade {grade} {reference}"
+        )
         for grade in srs.GRADES
     )
 
