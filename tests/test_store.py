@@ -186,17 +186,19 @@ async def test_a_grade_over_a_card_another_grade_changed_writes_nothing(store: S
     )
 
 
-async def test_a_secret_is_made_on_first_use_and_kept(tmp_path: Path) -> None:
-    path = tmp_path / "dailyq.sqlite3"
-    first, second = await SQLiteStore.open(path), await SQLiteStore.open(path)
+async def test_a_secret_is_made_on_first_use_and_kept(database: Path | str) -> None:
+    first, second = await open_store(database), await open_store(database)
     try:
         made = await first.secret("post-links")
         assert len(made) == 32 and await second.secret("post-links") == made
         assert await first.secret("another") != made
+        # Two processes asking for a new one at the same moment get the same one.
+        both = await asyncio.gather(first.secret("at-once"), second.secret("at-once"))
+        assert both[0] == both[1]
     finally:
         await first.close()
         await second.close()
-    reopened = await SQLiteStore.open(path)
+    reopened = await open_store(database)
     assert await reopened.secret("post-links") == made
     await reopened.close()
 
