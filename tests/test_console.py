@@ -18,7 +18,7 @@ from bot.config import Settings
 from bot.core import render
 from bot.core.bank import load
 from bot.core.commands import Core
-from bot.core.messages import t
+from bot.core.messages import count_of, t
 from bot.core.model import Button, ChatRef, Incoming, Reply, SentRef
 from bot.core.render import escape
 from bot.core.scheduler import Scheduler
@@ -88,7 +88,7 @@ async def test_quiz_hidden_answer_reveal_buttons_and_stats(core: Core, store: St
 
     assert "/quiz" in out.split(TITLE)[0]  # the welcome came first
     assert f"❓ {TITLE} · No. 1\n" in out and "[1] Reveal  [2] Skip" in out
-    assert t("en", "answer_saved", title=TITLE, chars=len("queries and keys")) in out
+    assert t("en", "answer_saved", title=TITLE, chars=count_of("en", "characters", len("queries and keys"))) in out
     assert "[1] Full answer\n[2] Again  [3] Hard  [4] Good  [5] Easy" in out
     # "1" pressed Full answer: the answer as plain text, the table aligned for wide characters.
     assert "Query, Key and Value: the query asks" in out and "**" not in out
@@ -343,7 +343,7 @@ async def test_in_a_group_a_line_answers_the_latest_question_shown(core: Core, s
     await asyncio.wait_for(adapter.run(core), timeout=20)
     out = stdout.getvalue()
     assert out.startswith(f"── daily question ──\n❓ {TITLE} · No. 1\n")
-    assert out.count(t("en", "answer_saved", title=TITLE, chars=len("queries and keys"))) == 1
+    assert out.count(t("en", "answer_saved", title=TITLE, chars=count_of("en", "characters", len("queries and keys")))) == 1
     assert render.to_plain(t("en", "spoiler_reminder")) in out  # carol answered in the clear
     assert t("en", "answered_by", names="bob, carol") in out
     answers = await store.db.execute_fetchall("SELECT user_key, hidden FROM attempts ORDER BY id")

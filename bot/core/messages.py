@@ -116,8 +116,10 @@ CATALOG: dict[str, dict[str, str]] = {
             "I could not tell which question this answers: reply to the question's message, "
             "or send /answer followed by your answer."
         ),
-        "answer_saved": "Got your answer to “{title}” ({chars} characters). /reveal when you are ready.",
-        "answer_updated": "Replaced your earlier answer to “{title}” ({chars} characters); the old one is kept in your history.",
+        "answer_saved": "Got your answer to “{title}” ({chars}). /reveal when you are ready.",
+        "characters_one": "1 character",
+        "characters_many": "{count} characters",
+        "answer_updated": "Replaced your earlier answer to “{title}” ({chars}); the old one is kept in your history.",
         "spoiler_reminder": "Tip: hide answers in groups so others can think first: `||your answer||`.",
         "private_reminder": "Tip: this group answers privately; send me your answer in a private chat.",
         # --- reveal and grading
@@ -292,7 +294,7 @@ CATALOG: dict[str, dict[str, str]] = {
         "list_separator": "、",
         "tag_count": "{name}（{count}）",
         "welcome": (
-            "**欢迎使用 {bot}！** 每天一道面试题：作答、查看参考答案、给自己评分，"
+            "**欢迎使用 {bot}！**每天一道面试题：作答、查看参考答案、给自己评分，"
             "间隔重复会在该复习时再次出题。\n\n"
             "• /quiz：马上来一道题\n"
             "• 回复题目消息即可作答（群里请用剧透隐藏：`||你的回答||`），或用 /answer 加上你的回答\n"
@@ -343,8 +345,10 @@ CATALOG: dict[str, dict[str, str]] = {
         "answer_usage": "请在命令后写上回答：/answer 你的回答。也可以直接回复题目消息。",
         "nothing_to_answer": "这里没有待回答的题目。发送 /quiz 获取一道。",
         "answer_unmatched": "我无法判断这是在回答哪道题：请回复题目消息作答，或发送 /answer 加上你的回答。",
-        "answer_saved": "已收到你对「{title}」的回答（{chars} 个字符）。准备好了就发送 /reveal。",
-        "answer_updated": "已更新你对「{title}」的回答（{chars} 个字符），旧回答保留在历史中。",
+        "answer_saved": "已收到你对「{title}」的回答（{chars}）。准备好了就发送 /reveal。",
+        "characters_one": "1 个字符",
+        "characters_many": "{count} 个字符",
+        "answer_updated": "已更新你对「{title}」的回答（{chars}），旧回答保留在历史中。",
         "spoiler_reminder": "小提示：在群里请隐藏回答，让其他人先思考：`||你的回答||`。",
         "private_reminder": "小提示：本群采用私下作答，请在私聊中把回答发给我。",
         "nothing_to_reveal": "这里没有可以查看答案的题目。发送 /quiz 获取一道。",
@@ -437,7 +441,7 @@ CATALOG: dict[str, dict[str, str]] = {
         "help_feedback": "由模型私下点评你的回答：答到的、漏掉的、一句建议和建议评分",
         "feedback_notice": "🔎 本聊天已开启点评：当你请求点评时，你的回答会发送给所配置的模型（{model}）。",
         "button_feedback": "点评",
-        "feedback_heading": "🔎 **「{title}」的点评**（得分 {score}/5）",
+        "feedback_heading": "🔎 **对「{title}」的点评**（得分 {score}/5）",
         "feedback_covered": "**答到的要点**",
         "feedback_missed": "**漏掉的要点**",
         "feedback_nothing_listed": "• 无",
@@ -468,6 +472,11 @@ CATALOG: dict[str, dict[str, str]] = {
 def t(lang: str, key: str, /, **values: object) -> str:
     """The message `key` in `lang` (English for a language we lack), with `values` filled in."""
     return CATALOG.get(lang, CATALOG["en"])[key].format(**values)
+
+
+def count_of(lang: str, noun: str, count: int) -> str:
+    """`count` with its noun in the number it takes: "1 character", "2 characters"."""
+    return t(lang, f"{noun}_one" if count == 1 else f"{noun}_many", count=count)
 
 
 def join_list(lang: str, items: Iterable[str]) -> str:

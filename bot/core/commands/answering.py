@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 from bot.core.commands import lookup, texts
 from bot.core.commands.inbound import looks_hidden
-from bot.core.messages import t
+from bot.core.messages import count_of, t
 from bot.core.model import Question, Reply
 from bot.core.render import escape
 from bot.core.store import Post, PostKind
@@ -157,7 +157,12 @@ async def _save_answer(core: Core, call: Call, post: Post, text: str) -> list[Re
     key = "answer_updated" if replaced else "answer_saved"
     replies = [
         Reply(
-            t(call.lang, key, title=question.title, chars=len(SPOILER_MARKS.sub(r"\1", text).strip())),
+            t(
+                call.lang,
+                key,
+                title=question.title,
+                chars=count_of(call.lang, "characters", len(SPOILER_MARKS.sub(r"\1", text).strip())),
+            ),
             reply_to=call.incoming.message_id,
         )
     ]
