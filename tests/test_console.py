@@ -328,6 +328,16 @@ async def test_a_terminal_prompts_with_the_speaker_and_says_who_is_played() -> N
     assert stdout.getvalue().endswith("\nann> heard: hi\n\nbob> ")
 
 
+async def test_a_chinese_console_opens_and_names_its_cast_in_chinese() -> None:
+    stdout = io.StringIO()
+    adapter = ConsoleAdapter(Terminal("bob: hi\n"), stdout, users=("ann", "bob", "carol"), group=True, lang="zh")
+    await adapter.run(EchoCore())
+    opening = stdout.getvalue().split("heard")[0]
+    assert t("zh", "console_opening") in opening
+    assert "你扮演 ann（管理员）、bob 和 carol：" in opening
+    assert "admin" not in opening and " and " not in opening
+
+
 async def test_in_a_group_a_line_answers_the_latest_question_shown(core: Core, store: Store) -> None:
     """The question asks for a reply, and a console cannot point at a message: a line that is not a
     command is a reply to the latest question shown (here a daily post, sent by the scheduler)."""

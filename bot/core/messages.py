@@ -6,7 +6,7 @@ caller (render.escape) before they are passed in; placeholders are `str.format` 
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import date, datetime
 from zoneinfo import ZoneInfo
 
@@ -56,6 +56,7 @@ CATALOG: dict[str, dict[str, str]] = {
         "placeholder_value": "value",
         "placeholder_confirm": "confirm",
         "list_separator": ", ",
+        "list_last": "{names} and {last}",
         "tag_count": "{name} ({count})",
         # --- general
         "welcome": (
@@ -104,6 +105,9 @@ CATALOG: dict[str, dict[str, str]] = {
         "console_only_you": "only you see this",
         "console_only_user": "only {name} sees this",
         "console_to": "to {chat}",
+        "console_opening": "Type /start to begin, /help for every command; Ctrl-D quits.",
+        "console_cast": "You play {cast}: a line `{speaker}: text` speaks as {speaker}.",
+        "console_admin": "{name} (admin)",
         "error": "Something went wrong on my side; please try again in a moment.",
         "answer_here": "Send your answer here; it counts for the group's question.",
         "no_match": "No question matches “{filter}”. Try a tag such as: {tags}. /tags lists them all.",
@@ -292,6 +296,7 @@ CATALOG: dict[str, dict[str, str]] = {
         "placeholder_value": "值",
         "placeholder_confirm": "确认",
         "list_separator": "、",
+        "list_last": "{names} 和 {last}",
         "tag_count": "{name}（{count}）",
         "welcome": (
             "**欢迎使用 {bot}！**每天一道面试题：作答、查看参考答案、给自己评分，"
@@ -336,6 +341,9 @@ CATALOG: dict[str, dict[str, str]] = {
         "console_only_you": "仅你可见",
         "console_only_user": "仅 {name} 可见",
         "console_to": "发给 {chat}",
+        "console_opening": "输入 /start 开始，/help 查看全部命令，Ctrl-D 退出。",
+        "console_cast": "你扮演 {cast}：输入一行 `{speaker}: 内容` 即以 {speaker} 的身份发言。",
+        "console_admin": "{name}（管理员）",
         "error": "出了点问题，请稍后再试。",
         "answer_here": "在这里发送你的回答，它会记到群里的这道题上。",
         "no_match": "没有题目匹配「{filter}」。可以试试这些标签：{tags}。/tags 列出全部。",
@@ -482,6 +490,13 @@ def count_of(lang: str, noun: str, count: int) -> str:
 def join_list(lang: str, items: Iterable[str]) -> str:
     """Names or tags in a sentence: "a, b, c" in English, "a、b、c" in Chinese."""
     return t(lang, "list_separator").join(items)
+
+
+def join_list_and(lang: str, items: Sequence[str]) -> str:
+    """Names in a sentence, the last after "and": "a, b and c" in English, "a、b 和 c" in Chinese."""
+    if len(items) < 2:
+        return join_list(lang, items)
+    return t(lang, "list_last", names=join_list(lang, items[:-1]), last=items[-1])
 
 
 def format_days(lang: str, days: str) -> str:
