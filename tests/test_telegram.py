@@ -401,6 +401,24 @@ async def test_an_edited_answer_replaces_the_answer(world: World) -> None:
     assert len(tg.calls_to("sendMessage", after=mark)) == 1
 
 
+@pytest.mark.parametrize("first_answer", ["keys", "/answer keys"], ids=["plain", "command"])
+async def test_an_edit_never_moves_an_answer_to_a_later_question(world: World, first_answer: str) -> None:
+    """In a private chat a message that is not a reply answers the open question; an edit of it
+    after /quiz served another question must not become the answer to the new one."""
+    tg, me = world.tg, private_chat(ALICE)
+    await says(tg, me, ALICE, "/quiz llm")
+    first = tg.user_says(me, ALICE, first_answer)
+    await tg.wait_for("sendMessage", chat_id=ALICE.id)
+    await says(tg, me, ALICE, "/quiz rag")
+    mark = tg.mark()
+    tg.user_edits(first["message"], f"{first_answer} and values")
+    await says(tg, me, ALICE, "/stats")  # updates are handled in order: the edit's turn has passed
+    assert len(tg.calls_to("sendMessage", after=mark)) == 1  # the edit got no reply
+    answers = "SELECT p.question_id = 'q-rag', a.text FROM attempts a JOIN posts p ON p.id = a.post_id"
+    assert await world.row(f"SELECT COUNT(*) FROM ({answers})") == (1,)
+    assert await world.row(answers) == (0, "keys")  # the first question's answer, as first written
+
+
 async def test_a_full_answer_of_9000_characters_is_split_into_valid_messages(world: World) -> None:
     tg, me = world.tg, private_chat(ALICE)
     await says(tg, me, ALICE, "/quiz long")

@@ -473,6 +473,7 @@ class TelegramAdapter:
             hidden=_is_hidden(message, body_start),
             lang=user.language_code,
             message_id=str(message.message_id),
+            edited=edited,
         )
 
     def _from_button(self, query: CallbackQuery) -> Incoming | None:

@@ -113,6 +113,9 @@ async def _pick_for_user(
 
 
 async def answer(core: Core, call: Call) -> list[Reply]:
+    if call.incoming.edited:  # see plain_text
+        post = await lookup.replied_post(core, call)
+        return await _save_answer(core, call, post, call.args) if post and call.args else []
     if not call.args:
         return [Reply(t(call.lang, "answer_usage"))]
     post = await lookup.current_post(core, call)
@@ -123,12 +126,16 @@ async def answer(core: Core, call: Call) -> list[Reply]:
 
 async def plain_text(core: Core, call: Call, text: str) -> list[Reply]:
     """A message that is not a command answers the question it replies to, or, in a private
-    chat, the open question. Anything else in a group is conversation, not for us."""
-    if call.in_group:
+    chat, the open question. Anything else in a group is conversation, not for us.
+
+    An edit changes only an answer given as a reply: which question an unreplied original
+    answered is not known, and the open question may have changed since."""
+    if call.in_group or call.incoming.edited:
         post = await lookup.replied_post(core, call)
         if post is None:
-            # Hidden text is how answers look in a group: say how to answer rather than drop it.
-            if call.incoming.hidden or looks_hidden(text):
+            # Hidden text is how answers look in a group: say how to answer rather than drop it
+            # (an edit's original had that hint already).
+            if not call.incoming.edited and (call.incoming.hidden or looks_hidden(text)):
                 return [Reply(t(call.lang, "answer_unmatched"), reply_to=call.incoming.message_id)]
             return []
     else:
