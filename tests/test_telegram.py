@@ -15,7 +15,7 @@ import socket
 import string
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager, suppress
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -813,6 +813,18 @@ async def test_a_user_who_never_started_the_bot_is_asked_to_in_the_group(
     assert shown(notice) == said(t(lang, "private_blocked"))
     assert notice.params["reply_parameters"]["message_id"] == asked["message"]["message_id"]
     assert notice.buttons == [{"text": t(lang, "button_open_private"), "url": "https://t.me/dailyq_test_bot"}]
+
+
+async def test_the_never_started_notice_speaks_the_groups_language_not_the_members_client(world: World) -> None:
+    tg = world.tg
+    await subscribe(world, GROUP)
+    assert shown(await says(tg, GROUP, BOB, "/settings lang zh")).startswith("已")
+    world.core.settings = replace(world.core.settings, owners=(f"telegram:{ALICE.id}",))
+    tg.fail("sendMessage", NEVER_STARTED, chat_id=ALICE.id)
+    tg.user_says(GROUP, ALICE, "/reload")  # the owner's reload report is private; Alice's client is English
+    _, notice = await tg.wait_for("sendMessage", count=2)
+    assert shown(notice) == said(t("zh", "private_blocked"))
+    assert notice.buttons == [{"text": t("zh", "button_open_private"), "url": "https://t.me/dailyq_test_bot"}]
 
 
 async def test_the_admin_cache_keeps_the_most_recently_asked_pairs_only(tg: FakeTelegram) -> None:

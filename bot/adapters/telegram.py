@@ -582,7 +582,8 @@ class TelegramAdapter:
         try:
             return await self._post(ChatRef(PLATFORM, incoming.user_id), replace(reply, reply_to=None))
         except Forbidden:
-            lang = platform_language(incoming.lang) or "en"  # 'zh-hans' → zh, as the core reads it
+            # The chat's language as the core chose it (a group's /settings lang), else the user's.
+            lang = reply.lang or platform_language(incoming.lang) or "en"
             start = Button(messages.t(lang, "button_open_private"), url=f"https://t.me/{self.bot.username}")
             notice = Reply(
                 messages.t(lang, "private_blocked"),
