@@ -400,6 +400,7 @@ def test_console_help_shows_how_to_play_a_group() -> None:
         (["--admins", "ann"], "--admins needs --users"),
         (["--users", "ann,bob", "--member"], "with --users, --admins says who the admins are"),
         (["--users", "ann,bob:x"], "each one word without ':'"),
+        (["--users", "ann,bob,ANN"], "ann and ANN are one name to the console"),
         (["--user", "ann", "--users", "ann,bob"], "not allowed with argument"),
     ],
 )
