@@ -913,6 +913,25 @@ def dailyq_schema_version(path: Path) -> int | None:
     return version if version >= 1 and has_chats else None
 
 
+def copy_database(
+    source: Path, target: Path, connect_target: Callable[[str], sqlite3.Connection] = sqlite3.connect
+) -> list[str]:
+    """Copy the database file `source` into `target` with SQLite's online backup (a consistent
+    snapshot while a bot keeps writing) and check the copy; the integrity check's findings,
+    `["ok"]` for a sound copy. Raises sqlite3.Error; never creates `source`.
+
+    The copy is one self-contained file (no -wal beside it to lose on a rename or a copy).
+    `connect_target` opens the copy (a test's can limit its size, to stand for a full disk).
+    """
+    with (
+        closing(sqlite3.connect(f"file:{quote(str(source))}?mode=rw", uri=True, timeout=30)) as src,
+        closing(connect_target(str(target))) as copy,
+    ):
+        src.backup(copy)
+        copy.execute("PRAGMA journal_mode=DELETE")
+        return [row[0] for row in copy.execute("PRAGMA integrity_check")]
+
+
 def run_on_database_thread(db: aiosqlite.Connection, function: Callable[..., T], *args: Any) -> Awaitable[T]:
     """`function(connection, *args)` on aiosqlite's thread, as one call.
 
