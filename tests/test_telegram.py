@@ -867,6 +867,22 @@ def webhook_adapter(tg: FakeTelegram, secret: str | None = "s3cret") -> tuple[Te
     return adapter, url
 
 
+async def test_generated_webhook_secrets_share_one_filter_per_library_logger_and_levels_are_left_alone(
+    tg: FakeTelegram, caplog: pytest.LogCaptureFixture
+) -> None:
+    library = ("telegram.Bot", "telegram.ext.ExtBot", "httpx")
+    levels = {name: logging.getLogger(name).level for name in ("httpx", "httpcore")}
+    webhook_adapter(tg, secret=None)
+    filters = {name: len(logging.getLogger(name).filters) for name in library}
+    adapters = [webhook_adapter(tg, secret=None)[0] for _ in range(5)]
+    assert {name: len(logging.getLogger(name).filters) for name in library} == filters
+    assert {name: logging.getLogger(name).level for name in levels} == levels  # setup_logging's job
+    with caplog.at_level(logging.DEBUG):
+        for name in library:
+            logging.getLogger(name).debug("setWebhook secret_token=%s", adapters[-1]._webhook_secret)
+    assert adapters[-1]._webhook_secret not in caplog.text and caplog.text.count("[redacted]") == 3
+
+
 async def test_webhook_mode_checks_the_secret(tg: FakeTelegram) -> None:
     adapter, url = webhook_adapter(tg)
     core = RecordingCore()
