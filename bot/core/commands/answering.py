@@ -152,7 +152,7 @@ async def _save_answer(core: Core, call: Call, post: Post, text: str) -> list[Re
     post_chat = call.chat if post.chat_key == call.incoming.chat.key else await core.store.chat(post.chat_key)
     zone = core.settings_of(post_chat).zone_info
     hidden = call.incoming.hidden or looks_hidden(text)
-    replaced = await core.store.add_attempt(
+    outcome = await core.store.add_attempt(
         post,
         call.user,
         call.incoming.user_name,
@@ -161,7 +161,12 @@ async def _save_answer(core: Core, call: Call, post: Post, text: str) -> list[Re
         call.now.astimezone(zone).date().isoformat(),
         call.now,
     )
-    key = "answer_updated" if replaced else "answer_saved"
+    if outcome not in ("added", "replaced"):
+        # Kept: a graded answer, or any once the reference is out (else anyone could read it,
+        # then answer and grade themselves `easy`). The message says why and offers /quiz.
+        key = "answers_closed" if outcome == "closed" else f"answer_{outcome}"
+        return [Reply(t(call.lang, key, title=question.title), reply_to=call.incoming.message_id)]
+    key = "answer_updated" if outcome == "replaced" else "answer_saved"
     replies = [
         Reply(
             t(

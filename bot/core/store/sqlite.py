@@ -21,6 +21,7 @@ import aiosqlite
 
 from bot.core.model import ChatRef
 from bot.core.store.records import (
+    AnswerOutcome,
     Attempt,
     ChatRow,
     ClaimOutcome,
@@ -445,12 +446,25 @@ class SQLiteStore:
         hidden: bool,
         local_date: str,
         now: datetime,
-    ) -> bool:
-        """Store an answer to the post; True when it supersedes the user's earlier answer to it."""
+    ) -> AnswerOutcome:
+        """Store an answer to the post, over the user's earlier one, unless that one is graded or
+        the post's reference answer is out (revealed, or due by `now`): checked in the same
+        transaction as the write, so a reveal or a grade at the same moment cannot slip between."""
 
-        def add(db: sqlite3.Connection) -> bool:
+        def add(db: sqlite3.Connection) -> AnswerOutcome:
+            revealed = db.execute(
+                "SELECT 1 FROM posts WHERE id = ? AND (revealed_at IS NOT NULL OR reveal_due_at <= ?)",
+                (post.id, iso(now)),
+            ).fetchone()
+            earlier = db.execute(
+                "SELECT grade FROM attempts WHERE post_id = ? AND user_key = ? AND current = 1", (post.id, user_key)
+            ).fetchone()
+            if earlier is not None and earlier[0] is not None:
+                return "kept_graded"
+            if revealed:
+                return "kept_revealed" if earlier is not None else "closed"
             _ensure_user(db, user_key, user_name, now)
-            cursor = db.execute(
+            db.execute(
                 "UPDATE attempts SET current = 0 WHERE post_id = ? AND user_key = ? AND current = 1",
                 (post.id, user_key),
             )
@@ -459,7 +473,7 @@ class SQLiteStore:
                 "created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 (post.id, user_key, post.chat_key, post.question_id, text, int(hidden), local_date, iso(now)),
             )
-            return cursor.rowcount > 0
+            return "added" if earlier is None else "replaced"
 
         return await self.write(add)
 
