@@ -425,6 +425,22 @@ async def test_the_daily_post_arrives_at_its_time_with_a_thread_and_is_revealed_
     assert await world.rows("SELECT reveal_status FROM posts WHERE kind = 'daily'") == [("sent",)]
 
 
+async def test_answer_privately_opens_the_answer_box_on_a_channel_that_answers_privately(
+    world: World,
+) -> None:
+    fake = world.fake
+    changed = await reply(fake, await fake.slash(fake.admin, "settings", key="answers", value="private"))
+    assert shown(changed).startswith("Saved")
+    post = await daily_post(world)
+    choices = buttons(post)
+    assert "Answer" not in choices, "the core's own button opens the answer box"
+    pressed = await fake.press(fake.member, post["id"], choices[t("en", "button_answer_privately")])
+    await fake.wait_until(lambda: pressed.token in fake.modals)
+    ack = await reply(fake, await fake.submit_modal(fake.member, pressed, {"text": "kept to myself"}))
+    assert shown(ack).startswith("Got your answer") and is_private(ack)
+    assert await world.rows("SELECT text, hidden FROM attempts") == [("kept to myself", 1)]
+
+
 async def test_a_spoiler_answer_in_the_thread_counts_and_one_in_the_clear_gets_the_reminder(
     world: World,
 ) -> None:

@@ -19,6 +19,7 @@ from bot.config import Settings
 from bot.core import srs
 from bot.core.bank import Bank, load
 from bot.core.commands import COMMANDS, Core
+from bot.core.commands.answering import ANSWER_LIMIT
 from bot.core.commands.inbound import looks_hidden, split_command
 from bot.core.commands.profile import TAGS_SHOWN, streaks
 from bot.core.commands.texts import excerpt, some_tags
@@ -290,10 +291,10 @@ async def test_bad_input_gets_a_clear_reply_and_the_chat_goes_on(lang: str, core
     assert await rows(store, "SELECT COUNT(*) FROM attempts") == [(0,)]
 
     [asked] = await chat.say("/quiz@dailyq_bot")
-    huge = "x" * 19_990 + " the end"
-    [ack] = await chat.say(f"/answer {huge}")
+    long = "x" * (ANSWER_LIMIT - len(" the end")) + " the end"
+    [ack] = await chat.say(f"/answer {long}")
     assert len(ack.text) < 300 and "the end" not in ack.text
-    assert await rows(store, "SELECT text FROM attempts") == [(huge,)]
+    assert await rows(store, "SELECT text FROM attempts") == [(long,)]  # kept whole
 
     assert t(lang, "subscribed", time="09:30", zone="Europe/Berlin", days="daily", first="")[:6] in text(
         await chat.say("/SUBSCRIBE 09:30 europe/berlin")
@@ -445,7 +446,7 @@ async def test_reveal_and_full_of_unknown_posts(core: Core) -> None:
     chat = Transcript(core)
     assert text(await chat.say("/reveal")) == t("en", "nothing_to_reveal")
     assert text(await chat.say("/reveal 999")) == t("en", "no_such_post")
-    assert text(await chat.say("/full x1")) == t("en", "bad_post_id")
+    assert text(await chat.say("/full x1")) == t("en", "bad_post_id", value="x1")
 
 
 # --- grading and spaced repetition ----------------------------------------------------------------

@@ -463,11 +463,13 @@ async def test_private_answers_go_through_a_deep_link(world: World) -> None:
     await world.scheduler.sweep()
     [post] = tg.calls_to("sendMessage", chat_id=GROUP.id)[-1:]
     (post_id,) = await world.row("SELECT id FROM posts WHERE kind = 'daily'")
-    link = f"https://t.me/dailyq_test_bot?start=answer-{post_id}"
-    assert link in [button.get("url") for button in post.buttons]
+    start = f"https://t.me/dailyq_test_bot?start=answer-{post_id}-"  # and the post's token
+    [link] = [button["url"] for button in post.buttons if button.get("url", "").startswith(start)]
 
     me = private_chat(ALICE)
-    opened = await says(tg, me, ALICE, f"/start answer-{post_id}")
+    refused = await says(tg, me, ALICE, f"/start answer-{post_id}")  # the id alone: anyone could type it
+    assert shown(refused) == said(t("en", "post_elsewhere"))
+    opened = await says(tg, me, ALICE, f"/start {link.partition('start=')[2]}")
     assert shown(opened).endswith(said(t("en", "answer_here")))
     ack = await says(tg, me, ALICE, "my private answer")
     assert shown(ack).startswith("Got your answer")

@@ -62,7 +62,7 @@ PAYLOAD_CUSTOM_ID = re.compile(r"dq:(?P<payload>.+)")  # a PayloadButton's custo
 CUSTOM_ID_LIMIT = 100
 ANSWER_PAYLOAD = "/answer"  # the Answer button: /answer without text opens the modal
 # The core's "answer privately" button (a deep link on Telegram) is the same modal here.
-PRIVATE_ANSWER_PAYLOAD = re.compile(r"/start answer-\d+")
+PRIVATE_ANSWER_PAYLOAD = re.compile(r"/start answer-[0-9]+-[0-9a-f]+")  # the post id, then its token
 MODAL_TEXT_ID = "text"
 MODAL_TEXT_LIMIT = 4000
 MODAL_TITLE_LIMIT = 45

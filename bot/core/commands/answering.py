@@ -11,7 +11,6 @@ from bot.core.commands import lookup, texts
 from bot.core.commands.inbound import looks_hidden
 from bot.core.messages import count_of, t
 from bot.core.model import Question, Reply
-from bot.core.render import escape
 from bot.core.store import Post, PostKind
 
 if TYPE_CHECKING:
@@ -19,16 +18,17 @@ if TYPE_CHECKING:
 
 # /quiz looks at this many due reviews for one that fits the filter before taking new questions.
 DUE_LOOKAHEAD = 20
+ANSWER_LIMIT = 4000  # characters; Discord's answer box takes as many
 # Random candidates checked against what the user has seen before looking at the whole pool.
 RANDOM_PROBES = 16
 SPOILER_MARKS = re.compile(r"\|\|(.+?)\|\|", re.DOTALL)  # ||hidden|| → hidden, for counting
 
 
-async def answer_privately(core: Core, call: Call, post_id: int) -> list[Reply]:
-    post = await core.store.post(post_id)
-    question = core.bank.get(post.question_id) if post else None
-    if post is None or question is None:
-        return [Reply(t(call.lang, "no_such_post"))]
+async def answer_privately(core: Core, call: Call, post: Post) -> list[Reply]:
+    """Make a group's question (its link was followed) the one the user answers in this chat."""
+    question = core.bank.get(post.question_id)
+    if question is None:
+        return [Reply(t(call.lang, "question_gone"))]
     incoming = call.incoming
     await core.store.open_post(
         incoming.chat, incoming.is_group, call.user, incoming.user_name, post.id, call.now
@@ -49,7 +49,7 @@ async def skip(core: Core, call: Call) -> list[Reply]:
     quiz_filter = opened.filter if opened else ""
     if opened is not None and len(_pool(core, quiz_filter)) == 1:
         key = "skip_only_one" if quiz_filter else "skip_only_question"
-        return [Reply(t(call.lang, key, filter=escape(quiz_filter)))]
+        return [Reply(t(call.lang, key, filter=texts.echo(quiz_filter)))]
     # Every question served and left unanswered since the last answer, newest first: none of
     # them comes back while another matches (more than the bank holds cannot matter).
     skipped = await core.store.skipped_questions(call.user, call.incoming.chat.key, len(core.bank))
@@ -66,7 +66,7 @@ async def _serve_quiz(core: Core, call: Call, quiz_filter: str, avoid: Sequence[
     pool = _pool(core, quiz_filter)
     if not pool:
         tags = texts.some_tags(core, call.lang)
-        return [Reply(t(call.lang, "no_match", filter=escape(quiz_filter), tags=tags))]
+        return [Reply(t(call.lang, "no_match", filter=texts.echo(quiz_filter), tags=tags))]
     question = await _pick_for_user(core, call, pool, bool(quiz_filter), avoid)
     incoming = call.incoming
     post = await core.store.add_quiz(
@@ -78,7 +78,7 @@ async def _serve_quiz(core: Core, call: Call, quiz_filter: str, avoid: Sequence[
         quiz_filter,
         call.now,
     )
-    return [texts.question_reply(core, call.lang, post, None, call.in_group, call.settings)]
+    return [await texts.question_reply(core, call.lang, post, None, call.in_group, call.settings)]
 
 
 async def _pick_for_user(
@@ -149,6 +149,8 @@ async def _save_answer(core: Core, call: Call, post: Post, text: str) -> list[Re
     question = core.bank.get(post.question_id)
     if question is None:
         return [Reply(t(call.lang, "question_gone"))]
+    if len(text) > ANSWER_LIMIT:  # nothing is stored; the user still has their text
+        return [Reply(t(call.lang, "answer_too_long", limit=ANSWER_LIMIT, length=len(text)))]
     post_chat = call.chat if post.chat_key == call.incoming.chat.key else await core.store.chat(post.chat_key)
     zone = core.settings_of(post_chat).zone_info
     hidden = call.incoming.hidden or looks_hidden(text)

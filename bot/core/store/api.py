@@ -76,10 +76,11 @@ class Store(Protocol):
         settings: dict,
         now: datetime,
         *,
+        revision: int,
         subscribed: bool | None = None,
         reschedule: bool = False,
         platform_lang: str | None = None,
-    ) -> None: ...
+    ) -> bool: ...
 
     async def unsubscribe(self, chat_key: str) -> bool: ...
 
@@ -113,9 +114,13 @@ class Store(Protocol):
         card: str,
         due: datetime,
         now: datetime,
-    ) -> None: ...
+        *,
+        replacing: Review | None,
+    ) -> bool: ...
 
     async def mark_revealed(self, post_id: int, now: datetime) -> None: ...
+
+    async def secret(self, name: str) -> bytes: ...
 
     async def forget_user(self, user_key: str) -> None: ...
 

@@ -55,6 +55,7 @@ class ChatRow:
     subscribed: bool
     schedule_from: datetime | None
     platform_lang: str | None
+    revision: int  # bumped by every change of its settings or subscription (see save_chat)
 
 
 @dataclass(frozen=True)

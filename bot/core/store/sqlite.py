@@ -7,6 +7,7 @@ Times are stored as ISO-8601 UTC strings (`...+00:00`), which sort correctly as 
 from __future__ import annotations
 
 import json
+import secrets
 import sqlite3
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from contextlib import closing
@@ -166,7 +167,8 @@ class SQLiteStore:
 
     async def chat(self, key: str) -> ChatRow | None:
         row = self._lookup_one(
-            "SELECT key, is_group, settings, subscribed, schedule_from, platform_lang FROM chats WHERE key = ?",
+            "SELECT key, is_group, settings, subscribed, schedule_from, platform_lang, revision FROM chats"
+            " WHERE key = ?",
             key,
         )
         if row is None:
@@ -178,6 +180,7 @@ class SQLiteStore:
             subscribed=bool(row["subscribed"]),
             schedule_from=from_iso(row["schedule_from"]),
             platform_lang=row["platform_lang"],
+            revision=row["revision"],
         )
 
     async def post(self, post_id: int) -> Post | None:
@@ -357,18 +360,22 @@ class SQLiteStore:
         settings: dict,
         now: datetime,
         *,
+        revision: int,
         subscribed: bool | None = None,
         reschedule: bool = False,
         platform_lang: str | None = None,
-    ) -> None:
-        """Store the chat's settings; `reschedule` makes only instants after `now` due."""
+    ) -> bool:
+        """Store the chat's settings if the chat is still at `revision` (ChatRow.revision as read;
+        0 for a chat not stored yet), and bump it; False, with nothing written, when another
+        change came first. `reschedule` makes only instants after `now` due."""
 
-        def save(db: sqlite3.Connection) -> None:
+        def save(db: sqlite3.Connection) -> bool:
             _ensure_chat(db, chat, is_group, now)
-            db.execute(
+            cursor = db.execute(
                 "UPDATE chats SET settings = ?, subscribed = COALESCE(?, subscribed), "
                 "schedule_from = CASE WHEN ? THEN ? ELSE schedule_from END, "
-                "platform_lang = COALESCE(?, platform_lang) WHERE key = ?",
+                "platform_lang = COALESCE(?, platform_lang), revision = revision + 1 "
+                "WHERE key = ? AND revision = ?",
                 (
                     json.dumps(settings, ensure_ascii=False),
                     None if subscribed is None else int(subscribed),
@@ -376,16 +383,19 @@ class SQLiteStore:
                     iso(now),
                     platform_lang,
                     chat.key,
+                    revision,
                 ),
             )
+            return cursor.rowcount == 1
 
-        await self.write(save)
+        return await self.write(save)
 
     async def unsubscribe(self, chat_key: str) -> bool:
         """Stop the chat's daily posts; False when it was not subscribed."""
         cursor = await self.write(
             lambda db: db.execute(
-                "UPDATE chats SET subscribed = 0 WHERE key = ? AND subscribed = 1", (chat_key,)
+                "UPDATE chats SET subscribed = 0, revision = revision + 1 WHERE key = ? AND subscribed = 1",
+                (chat_key,),
             ),
         )
         return cursor.rowcount > 0
@@ -486,22 +496,35 @@ class SQLiteStore:
         card: str,
         due: datetime,
         now: datetime,
-    ) -> None:
-        """Record the attempt's grade and the review card it produced from `previous_card`."""
+        *,
+        replacing: Review | None,
+    ) -> bool:
+        """Record the attempt's grade and the review card it produced from `previous_card`, if the
+        user's card for the question is still `replacing` (as `attempt` read it; None: no card
+        yet); False, with nothing written, when another grade changed the card first."""
 
-        def record(db: sqlite3.Connection) -> None:
+        def record(db: sqlite3.Connection) -> bool:
+            values = (card, iso(due), iso(now), attempt.post_id, previous_card, user_key, attempt.question_id)
+            if replacing is None:
+                cursor = db.execute(
+                    "INSERT INTO reviews (card, due_at, updated_at, post_id, previous_card, user_key, question_id)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (user_key, question_id) DO NOTHING",
+                    values,
+                )
+            else:
+                cursor = db.execute(
+                    "UPDATE reviews SET card = ?, due_at = ?, updated_at = ?, post_id = ?, previous_card = ?"
+                    " WHERE user_key = ? AND question_id = ? AND card = ?",
+                    (*values, replacing.card),
+                )
+            if cursor.rowcount != 1:
+                return False
             db.execute(
                 "UPDATE attempts SET grade = ?, graded_at = ? WHERE id = ?", (grade, iso(now), attempt.id)
             )
-            db.execute(
-                "INSERT INTO reviews (user_key, question_id, card, due_at, updated_at, post_id, previous_card) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (user_key, question_id) DO UPDATE SET "
-                "card = excluded.card, due_at = excluded.due_at, updated_at = excluded.updated_at, "
-                "post_id = excluded.post_id, previous_card = excluded.previous_card",
-                (user_key, attempt.question_id, card, iso(due), iso(now), attempt.post_id, previous_card),
-            )
+            return True
 
-        await self.write(record)
+        return await self.write(record)
 
     async def mark_revealed(self, post_id: int, now: datetime) -> None:
         await self.write(
@@ -509,6 +532,19 @@ class SQLiteStore:
                 "UPDATE posts SET revealed_at = ? WHERE id = ? AND revealed_at IS NULL", (iso(now), post_id)
             )
         )
+
+    async def secret(self, name: str) -> bytes:
+        """A random 32-byte secret kept under `name`, created on first use; every process sharing
+        the database gets the same one."""
+
+        def get_or_create(db: sqlite3.Connection) -> str:
+            db.execute(
+                "INSERT INTO secrets (name, value) VALUES (?, ?) ON CONFLICT (name) DO NOTHING",
+                (name, secrets.token_hex(32)),
+            )
+            return db.execute("SELECT value FROM secrets WHERE name = ?", (name,)).fetchone()[0]
+
+        return bytes.fromhex(await self.write(get_or_create))
 
     async def forget_user(self, user_key: str) -> None:
         """Delete the user's answers, grades, reviews, feedback and name everywhere; their quizzes become anonymous."""
@@ -661,7 +697,7 @@ class SQLiteStore:
                 )
                 return
             db.execute(
-                "UPDATE chats SET (settings, subscribed, schedule_from, platform_lang) = "
+                "UPDATE chats SET revision = revision + 1, (settings, subscribed, schedule_from, platform_lang) = "
                 "(SELECT settings, subscribed, schedule_from, platform_lang FROM chats WHERE key = ?) "
                 "WHERE key = ?",
                 (old_key, new_key),
