@@ -160,7 +160,7 @@ async def test_an_answer_is_kept_once_graded_and_none_is_taken_once_the_post_is_
     assert await store.add_attempt(post, "telegram:7", "Ann", "second", False, day, NOW) == "replaced"
     answered = await store.attempt(post.id, "telegram:7")
     assert answered is not None
-    await store.grade(answered[0], "telegram:7", "good", None, "{}", NOW, NOW)
+    await store.grade(answered[0], "telegram:7", "good", None, "{}", NOW, NOW, replacing=None)
     assert await store.add_attempt(post, "telegram:7", "Ann", "third", False, day, NOW) == "kept_graded"
     assert await store.add_attempt(post, "telegram:8", "Bob", "bob's", False, day, NOW) == "added"
     await store.mark_revealed(post.id, NOW)
