@@ -74,7 +74,7 @@ CATALOG: dict[str, dict[str, str]] = {
         "private_hint": "Send /quiz for a question, or /help for everything I can do.",
         "question_gone": "That question is no longer in the bank.",
         "bad_post_id": "“{value}” is not a question's number (a whole number, shown after the question's title). Leave it out to mean this chat's current question.",
-        "no_such_post": "I have no question with that number.",
+        "no_such_post": "I have no question with that number. A question's number is shown after the question's title (No. 12).",
         "post_elsewhere": "That question was asked in another chat: answer, reveal or grade it there.",
         # --- questions and answers
         "question_heading": "❓ **{title}** · {number}",
@@ -318,7 +318,7 @@ CATALOG: dict[str, dict[str, str]] = {
         "private_hint": "发送 /quiz 获取一道题，或发送 /help 查看全部功能。",
         "question_gone": "这道题已不在题库中。",
         "bad_post_id": "「{value}」不是题号（题号是整数，见题目标题后）。不填题号即表示本聊天当前的题目。",
-        "no_such_post": "没有这个编号的题目。",
+        "no_such_post": "没有这个编号的题目。题号见题目标题后（第 12 题）。",
         "post_elsewhere": "这道题是在另一个聊天里出的：请在那里作答、查看答案或评分。",
         "question_heading": "❓ **{title}** · {number}",
         "post_number": "第 {number} 题",
