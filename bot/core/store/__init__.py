@@ -11,6 +11,7 @@ from pathlib import Path
 
 from bot.core.store.api import Store
 from bot.core.store.records import (
+    AnswerOutcome,
     Attempt,
     ChatRow,
     ClaimOutcome,
@@ -43,6 +44,7 @@ async def open_store(db: str | Path) -> Store:
 
 
 __all__ = [
+    "AnswerOutcome",
     "Attempt",
     "ChatRow",
     "ClaimOutcome",
