@@ -313,6 +313,16 @@ async def test_quiz_answer_in_the_modal_reveal_and_grade(world: World) -> None:
     ]
 
 
+async def test_the_words_the_adapter_adds_follow_the_servers_language_not_the_members_client(
+    world: World,
+) -> None:
+    fake = world.fake
+    await reply(fake, await fake.slash(fake.admin, "settings", key="lang", value="zh"))
+    question = await reply(fake, await fake.slash(fake.member, "quiz", filter="rag", locale="en-US"))
+    assert t("zh", "button_answer") in buttons(question)
+    assert question["embeds"][0]["fields"][0]["name"] == t("zh", "field_company")
+
+
 async def test_a_long_full_answer_comes_in_messages_under_discords_limit_in_order(world: World) -> None:
     fake = world.fake
     await reply(fake, await fake.slash(fake.member, "quiz", filter="long"))

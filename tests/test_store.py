@@ -152,6 +152,22 @@ async def test_moving_a_chat_onto_one_that_exists_merges_them(store: Store) -> N
     assert (await store.open_question("telegram:7", new.key)) is not None
 
 
+async def test_an_answer_is_kept_once_graded_and_none_is_taken_once_the_post_is_revealed(store: Store) -> None:
+    post = await store.add_quiz(GROUP, True, "telegram:7", "Ann", "q1", "", NOW)
+    day = "2026-03-02"
+    assert await store.add_attempt(post, "telegram:7", "Ann", "first", False, day, NOW) == "added"
+    assert await store.add_attempt(post, "telegram:7", "Ann", "second", False, day, NOW) == "replaced"
+    answered = await store.attempt(post.id, "telegram:7")
+    assert answered is not None
+    await store.grade(answered[0], "telegram:7", "good", None, "{}", NOW, NOW, replacing=None)
+    assert await store.add_attempt(post, "telegram:7", "Ann", "third", False, day, NOW) == "kept_graded"
+    assert await store.add_attempt(post, "telegram:8", "Bob", "bob's", False, day, NOW) == "added"
+    await store.mark_revealed(post.id, NOW)
+    assert await store.add_attempt(post, "telegram:8", "Bob", "bob's again", False, day, NOW) == "kept_revealed"
+    assert await store.add_attempt(post, "telegram:9", "Cat", "cat's", False, day, NOW) == "closed"
+    assert await sql_rows(store, "SELECT text FROM attempts WHERE current ORDER BY id") == [("second",), ("bob's",)]
+
+
 def test_instants_are_stored_as_sortable_utc_text() -> None:
     assert iso(NOW) == "2026-03-02T09:30:15+00:00"
     assert from_iso(iso(NOW)) == NOW.replace(microsecond=0)

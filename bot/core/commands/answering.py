@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 from bot.core.commands import lookup, texts
 from bot.core.commands.inbound import looks_hidden
-from bot.core.messages import t
+from bot.core.messages import count_of, t
 from bot.core.model import Question, Reply
 from bot.core.store import Post, PostKind
 
@@ -113,6 +113,9 @@ async def _pick_for_user(
 
 
 async def answer(core: Core, call: Call) -> list[Reply]:
+    if call.incoming.edited:  # see plain_text
+        post = await lookup.replied_post(core, call)
+        return await _save_answer(core, call, post, call.args) if post and call.args else []
     if not call.args:
         return [Reply(t(call.lang, "answer_usage"))]
     post = await lookup.current_post(core, call)
@@ -123,12 +126,16 @@ async def answer(core: Core, call: Call) -> list[Reply]:
 
 async def plain_text(core: Core, call: Call, text: str) -> list[Reply]:
     """A message that is not a command answers the question it replies to, or, in a private
-    chat, the open question. Anything else in a group is conversation, not for us."""
-    if call.in_group:
+    chat, the open question. Anything else in a group is conversation, not for us.
+
+    An edit changes only an answer given as a reply: which question an unreplied original
+    answered is not known, and the open question may have changed since."""
+    if call.in_group or call.incoming.edited:
         post = await lookup.replied_post(core, call)
         if post is None:
-            # Hidden text is how answers look in a group: say how to answer rather than drop it.
-            if call.incoming.hidden or looks_hidden(text):
+            # Hidden text is how answers look in a group: say how to answer rather than drop it
+            # (an edit's original had that hint already).
+            if not call.incoming.edited and (call.incoming.hidden or looks_hidden(text)):
                 return [Reply(t(call.lang, "answer_unmatched"), reply_to=call.incoming.message_id)]
             return []
     else:
@@ -147,7 +154,7 @@ async def _save_answer(core: Core, call: Call, post: Post, text: str) -> list[Re
     post_chat = call.chat if post.chat_key == call.incoming.chat.key else await core.store.chat(post.chat_key)
     zone = core.settings_of(post_chat).zone_info
     hidden = call.incoming.hidden or looks_hidden(text)
-    replaced = await core.store.add_attempt(
+    outcome = await core.store.add_attempt(
         post,
         call.user,
         call.incoming.user_name,
@@ -156,10 +163,20 @@ async def _save_answer(core: Core, call: Call, post: Post, text: str) -> list[Re
         call.now.astimezone(zone).date().isoformat(),
         call.now,
     )
-    key = "answer_updated" if replaced else "answer_saved"
+    if outcome not in ("added", "replaced"):
+        # Kept: a graded answer, or any once the reference is out (else anyone could read it,
+        # then answer and grade themselves `easy`). The message says why and offers /quiz.
+        key = "answers_closed" if outcome == "closed" else f"answer_{outcome}"
+        return [Reply(t(call.lang, key, title=question.title), reply_to=call.incoming.message_id)]
+    key = "answer_updated" if outcome == "replaced" else "answer_saved"
     replies = [
         Reply(
-            t(call.lang, key, title=question.title, chars=len(SPOILER_MARKS.sub(r"\1", text).strip())),
+            t(
+                call.lang,
+                key,
+                title=question.title,
+                chars=count_of(call.lang, "characters", len(SPOILER_MARKS.sub(r"\1", text).strip())),
+            ),
             reply_to=call.incoming.message_id,
         )
     ]

@@ -22,8 +22,9 @@ async def reveal(core: Core, call: Call) -> list[Reply]:
     post, refusal = await _revealable_post(core, call)
     if post is None:
         return [Reply(refusal)]
-    if post.kind == PostKind.DAILY and post.chat_key == call.incoming.chat.key:
-        # The chat has seen the answer: the scheduled reveal would only repeat it.
+    if post.kind == PostKind.QUIZ or post.chat_key == call.incoming.chat.key:
+        # The answer is out: the post takes no more answers, and a daily post's scheduled reveal
+        # would only repeat it. A quiz has no scheduled reveal: its first /reveal anywhere is it.
         await core.store.mark_revealed(post.id, call.now)
     here = call.incoming.chat
     return [

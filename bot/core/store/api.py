@@ -12,6 +12,7 @@ from typing import Protocol
 
 from bot.core.model import ChatRef
 from bot.core.store.records import (
+    AnswerOutcome,
     Attempt,
     ChatRow,
     ClaimOutcome,
@@ -105,7 +106,7 @@ class Store(Protocol):
 
     async def add_attempt(
         self, post: Post, user_key: str, user_name: str, text: str, hidden: bool, local_date: str, now: datetime
-    ) -> bool: ...
+    ) -> AnswerOutcome: ...
 
     async def grade(
         self,

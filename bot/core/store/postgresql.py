@@ -32,6 +32,7 @@ import asyncpg
 
 from bot.core.model import ChatRef
 from bot.core.store.records import (
+    AnswerOutcome,
     Attempt,
     ChatRow,
     ClaimOutcome,
@@ -563,26 +564,32 @@ class PostgreSQLStore:
         hidden: bool,
         local_date: str,
         now: datetime,
-    ) -> bool:
+    ) -> AnswerOutcome:
+        """Locks first, as SQLite's one writer at a time does: the post (a reveal, and another
+        answer to it, wait), then the user's answer to it (a grade waits); the statements after
+        see whatever committed before the locks."""
 
-        async def add(db: asyncpg.Connection) -> bool:
-            # Answers to one post one at a time: two at once from one user (a double tap reaching
-            # two processes) would otherwise both find no current answer and both stay current.
-            # The lock first; the statement after it sees every answer committed before it.
-            await db.execute(
-                f"WITH {_ENSURE_USER.format(key='$2', name='$3', now='$4')}"
-                " SELECT 1 FROM posts WHERE id = $1 FOR NO KEY UPDATE",
+        async def add(db: asyncpg.Connection) -> AnswerOutcome:
+            revealed = await db.fetchval(
+                "SELECT revealed_at IS NOT NULL OR reveal_due_at <= $2 FROM posts WHERE id = $1 FOR NO KEY UPDATE",
                 post.id,
-                user_key,
-                user_name,
                 _second(now),
             )
-            return await db.fetchval(
-                "WITH superseded AS ("
-                "  UPDATE attempts SET current = false WHERE post_id = $1 AND user_key = $2 AND current RETURNING 1),"
-                " added AS (INSERT INTO attempts (post_id, user_key, chat_key, question_id, text, hidden, local_date,"
-                "  created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8))"
-                " SELECT COUNT(*) > 0 FROM superseded",
+            earlier = await db.fetchrow(
+                "SELECT grade FROM attempts WHERE post_id = $1 AND user_key = $2 AND current FOR UPDATE",
+                post.id,
+                user_key,
+            )
+            if earlier is not None and earlier["grade"] is not None:
+                return "kept_graded"
+            if revealed:
+                return "kept_revealed" if earlier is not None else "closed"
+            await db.execute(
+                f"WITH {_ENSURE_USER.format(key='$2', name='$9', now='$8')},"
+                " superseded AS ("
+                "  UPDATE attempts SET current = false WHERE post_id = $1 AND user_key = $2 AND current)"
+                " INSERT INTO attempts (post_id, user_key, chat_key, question_id, text, hidden, local_date,"
+                "  created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
                 post.id,
                 user_key,
                 post.chat_key,
@@ -591,7 +598,9 @@ class PostgreSQLStore:
                 hidden,
                 date.fromisoformat(local_date),
                 _second(now),
+                user_name,
             )
+            return "added" if earlier is None else "replaced"
 
         return await self._transaction(add)
 

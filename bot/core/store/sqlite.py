@@ -20,6 +20,7 @@ import aiosqlite
 
 from bot.core.model import ChatRef
 from bot.core.store.records import (
+    AnswerOutcome,
     Attempt,
     ChatRow,
     ClaimOutcome,
@@ -457,12 +458,25 @@ class SQLiteStore:
         hidden: bool,
         local_date: str,
         now: datetime,
-    ) -> bool:
-        """Store an answer to the post; True when it supersedes the user's earlier answer to it."""
+    ) -> AnswerOutcome:
+        """Store an answer to the post, over the user's earlier one, unless that one is graded or
+        the post's reference answer is out (revealed, or due by `now`): checked in the same
+        transaction as the write, so a reveal or a grade at the same moment cannot slip between."""
 
-        def add(db: sqlite3.Connection) -> bool:
+        def add(db: sqlite3.Connection) -> AnswerOutcome:
+            revealed = db.execute(
+                "SELECT 1 FROM posts WHERE id = ? AND (revealed_at IS NOT NULL OR reveal_due_at <= ?)",
+                (post.id, iso(now)),
+            ).fetchone()
+            earlier = db.execute(
+                "SELECT grade FROM attempts WHERE post_id = ? AND user_key = ? AND current = 1", (post.id, user_key)
+            ).fetchone()
+            if earlier is not None and earlier[0] is not None:
+                return "kept_graded"
+            if revealed:
+                return "kept_revealed" if earlier is not None else "closed"
             _ensure_user(db, user_key, user_name, now)
-            cursor = db.execute(
+            db.execute(
                 "UPDATE attempts SET current = 0 WHERE post_id = ? AND user_key = ? AND current = 1",
                 (post.id, user_key),
             )
@@ -471,7 +485,7 @@ class SQLiteStore:
                 "created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 (post.id, user_key, post.chat_key, post.question_id, text, int(hidden), local_date, iso(now)),
             )
-            return cursor.rowcount > 0
+            return "added" if earlier is None else "replaced"
 
         return await self.write(add)
 
@@ -992,6 +1006,25 @@ def dailyq_schema_version(path: Path) -> int | None:
             "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'chats'"
         ).fetchone()
     return version if version >= 1 and has_chats else None
+
+
+def copy_database(
+    source: Path, target: Path, connect_target: Callable[[str], sqlite3.Connection] = sqlite3.connect
+) -> list[str]:
+    """Copy the database file `source` into `target` with SQLite's online backup (a consistent
+    snapshot while a bot keeps writing) and check the copy; the integrity check's findings,
+    `["ok"]` for a sound copy. Raises sqlite3.Error; never creates `source`.
+
+    The copy is one self-contained file (no -wal beside it to lose on a rename or a copy).
+    `connect_target` opens the copy (a test's can limit its size, to stand for a full disk).
+    """
+    with (
+        closing(sqlite3.connect(f"file:{quote(str(source))}?mode=rw", uri=True, timeout=30)) as src,
+        closing(connect_target(str(target))) as copy,
+    ):
+        src.backup(copy)
+        copy.execute("PRAGMA journal_mode=DELETE")
+        return [row[0] for row in copy.execute("PRAGMA integrity_check")]
 
 
 def run_on_database_thread(db: aiosqlite.Connection, function: Callable[..., T], *args: Any) -> Awaitable[T]:
