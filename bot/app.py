@@ -21,8 +21,9 @@ from bot.core.bank import LoadResult, load
 from bot.core.clock import Clock, SystemClock
 from bot.core.commands import Core as QuizCore
 from bot.core.commands import commands_with
-from bot.core.commands.inbound import split_command
+from bot.core.commands.inbound import platform_language, split_command
 from bot.core.leader import Leadership, SoleProcess, while_leading
+from bot.core.messages import LANGUAGES
 from bot.core.model import ChatRef, Incoming, Reply, SentRef
 from bot.core.ports import Adapter, ChatGone, ChatMoved, Core, PlatformError, TransientError
 from bot.core.scheduler import Scheduler
@@ -173,8 +174,9 @@ async def run_console(
 ) -> int:
     from bot.adapters.console import ConsoleAdapter
 
+    lang = platform_language(settings.lang) or LANGUAGES[0]
     adapter = ConsoleAdapter(
-        sys.stdin, sys.stdout, users=users, admins=admins, chat=chat, group=group, echo=echo
+        sys.stdin, sys.stdout, users=users, admins=admins, chat=chat, group=group, echo=echo, lang=lang
     )
     try:
         with instance_lock(settings.db):

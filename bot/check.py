@@ -69,12 +69,16 @@ def _print_totals(questions: list[Question], file_count: int) -> None:
     with_metadata = sum(1 for q in questions if q.company or q.round or q.date or q.tags or q.extra)
     with_summary = sum(1 for q in questions if q.summary)
     print(
-        f"{len(questions)} questions in {file_count} files "
+        f"{_count(len(questions), 'question')} in {_count(file_count, 'file')} "
         f"({with_metadata} with metadata, {with_summary} with a summary)"
     )
     tags = Counter(t for q in questions for t in q.tags).most_common(TOP_TAGS)
     if tags:
         print("most common tags: " + ", ".join(f"{tag} ({count})" for tag, count in tags))
+
+
+def _count(count: int, noun: str) -> str:
+    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
 
 
 def _question_json(question: Question) -> dict[str, object]:

@@ -56,6 +56,14 @@ def _names(value: str) -> list[str]:
         raise argparse.ArgumentTypeError(
             f"{value!r}: give names separated by commas, each one word without ':', e.g. ann,bob,carol"
         )
+    # A line `ann: …` picks its speaker ignoring case, so ann and ANN could not be told apart.
+    first_spelling: dict[str, str] = {}
+    for name in names:
+        if (earlier := first_spelling.setdefault(name.casefold(), name)) != name:
+            raise argparse.ArgumentTypeError(
+                f"{value!r}: {earlier} and {name} are one name to the console (a line '{name}: …' "
+                "speaks as either); give each user a different name"
+            )
     return names
 
 

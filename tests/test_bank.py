@@ -363,7 +363,7 @@ def test_empty_files_and_files_without_questions_warn_but_readmes_do_not(tmp_pat
 
 def test_missing_path_and_empty_directory(tmp_path: Path) -> None:
     assert [p.message for p in load(tmp_path / "nope").errors] == ["no such file or directory"]
-    assert [str(p) for p in load(tmp_path).warnings] == [".:1: no *.md files in this directory"]
+    assert [str(p) for p in load(tmp_path).warnings] == [".: no *.md files in this directory"]
 
 
 def test_ids_are_unique_across_files_of_one_load(tmp_path: Path) -> None:
@@ -403,6 +403,16 @@ def test_an_unreadable_metadata_line_is_reported_at_its_line_and_left_out(line: 
     assert question.answer == "the answer s"  # not `│ Company Acme | Round 1`
     assert [p.line for p in problems if what in p.message] == [2]
     assert not any("no metadata line" in p.message for p in problems)
+
+
+def test_a_later_bold_field_without_a_colon_is_reported_and_left_out_of_the_value_before_it() -> None:
+    (question,), problems = parse(
+        "### Q. t\n> **Company**: Acme | **Round** 一面 | **Tags**: [x]\n\nthe answer <mark>s</mark>\n"
+    )
+    assert (question.company, question.round, question.tags) == ("Acme", None, ("x",))
+    assert [(p.line, p.message) for p in problems if "colon" in p.message] == [
+        (2, "each bold field name needs a colon, as in **Round**: …; Round is left out")
+    ]
 
 
 def test_an_answer_that_only_mentions_a_field_later_is_untouched() -> None:

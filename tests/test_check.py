@@ -174,4 +174,4 @@ def test_bank_hygiene_is_reported_per_line(tmp_path: Path) -> None:
         "a.md:8: info: metadata field 'Source' is not one of Company, Round, Date, Tags; kept as extra (1 question)",
         "a.md:11: info: formula shown as TeX source: $\\unknownmacro{x}$",
     ]
-    assert "3 questions in 1 files" in result.stdout
+    assert "3 questions in 1 file (" in result.stdout

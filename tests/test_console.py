@@ -18,7 +18,7 @@ from bot.config import Settings
 from bot.core import render
 from bot.core.bank import load
 from bot.core.commands import Core
-from bot.core.messages import t
+from bot.core.messages import count_of, t
 from bot.core.model import Button, ChatRef, Incoming, Reply, SentRef
 from bot.core.render import escape
 from bot.core.scheduler import Scheduler
@@ -88,7 +88,7 @@ async def test_quiz_hidden_answer_reveal_buttons_and_stats(core: Core, store: St
 
     assert "/quiz" in out.split(TITLE)[0]  # the welcome came first
     assert f"❓ {TITLE} · No. 1\n" in out and "[1] Reveal  [2] Skip" in out
-    assert t("en", "answer_saved", title=TITLE, chars=len("queries and keys")) in out
+    assert t("en", "answer_saved", title=TITLE, chars=count_of("en", "characters", len("queries and keys"))) in out
     assert "[1] Full answer\n[2] Again  [3] Hard  [4] Good  [5] Easy" in out
     # "1" pressed Full answer: the answer as plain text, the table aligned for wide characters.
     assert "Query, Key and Value: the query asks" in out and "**" not in out
@@ -328,6 +328,16 @@ async def test_a_terminal_prompts_with_the_speaker_and_says_who_is_played() -> N
     assert stdout.getvalue().endswith("\nann> heard: hi\n\nbob> ")
 
 
+async def test_a_chinese_console_opens_and_names_its_cast_in_chinese() -> None:
+    stdout = io.StringIO()
+    adapter = ConsoleAdapter(Terminal("bob: hi\n"), stdout, users=("ann", "bob", "carol"), group=True, lang="zh")
+    await adapter.run(EchoCore())
+    opening = stdout.getvalue().split("heard")[0]
+    assert t("zh", "console_opening") in opening
+    assert "你扮演 ann（管理员）、bob 和 carol：" in opening
+    assert "admin" not in opening and " and " not in opening
+
+
 async def test_in_a_group_a_line_answers_the_latest_question_shown(core: Core, store: Store) -> None:
     """The question asks for a reply, and a console cannot point at a message: a line that is not a
     command is a reply to the latest question shown (here a daily post, sent by the scheduler)."""
@@ -343,7 +353,7 @@ async def test_in_a_group_a_line_answers_the_latest_question_shown(core: Core, s
     await asyncio.wait_for(adapter.run(core), timeout=20)
     out = stdout.getvalue()
     assert out.startswith(f"── daily question ──\n❓ {TITLE} · No. 1\n")
-    assert out.count(t("en", "answer_saved", title=TITLE, chars=len("queries and keys"))) == 1
+    assert out.count(t("en", "answer_saved", title=TITLE, chars=count_of("en", "characters", len("queries and keys")))) == 1
     assert render.to_plain(t("en", "spoiler_reminder")) in out  # carol answered in the clear
     assert t("en", "answered_by", names="bob, carol") in out
     answers = await store.db.execute_fetchall("SELECT user_key, hidden FROM attempts ORDER BY id")
@@ -390,6 +400,7 @@ def test_console_help_shows_how_to_play_a_group() -> None:
         (["--admins", "ann"], "--admins needs --users"),
         (["--users", "ann,bob", "--member"], "with --users, --admins says who the admins are"),
         (["--users", "ann,bob:x"], "each one word without ':'"),
+        (["--users", "ann,bob,ANN"], "ann and ANN are one name to the console"),
         (["--user", "ann", "--users", "ann,bob"], "not allowed with argument"),
     ],
 )

@@ -36,7 +36,7 @@ BANK = Bank(
 async def fill(store: Store) -> None:
     """A little of everything: a subscribed group with settings, a daily post in each state, quizzes,
     answers (one superseded), grades with review cards, open questions and a user who left."""
-    await store.save_chat(GROUP, True, {"time": "08:30", "zone": "Asia/Shanghai", "days": "mon-fri"}, NOW, subscribed=True)
+    await store.save_chat(GROUP, True, {"time": "08:30", "zone": "Asia/Shanghai", "days": "mon-fri"}, NOW, revision=0, subscribed=True)
     sent = await store.claim_daily(GROUP.key, "q-daily", NOW.date(), 0, NOW)
     assert sent is not None
     await store.mark_sent(sent, "m-1", NOW, NOW + timedelta(hours=8))
@@ -50,7 +50,7 @@ async def fill(store: Store) -> None:
         await store.add_attempt(quiz, user, name, "first", False, NOW.date().isoformat(), NOW)
         await store.add_attempt(quiz, user, name, "second, <b>better</b>", False, NOW.date().isoformat(), NOW)
         attempt, _ = await store.attempt(quiz.id, user)
-        await store.grade(attempt, user, "good", None, json.dumps({"card": n}), NOW + timedelta(days=n), NOW)
+        await store.grade(attempt, user, "good", None, json.dumps({"card": n}), NOW + timedelta(days=n), NOW, replacing=None)
     await store.open_post(ChatRef("telegram", "0"), False, "telegram:0", "Ann", sent, NOW)
     for user_key, review in (("telegram:0", '{"score": 4}'), ("telegram:1", None)):
         claim = FeedbackClaim(
@@ -90,7 +90,7 @@ async def test_import_rolls_back_when_a_count_does_not_match(store: Store, tmp_p
 
 
 async def test_replace_deletes_what_the_target_held_in_the_same_transaction(store: Store, tmp_path: Path) -> None:
-    await store.save_chat(ChatRef("discord", "7"), True, {}, NOW, subscribed=True)
+    await store.save_chat(ChatRef("discord", "7"), True, {}, NOW, revision=0, subscribed=True)
     source = await open_store(tmp_path / "source.sqlite3")
     try:
         await fill(source)
@@ -196,7 +196,7 @@ async def test_refused_into_a_target_holding_data_unless_replace(tmp_path: Path,
     await fill(store)
     await store.close()
     target = await open_store(postgres_database, purpose="test")
-    await target.save_chat(ChatRef("discord", "7"), True, {}, NOW, subscribed=True)
+    await target.save_chat(ChatRef("discord", "7"), True, {}, NOW, revision=0, subscribed=True)
     await target.close()
     with pytest.raises(CopyError, match=r"already holds data \(1 chats\); add --replace"):
         await copy_db(source, postgres_database)

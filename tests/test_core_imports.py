@@ -4,9 +4,11 @@ store speaks to a database driver. Every platform and every backend is a transla
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
-CORE = Path(__file__).resolve().parent.parent / "bot" / "core"
+BOT = Path(__file__).resolve().parent.parent / "bot"
+CORE = BOT / "core"
 STORE = CORE / "store"
 FORBIDDEN_IN_CORE = ("telegram", "discord", "bot.adapters", "bot.ops")
 DATABASE_DRIVERS = ("aiosqlite", "sqlite3", "asyncpg")
@@ -63,3 +65,34 @@ def test_the_check_sees_each_kind_of_forbidden_import_in_any_form(tmp_path: Path
         "scheduler.py": ["aiosqlite"],
         "store/bad.py": ["bot.adapters", "bot.adapters.telegram"],
     }
+
+
+# A string that starts as a statement does: SQL, or a SQLite pragma.
+SQL_STATEMENT = re.compile(r"\s*(SELECT|INSERT|UPDATE|DELETE|CREATE|ALTER|DROP|BEGIN|COMMIT|PRAGMA) ")
+
+
+def sql_outside_the_store(package: Path) -> dict[str, list[str]]:
+    """Modules outside `core/store` with a string literal that is a SQL statement, and those strings."""
+    found: dict[str, list[str]] = {}
+    for path in sorted(package.rglob("*.py")):
+        if path.is_relative_to(package / "core" / "store"):
+            continue
+        statements = [
+            node.value
+            for node in ast.walk(ast.parse(path.read_text(encoding="utf-8")))
+            if isinstance(node, ast.Constant) and isinstance(node.value, str) and SQL_STATEMENT.match(node.value)
+        ]
+        if statements:
+            found[str(path.relative_to(package))] = statements
+    return found
+
+
+def test_only_the_store_speaks_sql() -> None:
+    assert sql_outside_the_store(BOT) == {}
+
+
+def test_the_sql_check_sees_statements_and_pragmas(tmp_path: Path) -> None:
+    (tmp_path / "core" / "store").mkdir(parents=True)
+    (tmp_path / "core" / "store" / "sqlite.py").write_text('q = "SELECT 1"\n')
+    (tmp_path / "backup.py").write_text('"""Checked with PRAGMA integrity_check."""\ndb.execute("PRAGMA integrity_check")\n')
+    assert sql_outside_the_store(tmp_path) == {"backup.py": ["PRAGMA integrity_check"]}

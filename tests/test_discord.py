@@ -313,6 +313,16 @@ async def test_quiz_answer_in_the_modal_reveal_and_grade(world: World) -> None:
     ]
 
 
+async def test_the_words_the_adapter_adds_follow_the_servers_language_not_the_members_client(
+    world: World,
+) -> None:
+    fake = world.fake
+    await reply(fake, await fake.slash(fake.admin, "settings", key="lang", value="zh"))
+    question = await reply(fake, await fake.slash(fake.member, "quiz", filter="rag", locale="en-US"))
+    assert t("zh", "button_answer") in buttons(question)
+    assert question["embeds"][0]["fields"][0]["name"] == t("zh", "field_company")
+
+
 async def test_a_long_full_answer_comes_in_messages_under_discords_limit_in_order(world: World) -> None:
     fake = world.fake
     await reply(fake, await fake.slash(fake.member, "quiz", filter="long"))
@@ -413,6 +423,22 @@ async def test_the_daily_post_arrives_at_its_time_with_a_thread_and_is_revealed_
     assert in_channel[0]["content"] == in_thread[0]["content"]
     assert "Good" in buttons(in_thread[0])
     assert await world.rows("SELECT reveal_status FROM posts WHERE kind = 'daily'") == [("sent",)]
+
+
+async def test_answer_privately_opens_the_answer_box_on_a_channel_that_answers_privately(
+    world: World,
+) -> None:
+    fake = world.fake
+    changed = await reply(fake, await fake.slash(fake.admin, "settings", key="answers", value="private"))
+    assert shown(changed).startswith("Saved")
+    post = await daily_post(world)
+    choices = buttons(post)
+    assert "Answer" not in choices, "the core's own button opens the answer box"
+    pressed = await fake.press(fake.member, post["id"], choices[t("en", "button_answer_privately")])
+    await fake.wait_until(lambda: pressed.token in fake.modals)
+    ack = await reply(fake, await fake.submit_modal(fake.member, pressed, {"text": "kept to myself"}))
+    assert shown(ack).startswith("Got your answer") and is_private(ack)
+    assert await world.rows("SELECT text, hidden FROM attempts") == [("kept to myself", 1)]
 
 
 async def test_a_spoiler_answer_in_the_thread_counts_and_one_in_the_clear_gets_the_reminder(

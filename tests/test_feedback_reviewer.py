@@ -266,6 +266,17 @@ def test_without_the_extra_feedback_stays_off(monkeypatch, caplog):
     assert "pip install 'dailyq[feedback]'" in caplog.text
 
 
+async def test_credentials_in_the_url_are_not_logged(caplog):
+    """A URL may carry a key as `user:key@` or `?key=`; the start-up line names the server only."""
+    url = "https://user:sk-in-the-url@llm.example:8443/v1?api-key=sk-in-the-query"
+    with caplog.at_level(logging.INFO, logger="bot.feedback"):
+        reviewer = reviewer_from(Settings(llm_url=url, llm_model=MODEL))
+    assert reviewer is not None
+    await reviewer.close()
+    assert "https://llm.example:8443/v1" in caplog.text
+    assert "sk-in-the" not in caplog.text and "user" not in caplog.text
+
+
 def test_the_key_is_a_secret():
     settings = Settings(llm_url="http://127.0.0.1:9/v1", llm_model=MODEL, llm_api_key=API_KEY)
     assert API_KEY in secrets_from(settings)

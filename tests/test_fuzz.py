@@ -144,13 +144,18 @@ async def test_any_text_as_any_commands_argument_gets_a_reply_both_platforms_acc
 
 
 @pytest.mark.parametrize(
-    "command",
-    ["/reveal 999999999999999999999", "/full ²", "/grade good 99999999999999999999"],
-    ids=["over-64-bits", "superscript-digit", "grade-over-64-bits"],
+    ("command", "expected"),
+    [
+        ("/reveal 999999999999999999999", t("en", "no_such_post")),  # a whole number, just no post's
+        ("/grade good 99999999999999999999", t("en", "no_such_post")),
+        ("/full " + "9" * 5000, t("en", "no_such_post")),  # longer than int() reads by default
+        ("/full ²", t("en", "bad_post_id", value="²")),  # a digit to Unicode, not to us
+    ],
+    ids=["over-64-bits", "grade-over-64-bits", "5000-digits", "superscript-digit"],
 )
-async def test_a_post_id_it_cannot_read_is_a_bad_post_id(store: Store, command: str) -> None:
+async def test_a_post_id_it_cannot_read_says_why(store: Store, command: str, expected: str) -> None:
     incoming = Incoming("telegram", ChatRef("telegram", "100"), "100", "Fuzz", command)
-    assert [reply.text for reply in await make_core(store).handle(incoming)] == [t("en", "bad_post_id")]
+    assert [reply.text for reply in await make_core(store).handle(incoming)] == [expected]
 
 
 async def test_lone_surrogates_are_replaced_and_every_reply_renders(store: Store) -> None:
@@ -556,7 +561,9 @@ async def test_any_slash_command_interaction_translates_and_is_answered(
 
 @FUZZ
 @given(
-    payload=st.one_of(st.text(max_size=120), st.just("/answer"), st.just("/start answer-12")),
+    payload=st.one_of(
+        st.text(max_size=120), st.just("/answer"), st.just("/start answer-12-0123456789abcdef0123")
+    ),
     changes=interaction_changes,
 )
 async def test_any_button_press_is_answered(

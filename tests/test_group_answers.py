@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from bot.core.commands import Core
-from bot.core.messages import t
+from bot.core.messages import count_of, t
 from bot.core.store import Store
 from tests.clock import FakeClock
 from tests.conftest import sql_rows
@@ -61,7 +61,7 @@ async def test_a_quiz_asked_in_a_group_is_answered_by_every_member_and_counts_on
     title = question_of(asked).title
 
     saved, reminder = await cat.say("/answer attention weighs tokens")
-    assert saved.text == t(lang, "answer_saved", title=title, chars=len("attention weighs tokens"))
+    assert saved.text == t(lang, "answer_saved", title=title, chars=count_of(lang, "characters", len("attention weighs tokens")))
     assert reminder.text == t(lang, "spoiler_reminder")
     await ada.say("||hidden, as a reply||", reply_to=asked)
     await bob.say("/answer mine")
@@ -91,11 +91,11 @@ async def test_in_a_group_a_bare_answer_goes_to_the_newest_question_a_daily_one_
     await scheduler(core.store, core, clock, ada).sweep()
     daily = newest(ada, "question")
     assert (await bob.say("/answer for the daily"))[0].text == t(
-        "en", "answer_saved", title=question_of(daily).title, chars=len("for the daily")
+        "en", "answer_saved", title=question_of(daily).title, chars=count_of("en", "characters", len("for the daily"))
     )
     [quiz] = await ada.say("/quiz")
     assert (await bob.say("/answer for ada's quiz"))[0].text == t(
-        "en", "answer_saved", title=question_of(quiz).title, chars=len("for ada's quiz")
+        "en", "answer_saved", title=question_of(quiz).title, chars=count_of("en", "characters", len("for ada's quiz"))
     )
     assert await sql_rows(core.store, "SELECT p.kind FROM attempts a JOIN posts p ON p.id = a.post_id") == [
         ("daily",), ("quiz",)

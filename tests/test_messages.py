@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from bot.core.messages import CATALOG, LANGUAGES, format_day, format_when, t
+from bot.core.messages import CATALOG, LANGUAGES, count_of, format_day, format_when, t
 
 CORE = Path(__file__).resolve().parent.parent / "bot" / "core"
 
@@ -71,3 +71,14 @@ def test_an_instant_is_told_in_the_chats_zone() -> None:
 
 def test_an_unknown_language_falls_back_to_english() -> None:
     assert t("fr", "button_reveal") == t("en", "button_reveal")
+
+
+@pytest.mark.parametrize(
+    ("lang", "count", "words"),
+    [("en", 0, "0 characters"), ("en", 1, "1 character"), ("en", 2, "2 characters"), ("zh", 1, "1 个字符")],
+)
+def test_a_count_agrees_with_its_number(lang: str, count: int, words: str) -> None:
+    assert count_of(lang, "characters", count) == words
+    assert f"({words})" in t(lang, "answer_saved", title="t", chars=count_of(lang, "characters", count)).replace(
+        "（", "("
+    ).replace("）", ")")

@@ -176,7 +176,7 @@ async def terminate_store_connections(schema_url: str) -> int:
 async def test_connections_killed_under_a_store_are_replaced_without_the_caller_noticing(
     pg: PostgreSQLStore, schema_url: str
 ) -> None:
-    await pg.save_chat(GROUP, True, {"time": "09:00"}, NOW, subscribed=True)
+    await pg.save_chat(GROUP, True, {"time": "09:00"}, NOW, revision=0, subscribed=True)
     assert await terminate_store_connections(schema_url) >= 1
     assert (await pg.chat(GROUP.key)).subscribed  # a read
     assert await terminate_store_connections(schema_url) >= 1
@@ -229,7 +229,7 @@ async def test_a_connection_cut_while_idle_is_replaced_on_its_next_use(schema_ur
     async with through_a_proxy(schema_url) as (proxy, proxied):
         store = await open_store(proxied, pool_size=1)
         try:
-            await store.save_chat(GROUP, True, {}, NOW, subscribed=True)
+            await store.save_chat(GROUP, True, {}, NOW, revision=0, subscribed=True)
             # Cut, and back at once: the pooled connection is dead, and nothing has noticed yet.
             proxy.down()
             proxy.up()
@@ -245,7 +245,7 @@ async def test_after_a_restart_every_pooled_connection_is_replaced_not_tried_one
     async with through_a_proxy(schema_url) as (proxy, proxied):
         store = await open_store(proxied, pool_size=3)
         try:
-            await store.save_chat(GROUP, True, {}, NOW, subscribed=True)
+            await store.save_chat(GROUP, True, {}, NOW, revision=0, subscribed=True)
             await asyncio.gather(*(store.chat(GROUP.key) for _ in range(3)))
             assert store.pool_figures().size == 3
             # Every connection is dead, and none knows it yet: the read meets one dead connection
@@ -261,7 +261,7 @@ async def test_while_the_server_is_away_calls_fail_fast_and_work_again_after(sch
     async with through_a_proxy(schema_url) as (proxy, proxied):
         store = await open_store(proxied)
         try:
-            await store.save_chat(GROUP, True, {}, NOW, subscribed=True)
+            await store.save_chat(GROUP, True, {}, NOW, revision=0, subscribed=True)
             proxy.down()
             with pytest.raises(DatabaseUnavailable):
                 await store.chat(GROUP.key)

@@ -19,10 +19,11 @@ from bot.config import Settings
 from bot.core import srs
 from bot.core.bank import Bank, load
 from bot.core.commands import COMMANDS, Core
+from bot.core.commands.answering import ANSWER_LIMIT
 from bot.core.commands.inbound import looks_hidden, split_command
 from bot.core.commands.profile import TAGS_SHOWN, streaks
 from bot.core.commands.texts import excerpt, some_tags
-from bot.core.messages import format_day, format_days, format_when, join_list, t
+from bot.core.messages import count_of, format_day, format_days, format_when, join_list, t
 from bot.core.model import ChatRef, Question, Reply, SentRef
 from bot.core.ports import Adapter
 from bot.core.render import escape
@@ -158,7 +159,7 @@ async def test_quiz_answer_reveal_grade_stats_and_the_same_stats_from_a_new_proc
         assert labels(asked) == [t(lang, "button_reveal"), t(lang, "button_skip")]
 
         assert text(await chat.say("/answer attention weighs tokens")) == t(
-            lang, "answer_saved", title=question.title, chars=len("attention weighs tokens")
+            lang, "answer_saved", title=question.title, chars=count_of(lang, "characters", len("attention weighs tokens"))
         )
 
         [revealed] = await chat.say("/reveal")
@@ -219,7 +220,7 @@ async def test_a_group_day_post_answers_reveal_at_its_time_and_grades(
 
     hidden = "||a hidden answer||"
     assert text(await bob.say(hidden, reply_to=post)) == t(
-        lang, "answer_saved", title=question_of(post).title, chars=len("a hidden answer")
+        lang, "answer_saved", title=question_of(post).title, chars=count_of(lang, "characters", len("a hidden answer"))
     )
     clear = await cat.say("an answer in the clear", reply_to=post)
     assert clear[-1].text == t(lang, "spoiler_reminder")
@@ -278,10 +279,10 @@ async def test_bad_input_gets_a_clear_reply_and_the_chat_goes_on(lang: str, core
     assert await sql_rows(store, "SELECT COUNT(*) FROM attempts") == [(0,)]
 
     [asked] = await chat.say("/quiz@dailyq_bot")
-    huge = "x" * 19_990 + " the end"
-    [ack] = await chat.say(f"/answer {huge}")
+    long = "x" * (ANSWER_LIMIT - len(" the end")) + " the end"
+    [ack] = await chat.say(f"/answer {long}")
     assert len(ack.text) < 300 and "the end" not in ack.text
-    assert await sql_rows(store, "SELECT text FROM attempts") == [(huge,)]
+    assert await sql_rows(store, "SELECT text FROM attempts") == [(long,)]  # kept whole
 
     assert t(lang, "subscribed", time="09:30", zone="Europe/Berlin", days="daily", first="")[:6] in text(
         await chat.say("/SUBSCRIBE 09:30 europe/berlin")
@@ -349,7 +350,7 @@ async def test_a_new_answer_replaces_the_old_one_and_history_is_kept(core: Core,
     [asked] = await chat.say("/quiz")
     await chat.say("first try")
     [ack] = await chat.say("/answer second try")
-    assert ack.text == t("en", "answer_updated", title=question_of(asked).title, chars=len("second try"))
+    assert ack.text == t("en", "answer_updated", title=question_of(asked).title, chars=count_of("en", "characters", len("second try")))
     assert await sql_rows(store, "SELECT text, current FROM attempts ORDER BY id") == [
         ("first try", 0),
         ("second try", 1),
@@ -433,7 +434,7 @@ async def test_reveal_and_full_of_unknown_posts(core: Core) -> None:
     chat = Transcript(core)
     assert text(await chat.say("/reveal")) == t("en", "nothing_to_reveal")
     assert text(await chat.say("/reveal 999")) == t("en", "no_such_post")
-    assert text(await chat.say("/full x1")) == t("en", "bad_post_id")
+    assert text(await chat.say("/full x1")) == t("en", "bad_post_id", value="x1")
 
 
 # --- grading and spaced repetition ----------------------------------------------------------------

@@ -8,7 +8,7 @@ from datetime import timedelta
 import pytest
 
 from bot.core.commands import Core
-from bot.core.messages import t
+from bot.core.messages import count_of, t
 from bot.core.store import Store
 from tests.conftest import sql_rows
 from tests.test_group_answers import monday_core
@@ -58,8 +58,8 @@ async def test_skip_when_only_one_question_matches_says_so(core: Core, lang: str
     posts = await sql_rows(core.store, "SELECT COUNT(*) FROM posts")
     assert text(await ann.say("/skip")) == t(lang, "skip_only_one", filter="RL")
     assert await sql_rows(core.store, "SELECT COUNT(*) FROM posts") == posts  # nothing new served
-    assert text(await ann.say("/answer a reward model")).startswith(
-        t(lang, "answer_saved", title=question_of(only).title, chars=1)[:4]
+    assert text(await ann.say("/answer a reward model")) == t(
+        lang, "answer_saved", title=question_of(only).title, chars=count_of(lang, "characters", 14)
     )
 
 

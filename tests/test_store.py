@@ -19,12 +19,14 @@ import pytest
 
 from bot.core.model import ChatRef
 from bot.core.store import (
+    Attempt,
     DatabaseBusy,
     FeedbackClaim,
     Post,
     PostKind,
     PostStatus,
     RevealStatus,
+    Review,
     SQLiteStore,
     StaleClaim,
     Store,
@@ -89,7 +91,7 @@ async def test_a_failed_transaction_leaves_nothing_behind(store: Store) -> None:
     with pytest.raises(INTEGRITY_ERRORS):
         await store.add_attempt(ghost, "telegram:7", "Ann", "answer", False, "2026-03-02", NOW)
     assert await store.row_counts() == dict.fromkeys(TABLES, 0)
-    await store.save_chat(GROUP, True, {"time": "10:00"}, NOW, subscribed=True)  # and the store goes on
+    await store.save_chat(GROUP, True, {"time": "10:00"}, NOW, revision=0, subscribed=True)  # and the store goes on
     assert (await store.chat(GROUP.key)).subscribed
 
 
@@ -101,6 +103,7 @@ async def test_state_survives_a_reopen_and_migrations_are_not_run_twice(database
             True,
             {"time": "10:00", "zone": "Asia/Shanghai"},
             NOW,
+            revision=0,
             subscribed=True,
             reschedule=True,
             platform_lang="zh",
@@ -135,7 +138,7 @@ async def test_a_database_from_a_newer_version_is_refused(tmp_path) -> None:
 
 async def test_moving_a_chat_onto_one_that_exists_merges_them(store: Store) -> None:
     new = ChatRef("telegram", "-200")
-    await store.save_chat(GROUP, True, {"time": "07:00"}, NOW, subscribed=True, reschedule=True)
+    await store.save_chat(GROUP, True, {"time": "07:00"}, NOW, revision=0, subscribed=True, reschedule=True)
     post = await store.add_quiz(GROUP, True, "telegram:7", "Ann", "q1", "", NOW)
     await store.add_quiz(new, True, "telegram:8", "Bob", "q2", "", NOW)  # someone used the new id first
     await store.add_attempt(post, "telegram:7", "Ann", "answer", False, "2026-03-02", NOW)
@@ -149,10 +152,71 @@ async def test_moving_a_chat_onto_one_that_exists_merges_them(store: Store) -> N
     assert (await store.open_question("telegram:7", new.key)) is not None
 
 
+async def test_an_answer_is_kept_once_graded_and_none_is_taken_once_the_post_is_revealed(store: Store) -> None:
+    post = await store.add_quiz(GROUP, True, "telegram:7", "Ann", "q1", "", NOW)
+    day = "2026-03-02"
+    assert await store.add_attempt(post, "telegram:7", "Ann", "first", False, day, NOW) == "added"
+    assert await store.add_attempt(post, "telegram:7", "Ann", "second", False, day, NOW) == "replaced"
+    answered = await store.attempt(post.id, "telegram:7")
+    assert answered is not None
+    await store.grade(answered[0], "telegram:7", "good", None, "{}", NOW, NOW, replacing=None)
+    assert await store.add_attempt(post, "telegram:7", "Ann", "third", False, day, NOW) == "kept_graded"
+    assert await store.add_attempt(post, "telegram:8", "Bob", "bob's", False, day, NOW) == "added"
+    await store.mark_revealed(post.id, NOW)
+    assert await store.add_attempt(post, "telegram:8", "Bob", "bob's again", False, day, NOW) == "kept_revealed"
+    assert await store.add_attempt(post, "telegram:9", "Cat", "cat's", False, day, NOW) == "closed"
+    assert await sql_rows(store, "SELECT text FROM attempts WHERE current ORDER BY id") == [("second",), ("bob's",)]
+
+
 def test_instants_are_stored_as_sortable_utc_text() -> None:
     assert iso(NOW) == "2026-03-02T09:30:15+00:00"
     assert from_iso(iso(NOW)) == NOW.replace(microsecond=0)
     assert from_iso(None) is None
+
+
+async def test_a_chat_change_computed_from_an_older_revision_writes_nothing(store: Store) -> None:
+    assert await store.save_chat(GROUP, True, {"time": "10:00"}, NOW, revision=0)  # a new chat is at 0
+    assert (await store.chat(GROUP.key)).revision == 1
+    assert not await store.save_chat(GROUP, True, {"time": "11:00"}, NOW, revision=0, subscribed=True)
+    assert (await store.chat(GROUP.key)).settings == {"time": "10:00"}
+    assert await store.save_chat(GROUP, True, {"time": "11:00"}, NOW, revision=1, subscribed=True)
+    assert await store.unsubscribe(GROUP.key)  # a change too
+    assert (await store.chat(GROUP.key)).revision == 3
+
+
+async def test_a_grade_over_a_card_another_grade_changed_writes_nothing(store: Store) -> None:
+    first = await store.add_quiz(GROUP, True, "telegram:7", "Ann", "q1", "", NOW)
+    second = await store.add_quiz(ChatRef("telegram", "7"), False, "telegram:7", "Ann", "q1", "", NOW)
+    for post in (first, second):
+        await store.add_attempt(post, "telegram:7", "Ann", "answer", False, "2026-03-02", NOW)
+    [(attempt, _), (other, _)] = [await store.attempt(p.id, "telegram:7") for p in (first, second)]
+    assert await store.grade(attempt, "telegram:7", "good", None, "card 1", NOW, NOW, replacing=None)
+    assert not await store.grade(other, "telegram:7", "hard", None, "card 2", NOW, NOW, replacing=None)
+    _, review = await store.attempt(second.id, "telegram:7")
+    assert review is not None and review.card == "card 1"
+    assert await store.grade(other, "telegram:7", "hard", "card 1", "card 2", NOW, NOW, replacing=review)
+    assert not await store.grade(other, "telegram:7", "easy", "card 1", "card 3", NOW, NOW, replacing=review)
+    assert await store.attempt(second.id, "telegram:7") == (
+        Attempt(other.id, second.id, "q1", "hard"),
+        Review("card 2", second.id, "card 1"),
+    )
+
+
+async def test_a_secret_is_made_on_first_use_and_kept(database: Path | str) -> None:
+    first, second = await open_store(database), await open_store(database)
+    try:
+        made = await first.secret("post-links")
+        assert len(made) == 32 and await second.secret("post-links") == made
+        assert await first.secret("another") != made
+        # Two processes asking for a new one at the same moment get the same one.
+        both = await asyncio.gather(first.secret("at-once"), second.secret("at-once"))
+        assert both[0] == both[1]
+    finally:
+        await first.close()
+        await second.close()
+    reopened = await open_store(database)
+    assert await reopened.secret("post-links") == made
+    await reopened.close()
 
 
 async def test_user_stats_count_answers_grades_days_and_due_reviews(store: Store) -> None:
@@ -162,7 +226,7 @@ async def test_user_stats_count_answers_grades_days_and_due_reviews(store: Store
         await store.add_attempt(post, "telegram:7", "Ann", "answer", False, day, NOW)
     answered = await store.attempt(post.id, "telegram:7")
     assert answered is not None and answered[1] is None  # no review card yet
-    await store.grade(answered[0], "telegram:7", "good", None, "{}", NOW, NOW)
+    assert await store.grade(answered[0], "telegram:7", "good", None, "{}", NOW, NOW, replacing=None)
     answered = await store.attempt(post.id, "telegram:7")
     assert answered is not None and answered[1] is not None and answered[1].post_id == post.id
 
@@ -225,7 +289,7 @@ async def test_lookups_see_each_committed_write_and_are_not_held_up_by_one_in_pr
     sqlite_store: SQLiteStore,
 ) -> None:
     store = sqlite_store
-    await store.save_chat(GROUP, True, {"time": "10:00"}, NOW)
+    await store.save_chat(GROUP, True, {"time": "10:00"}, NOW, revision=0)
     assert (await store.chat(GROUP.key)).settings == {"time": "10:00"}
     inside, release = threading.Event(), threading.Event()
 
@@ -292,8 +356,14 @@ def test_migrations_are_numbered_files_each_opening_with_a_description_and_ship_
 
 
 def every_row(path: Path) -> dict[str, list[tuple]]:
-    with closing(sqlite3.connect(path)) as db:
-        return {table: sorted(db.execute(f"SELECT * FROM {table}").fetchall(), key=repr) for table in SCHEMA_1_TABLES}
+    """Every row, in the columns schema 1 had (later migrations add columns with defaults)."""
+    schema_1_file = f"file:{SCHEMA_1}?immutable=1"  # read as it is: no journal files beside it
+    with closing(sqlite3.connect(schema_1_file, uri=True)) as schema_1, closing(sqlite3.connect(path)) as db:
+        rows = {}
+        for table in SCHEMA_1_TABLES:
+            columns = ", ".join(column[1] for column in schema_1.execute(f"PRAGMA table_info({table})"))
+            rows[table] = sorted(db.execute(f"SELECT {columns} FROM {table}").fetchall(), key=repr)
+        return rows
 
 
 async def test_a_database_written_by_schema_1_upgrades_in_place_with_every_row_kept(tmp_path: Path) -> None:
@@ -326,7 +396,7 @@ async def test_a_database_written_by_schema_1_upgrades_in_place_with_every_row_k
 
 
 async def test_the_schema_refuses_a_post_or_reveal_state_it_does_not_know(store: Store) -> None:
-    await store.save_chat(GROUP, True, {}, NOW)
+    await store.save_chat(GROUP, True, {}, NOW, revision=0)
     post_id = await store.claim_daily(GROUP.key, "q1", date(2026, 3, 2), 0, NOW)
     for status in RevealStatus:
         await store.end_reveal(post_id, status)
@@ -344,7 +414,7 @@ DAY = date(2026, 3, 2)
 async def test_a_day_is_claimed_once_and_a_claim_becomes_sent_with_its_message_and_reveal_time(
     store: Store,
 ) -> None:
-    await store.save_chat(GROUP, True, {}, NOW, subscribed=True)
+    await store.save_chat(GROUP, True, {}, NOW, revision=0, subscribed=True)
     post_id = await store.claim_daily(GROUP.key, "q1", DAY, 3, NOW)
     assert post_id is not None
     assert await store.claim_daily(GROUP.key, "q2", DAY, 3, NOW) is None  # the day is taken
@@ -367,7 +437,7 @@ async def test_a_day_is_claimed_once_and_a_claim_becomes_sent_with_its_message_a
 
 
 async def test_a_stale_claim_is_listed_taken_over_once_or_failed(store: Store) -> None:
-    await store.save_chat(GROUP, True, {"time": "10:00"}, NOW, subscribed=True)
+    await store.save_chat(GROUP, True, {"time": "10:00"}, NOW, revision=0, subscribed=True)
     old = await store.claim_daily(GROUP.key, "q1", DAY, 0, NOW)
     young = await store.claim_daily(GROUP.key, "q2", DAY + timedelta(days=1), 0, NOW + timedelta(minutes=10))
     [claim] = await store.stale_claims(NOW + timedelta(minutes=5))
@@ -389,7 +459,7 @@ async def test_a_stale_claim_is_listed_taken_over_once_or_failed(store: Store) -
 
 
 async def test_a_due_reveal_is_listed_claimed_once_and_ended(store: Store) -> None:
-    await store.save_chat(GROUP, True, {}, NOW, subscribed=True)
+    await store.save_chat(GROUP, True, {}, NOW, revision=0, subscribed=True)
     first = await store.claim_daily(GROUP.key, "q1", DAY, 0, NOW)
     second = await store.claim_daily(GROUP.key, "q2", DAY + timedelta(days=1), 0, NOW)
     unsent = await store.claim_daily(GROUP.key, "q3", DAY + timedelta(days=2), 0, NOW)
@@ -416,7 +486,7 @@ async def test_a_due_reveal_is_listed_claimed_once_and_ended(store: Store) -> No
 
 
 async def test_a_claim_left_by_a_sweep_that_died_is_taken_over_with_its_start(store: Store) -> None:
-    await store.save_chat(GROUP, True, {}, NOW, subscribed=True)
+    await store.save_chat(GROUP, True, {}, NOW, revision=0, subscribed=True)
     post_id = await store.claim_daily(GROUP.key, "q1", DAY, 0, NOW)
     await store.mark_sent(post_id, "1", NOW, NOW)
     assert await store.claim_reveal(post_id, None, NOW)
@@ -429,8 +499,8 @@ async def test_a_claim_left_by_a_sweep_that_died_is_taken_over_with_its_start(st
 async def test_subscribed_chats_come_a_page_at_a_time_with_their_last_daily_date(store: Store) -> None:
     keys = [ChatRef("telegram", str(n)) for n in range(5)]
     for chat in keys:
-        await store.save_chat(chat, False, {"time": "07:00"}, NOW, subscribed=True)
-    await store.save_chat(keys[1], False, {}, NOW + timedelta(hours=1), reschedule=True)
+        await store.save_chat(chat, False, {"time": "07:00"}, NOW, revision=0, subscribed=True)
+    await store.save_chat(keys[1], False, {}, NOW + timedelta(hours=1), revision=1, reschedule=True)
     await store.unsubscribe(keys[4].key)
     await store.claim_daily(keys[0].key, "q1", DAY, 0, NOW)
     await store.claim_daily(keys[0].key, "q2", DAY - timedelta(days=3), 0, NOW)
@@ -453,9 +523,9 @@ async def test_a_write_held_up_past_busy_timeout_says_the_database_is_busy_and_p
     with closing(sqlite3.connect(store.path, isolation_level=None)) as other:
         other.execute("BEGIN IMMEDIATE")
         with pytest.raises(DatabaseBusy):
-            await store.save_chat(GROUP, True, {}, NOW)
+            await store.save_chat(GROUP, True, {}, NOW, revision=0)
         other.execute("COMMIT")
-    await store.save_chat(GROUP, True, {}, NOW)
+    await store.save_chat(GROUP, True, {}, NOW, revision=0)
     assert await store.ping()
 
 
@@ -464,7 +534,7 @@ async def test_a_write_held_up_past_busy_timeout_says_the_database_is_busy_and_p
 
 async def test_two_feedback_claims_at_once_claim_once_and_keep_to_the_limit(store: Store) -> None:
     # Two presses at once (in two processes, on a shared database) must not both ask the model.
-    await store.save_chat(GROUP, True, {}, NOW, subscribed=True)
+    await store.save_chat(GROUP, True, {}, NOW, revision=0, subscribed=True)
     first = await store.claim_daily(GROUP.key, "q1", DAY, 0, NOW)
     second = await store.claim_daily(GROUP.key, "q2", DAY + timedelta(days=1), 0, NOW)
     third = await store.claim_daily(GROUP.key, "q3", DAY + timedelta(days=2), 0, NOW)

@@ -15,7 +15,7 @@ import socket
 import string
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager, suppress
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -401,6 +401,24 @@ async def test_an_edited_answer_replaces_the_answer(world: World) -> None:
     assert len(tg.calls_to("sendMessage", after=mark)) == 1
 
 
+@pytest.mark.parametrize("first_answer", ["keys", "/answer keys"], ids=["plain", "command"])
+async def test_an_edit_never_moves_an_answer_to_a_later_question(world: World, first_answer: str) -> None:
+    """In a private chat a message that is not a reply answers the open question; an edit of it
+    after /quiz served another question must not become the answer to the new one."""
+    tg, me = world.tg, private_chat(ALICE)
+    await says(tg, me, ALICE, "/quiz llm")
+    first = tg.user_says(me, ALICE, first_answer)
+    await tg.wait_for("sendMessage", chat_id=ALICE.id)
+    await says(tg, me, ALICE, "/quiz rag")
+    mark = tg.mark()
+    tg.user_edits(first["message"], f"{first_answer} and values")
+    await says(tg, me, ALICE, "/stats")  # updates are handled in order: the edit's turn has passed
+    assert len(tg.calls_to("sendMessage", after=mark)) == 1  # the edit got no reply
+    answers = "SELECT p.question_id = 'q-rag', a.text FROM attempts a JOIN posts p ON p.id = a.post_id"
+    assert await world.row(f"SELECT COUNT(*) FROM ({answers})") == (1,)
+    assert await world.row(answers) == (0, "keys")  # the first question's answer, as first written
+
+
 async def test_a_full_answer_of_9000_characters_is_split_into_valid_messages(world: World) -> None:
     tg, me = world.tg, private_chat(ALICE)
     await says(tg, me, ALICE, "/quiz long")
@@ -445,11 +463,13 @@ async def test_private_answers_go_through_a_deep_link(world: World) -> None:
     await world.scheduler.sweep()
     [post] = tg.calls_to("sendMessage", chat_id=GROUP.id)[-1:]
     (post_id,) = await world.row("SELECT id FROM posts WHERE kind = 'daily'")
-    link = f"https://t.me/dailyq_test_bot?start=answer-{post_id}"
-    assert link in [button.get("url") for button in post.buttons]
+    start = f"https://t.me/dailyq_test_bot?start=answer-{post_id}-"  # and the post's token
+    [link] = [button["url"] for button in post.buttons if button.get("url", "").startswith(start)]
 
     me = private_chat(ALICE)
-    opened = await says(tg, me, ALICE, f"/start answer-{post_id}")
+    refused = await says(tg, me, ALICE, f"/start answer-{post_id}")  # the id alone: anyone could type it
+    assert shown(refused) == said(t("en", "post_elsewhere"))
+    opened = await says(tg, me, ALICE, f"/start {link.partition('start=')[2]}")
     assert shown(opened).endswith(said(t("en", "answer_here")))
     ack = await says(tg, me, ALICE, "my private answer")
     assert shown(ack).startswith("Got your answer")
@@ -797,6 +817,18 @@ async def test_a_user_who_never_started_the_bot_is_asked_to_in_the_group(
     assert notice.buttons == [{"text": t(lang, "button_open_private"), "url": "https://t.me/dailyq_test_bot"}]
 
 
+async def test_the_never_started_notice_speaks_the_groups_language_not_the_members_client(world: World) -> None:
+    tg = world.tg
+    await subscribe(world, GROUP)
+    assert shown(await says(tg, GROUP, BOB, "/settings lang zh")).startswith("已")
+    world.core.settings = replace(world.core.settings, owners=(f"telegram:{ALICE.id}",))
+    tg.fail("sendMessage", NEVER_STARTED, chat_id=ALICE.id)
+    tg.user_says(GROUP, ALICE, "/reload")  # the owner's reload report is private; Alice's client is English
+    _, notice = await tg.wait_for("sendMessage", count=2)
+    assert shown(notice) == said(t("zh", "private_blocked"))
+    assert notice.buttons == [{"text": t("zh", "button_open_private"), "url": "https://t.me/dailyq_test_bot"}]
+
+
 async def test_the_admin_cache_keeps_the_most_recently_asked_pairs_only(tg: FakeTelegram) -> None:
     core = RecordingCore()
     adapter = TelegramAdapter(tg.token, base_url=tg.base_url, request_timeouts=FAST, admin_cache_size=2)
@@ -835,6 +867,22 @@ def webhook_adapter(tg: FakeTelegram, secret: str | None = "s3cret") -> tuple[Te
         webhook_secret=secret,
     )
     return adapter, url
+
+
+async def test_generated_webhook_secrets_share_one_filter_per_library_logger_and_levels_are_left_alone(
+    tg: FakeTelegram, caplog: pytest.LogCaptureFixture
+) -> None:
+    library = ("telegram.Bot", "telegram.ext.ExtBot", "httpx")
+    levels = {name: logging.getLogger(name).level for name in ("httpx", "httpcore")}
+    webhook_adapter(tg, secret=None)
+    filters = {name: len(logging.getLogger(name).filters) for name in library}
+    adapters = [webhook_adapter(tg, secret=None)[0] for _ in range(5)]
+    assert {name: len(logging.getLogger(name).filters) for name in library} == filters
+    assert {name: logging.getLogger(name).level for name in levels} == levels  # setup_logging's job
+    with caplog.at_level(logging.DEBUG):
+        for name in library:
+            logging.getLogger(name).debug("setWebhook secret_token=%s", adapters[-1]._webhook_secret)
+    assert adapters[-1]._webhook_secret not in caplog.text and caplog.text.count("[redacted]") == 3
 
 
 async def test_webhook_mode_checks_the_secret(tg: FakeTelegram) -> None:

@@ -54,10 +54,12 @@ class ConsoleAdapter:
         chat: str = "console",
         group: bool = False,
         echo: bool = False,
+        lang: str = messages.LANGUAGES[0],
     ) -> None:
         """`users` are the people typing (the first speaks first); `admins` those of them who are the
         group's admins (default: the first). `echo` prints each line read after its speaker, so
-        input piped from a file reads as a transcript."""
+        input piped from a file reads as a transcript. `lang` is the configured language, for the
+        console's own words before any reply has told the chat's."""
         self._stdin = stdin
         self._stdout = stdout
         self._users = {name.casefold(): name for name in users}
@@ -66,6 +68,7 @@ class ConsoleAdapter:
         self._chat = ChatRef(self.platform, chat)
         self._group = group
         self._echo = echo
+        self._lang = lang
         self._message_ids = itertools.count(1)  # one sequence for the users' and the bot's messages
         self._buttons: list[Button] = []  # of the latest message that had any, numbered from 1
         self._latest_question: str | None = None  # message id of the latest question shown here
@@ -78,10 +81,10 @@ class ConsoleAdapter:
     async def run(self, core: Core) -> None:
         lines = self._read_lines()
         if self._interactive:
-            self._write("Type /start to begin, /help for every command; Ctrl-D quits.\n")
+            self._write(messages.t(self._lang, "console_opening") + "\n")
             if len(self._users) > 1:
                 other = list(self._users.values())[1]
-                self._write(f"You play {self._cast()}: a line `{other}: text` speaks as {other}.\n")
+                self._write(messages.t(self._lang, "console_cast", cast=self._cast(), speaker=other) + "\n")
         with self._terminal_restored():
             self._prompt()
             while (line := await lines.get()) is not None:
@@ -99,8 +102,11 @@ class ConsoleAdapter:
 
     def _cast(self) -> str:
         """Who the console plays: "ann (admin), bob and carol"."""
-        names = [f"{name} (admin)" if name in self._admins else name for name in self._users.values()]
-        return ", ".join(names[:-1]) + f" and {names[-1]}"
+        names = [
+            messages.t(self._lang, "console_admin", name=name) if name in self._admins else name
+            for name in self._users.values()
+        ]
+        return messages.join_list_and(self._lang, names)
 
     def _prompt_text(self) -> str:
         return f"{self._speaker}{PROMPT}" if len(self._users) > 1 else PROMPT

@@ -62,7 +62,7 @@ PAYLOAD_CUSTOM_ID = re.compile(r"dq:(?P<payload>.+)")  # a PayloadButton's custo
 CUSTOM_ID_LIMIT = 100
 ANSWER_PAYLOAD = "/answer"  # the Answer button: /answer without text opens the modal
 # The core's "answer privately" button (a deep link on Telegram) is the same modal here.
-PRIVATE_ANSWER_PAYLOAD = re.compile(r"/start answer-\d+")
+PRIVATE_ANSWER_PAYLOAD = re.compile(r"/start answer-[0-9]+-[0-9a-f]+")  # the post id, then its token
 MODAL_TEXT_ID = "text"
 MODAL_TEXT_LIMIT = 4000
 MODAL_TITLE_LIMIT = 45
@@ -662,7 +662,8 @@ class DiscordAdapter:
     async def _respond(self, responder: _Responder, incoming: Incoming, replies: Sequence[Reply]) -> None:
         """Each reply as the interaction's response or a follow-up; a failure never stops the rest."""
         assert self._core is not None
-        lang = platform_language(incoming.lang) or "en"
+        # The chat's language as the core chose it (a server's /settings lang), else the client's.
+        lang = next((reply.lang for reply in replies if reply.lang), None) or platform_language(incoming.lang) or "en"
         failed = False
         for reply in replies:
             try:
@@ -670,7 +671,7 @@ class DiscordAdapter:
                     await self._send_and_report(reply.chat, reply)
                     continue
                 first: discord.Message | None = None
-                for part in self._render(reply, lang):
+                for part in self._render(reply, reply.lang or lang):
                     sent = await responder.send(part, ephemeral=reply.private)
                     first = first or sent
                 if first is not None and reply.post_id is not None:
@@ -703,9 +704,8 @@ class DiscordAdapter:
                 reference = discord.MessageReference(
                     message_id=int(reply.reply_to), channel_id=channel.id, fail_if_not_exists=False
                 )
-            first = await self._post(
-                channel, reply, _guild_language(getattr(channel, "guild", None)), reference=reference
-            )
+            lang = reply.lang or _guild_language(getattr(channel, "guild", None))
+            first = await self._post(channel, reply, lang, reference=reference)
         except (discord.Forbidden, discord.NotFound) as error:  # Missing Access, Unknown Channel
             raise ChatGone(f"discord: {error}") from error
         except discord.RateLimited as error:
@@ -720,7 +720,7 @@ class DiscordAdapter:
             if reply.kind == "question" and reply.question is not None:
                 await self._open_thread(first, reply)
             elif reply.kind == "reveal":
-                await self._reveal_in_thread(reply, _guild_language(channel.guild))
+                await self._reveal_in_thread(reply, lang)
         return SentRef(chat, str(first.id))
 
     async def _uncached_thread(self, channel_id: int) -> discord.abc.Messageable | None:

@@ -29,6 +29,7 @@ import re
 import ssl
 import time
 import warnings
+import weakref
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -152,24 +153,35 @@ async def _yes() -> bool:
     return True
 
 
-_REDACTING: dict[tuple[str, ...], RedactingFilter] = {}
-
-
-def _keep_out_of_logs(*hidden: str) -> None:
+class _LibraryRedaction(logging.Filter):
     """python-telegram-bot logs its API URL, token included, and (at DEBUG) every call's parameters
-    (setWebhook's secret token) on its own loggers: redact there too, so the secrets stay out even
-    where `bot.ops.logs.setup_logging` did not run (tests, embedding) or does not know them (a
-    webhook secret generated at start)."""
-    if hidden not in _REDACTING:  # one filter per set of secrets, however many adapters use it
-        _REDACTING[hidden] = RedactingFilter(Redactor(hidden))
-    redacting = _REDACTING[hidden]
-    # A filter acts only on its own logger's records, so it goes where the URL is logged
-    # (adding the same filter object again is a no-op).
-    for name in ("telegram.Bot", "telegram.ext.ExtBot"):
-        logging.getLogger(name).addFilter(redacting)
-    # httpx logs every request URL at INFO.
-    for name in ("httpx", "httpcore"):
-        logging.getLogger(name).setLevel(logging.WARNING)
+    (setWebhook's secret token) on its own loggers, and httpx logs each request's URL: redact there
+    too, so the secrets stay out even where `bot.ops.logs.setup_logging` did not run (tests,
+    embedding) or does not know them (a webhook secret generated at start).
+
+    One such filter per library logger, holding the secrets of the adapters alive now: an adapter
+    with a fresh webhook secret changes what it redacts instead of adding a filter.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._secrets: weakref.WeakKeyDictionary[object, tuple[str, ...]] = weakref.WeakKeyDictionary()
+        self._redacting = RedactingFilter(Redactor(()))
+
+    def keep_out(self, owner: object, hidden: tuple[str, ...]) -> None:
+        """Redact `hidden` for as long as `owner` lives."""
+        self._secrets[owner] = hidden
+        self._redacting = RedactingFilter(Redactor(set().union(*self._secrets.values())))
+        # A filter acts only on its own logger's records (adding it again is a no-op).
+        for name in _LIBRARY_LOGGERS:
+            logging.getLogger(name).addFilter(self)
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return self._redacting.filter(record)
+
+
+_LIBRARY_LOGGERS = ("telegram.Bot", "telegram.ext.ExtBot", "httpx")  # those that log the secrets
+_LIBRARY_REDACTION = _LibraryRedaction()
 
 
 def smooth_rate_limiter(scale: float = 1.0) -> AIORateLimiter:
@@ -309,7 +321,7 @@ class TelegramAdapter:
         # Always a secret: without one, anyone who finds the URL can post updates (a forged
         # "anonymous admin" message passes the admin check). Telegram sends it with every update.
         self._webhook_secret = webhook_secret or webhook_secret_of(token)
-        _keep_out_of_logs(*((token, self._webhook_secret) if webhook_url else (token,)))
+        _LIBRARY_REDACTION.keep_out(self, (token, self._webhook_secret) if webhook_url else (token,))
         self._poll_timeout = poll_timeout
         # Telegram serves getUpdates to one consumer at a time: with several processes, the leader.
         self._poll_while = poll_while or SoleProcess()
@@ -493,6 +505,7 @@ class TelegramAdapter:
             hidden=_is_hidden(message, body_start),
             lang=user.language_code,
             message_id=str(message.message_id),
+            edited=edited,
         )
 
     def _from_button(self, query: CallbackQuery) -> Incoming | None:
@@ -601,7 +614,8 @@ class TelegramAdapter:
         try:
             return await self._post(ChatRef(PLATFORM, incoming.user_id), replace(reply, reply_to=None))
         except Forbidden:
-            lang = platform_language(incoming.lang) or "en"  # 'zh-hans' → zh, as the core reads it
+            # The chat's language as the core chose it (a group's /settings lang), else the user's.
+            lang = reply.lang or platform_language(incoming.lang) or "en"
             start = Button(messages.t(lang, "button_open_private"), url=f"https://t.me/{self.bot.username}")
             notice = Reply(
                 messages.t(lang, "private_blocked"),

@@ -175,6 +175,9 @@ _QUESTION_PREFIX = re.compile(r"(?:#+[ \t]+)*Q[.．][ \t]*")
 # (the name's spaces are stripped afterwards; a pattern that matched them apart was cubic).
 _FIELD = re.compile(r"\*\*([^*:：\n]*+)(?:\*\*[ \t]*+[:：]|[:：][ \t]*+\*\*)")
 _FIELD_SEPARATORS = " \t|｜"
+# A later field written without its colon (`| **Round** 一面`) would otherwise run into the value
+# of the field before it.
+_FIELD_WITHOUT_COLON = re.compile(r"[|｜][ \t]*+\*\*([^*:：\n|｜]++)\*\*")
 _KNOWN_FIELDS = ("company", "round", "date", "tags")
 # A line that names a field near its start (`Company Acme | Round 1`, `**Tags** [a]`) was meant
 # as metadata even when it cannot be read.
@@ -200,7 +203,7 @@ def load(path: Path) -> LoadResult:
     if path.is_dir():
         files = _bank_files(path)
         if not files:
-            warnings.append(Problem(".", 1, "no *.md files in this directory"))
+            warnings.append(Problem(".", 0, "no *.md files in this directory"))
     elif path.is_file():
         files = [path]
     else:
@@ -428,6 +431,12 @@ class _FileParser:
         fields: dict[str, str] = {}
         for name, value in _metadata_fields(self.lines[line]) or ():
             key = name.casefold() if name.casefold() in _KNOWN_FIELDS else name
+            if colonless := _FIELD_WITHOUT_COLON.search(value):
+                left_out = colonless.group(1).strip()
+                self.warn(
+                    line, f"each bold field name needs a colon, as in **{left_out}**: …; {left_out} is left out"
+                )
+                value = value[: colonless.start()].strip(_FIELD_SEPARATORS)
             if key in fields:
                 self.warn(line, f"{name} is given twice; the first is kept")
             elif value and value.casefold() != "none":

@@ -6,7 +6,7 @@ caller (render.escape) before they are passed in; placeholders are `str.format` 
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import date, datetime
 from zoneinfo import ZoneInfo
 
@@ -56,6 +56,7 @@ CATALOG: dict[str, dict[str, str]] = {
         "placeholder_value": "value",
         "placeholder_confirm": "confirm",
         "list_separator": ", ",
+        "list_last": "{names} and {last}",
         "tag_count": "{name} ({count})",
         # --- general
         "welcome": (
@@ -72,8 +73,9 @@ CATALOG: dict[str, dict[str, str]] = {
         "admins_only": "Only the chat's admins can use {command} here.",
         "private_hint": "Send /quiz for a question, or /help for everything I can do.",
         "question_gone": "That question is no longer in the bank.",
-        "bad_post_id": "A question's number is a whole number, like the one on its buttons.",
-        "no_such_post": "I have no question with that number.",
+        "bad_post_id": "“{value}” is not a question's number (a whole number, shown after the question's title). Leave it out to mean this chat's current question.",
+        "no_such_post": "I have no question with that number. A question's number is shown after the question's title (No. 12).",
+        "post_elsewhere": "That question was asked in another chat: answer, reveal or grade it there.",
         # --- questions and answers
         "question_heading": "❓ **{title}** · {number}",
         "post_number": "No. {number}",
@@ -104,6 +106,9 @@ CATALOG: dict[str, dict[str, str]] = {
         "console_only_you": "only you see this",
         "console_only_user": "only {name} sees this",
         "console_to": "to {chat}",
+        "console_opening": "Type /start to begin, /help for every command; Ctrl-D quits.",
+        "console_cast": "You play {cast}: a line `{speaker}: text` speaks as {speaker}.",
+        "console_admin": "{name} (admin)",
         "error": "Something went wrong on my side; please try again in a moment.",
         "answer_here": "Send your answer here; it counts for the group's question.",
         "no_match": "No question matches “{filter}”. Try a tag such as: {tags}. /tags lists them all.",
@@ -111,13 +116,19 @@ CATALOG: dict[str, dict[str, str]] = {
         "skip_only_one": "This is the only question matching “{filter}”: answer it, or /quiz with another filter.",
         "skip_only_question": "This is the only question in the bank.",
         "answer_usage": "Write your answer after the command: /answer your answer. Or reply to the question.",
+        "answer_too_long": "An answer can be up to {limit} characters; yours has {length}. Shorten it and send it again.",
         "nothing_to_answer": "There is no open question here. Send /quiz for one.",
         "answer_unmatched": (
             "I could not tell which question this answers: reply to the question's message, "
             "or send /answer followed by your answer."
         ),
-        "answer_saved": "Got your answer to “{title}” ({chars} characters). /reveal when you are ready.",
-        "answer_updated": "Replaced your earlier answer to “{title}” ({chars} characters); the old one is kept in your history.",
+        "answer_saved": "Got your answer to “{title}” ({chars}). /reveal when you are ready.",
+        "answers_closed": "The answer to “{title}” is out, so it takes no more answers. Send /quiz for a new question.",
+        "answer_kept_revealed": "The answer to “{title}” is out, so your answer stays as it was. Send /quiz for a new question.",
+        "answer_kept_graded": "You graded your answer to “{title}”, so it stays as it was. Send /quiz for a new question.",
+        "characters_one": "1 character",
+        "characters_many": "{count} characters",
+        "answer_updated": "Replaced your earlier answer to “{title}” ({chars}); the old one is kept in your history.",
         "spoiler_reminder": "Tip: hide answers in groups so others can think first: `||your answer||`.",
         "private_reminder": "Tip: this group answers privately; send me your answer in a private chat.",
         # --- reveal and grading
@@ -167,6 +178,7 @@ CATALOG: dict[str, dict[str, str]] = {
         "setting_needs_value": "Give {key} a value, e.g. /settings {key} {example}",
         "setting_saved": "Saved: {key} is now {value}.",
         "unknown_tags": "No question has the tag or company “{tags}”. Some tags: {known}.",
+        "too_many_tags": "That is {count} tags; the daily questions can be drawn from at most {limit}.",
         "bad_time": "“{value}” is not a time: use HH:MM on a 24-hour clock, e.g. 09:30 or 18:00.",
         "bad_zone": "“{value}” is not a time zone: use an IANA name, e.g. Europe/Berlin, America/New_York or Asia/Shanghai.",
         "bad_days": "“{value}” is not a list of days: use e.g. daily, mon-fri, mon,wed,fri or weekends.",
@@ -290,9 +302,10 @@ CATALOG: dict[str, dict[str, str]] = {
         "placeholder_value": "值",
         "placeholder_confirm": "确认",
         "list_separator": "、",
+        "list_last": "{names} 和 {last}",
         "tag_count": "{name}（{count}）",
         "welcome": (
-            "**欢迎使用 {bot}！** 每天一道面试题：作答、查看参考答案、给自己评分，"
+            "**欢迎使用 {bot}！**每天一道面试题：作答、查看参考答案、给自己评分，"
             "间隔重复会在该复习时再次出题。\n\n"
             "• /quiz：马上来一道题\n"
             "• 回复题目消息即可作答（群里请用剧透隐藏：`||你的回答||`），或用 /answer 加上你的回答\n"
@@ -304,8 +317,9 @@ CATALOG: dict[str, dict[str, str]] = {
         "admins_only": "这里只有管理员可以使用 {command}。",
         "private_hint": "发送 /quiz 获取一道题，或发送 /help 查看全部功能。",
         "question_gone": "这道题已不在题库中。",
-        "bad_post_id": "题目编号是一个整数，见题目按钮上的编号。",
-        "no_such_post": "没有这个编号的题目。",
+        "bad_post_id": "「{value}」不是题号（题号是整数，见题目标题后）。不填题号即表示本聊天当前的题目。",
+        "no_such_post": "没有这个编号的题目。题号见题目标题后（第 12 题）。",
+        "post_elsewhere": "这道题是在另一个聊天里出的：请在那里作答、查看答案或评分。",
         "question_heading": "❓ **{title}** · {number}",
         "post_number": "第 {number} 题",
         "hint_private": "直接输入你的回答，然后发送 /reveal。",
@@ -334,6 +348,9 @@ CATALOG: dict[str, dict[str, str]] = {
         "console_only_you": "仅你可见",
         "console_only_user": "仅 {name} 可见",
         "console_to": "发给 {chat}",
+        "console_opening": "输入 /start 开始，/help 查看全部命令，Ctrl-D 退出。",
+        "console_cast": "你扮演 {cast}：输入一行 `{speaker}: 内容` 即以 {speaker} 的身份发言。",
+        "console_admin": "{name}（管理员）",
         "error": "出了点问题，请稍后再试。",
         "answer_here": "在这里发送你的回答，它会记到群里的这道题上。",
         "no_match": "没有题目匹配「{filter}」。可以试试这些标签：{tags}。/tags 列出全部。",
@@ -341,10 +358,16 @@ CATALOG: dict[str, dict[str, str]] = {
         "skip_only_one": "只有这一道题匹配「{filter}」：回答它，或用 /quiz 换一个筛选条件。",
         "skip_only_question": "题库中只有这一道题。",
         "answer_usage": "请在命令后写上回答：/answer 你的回答。也可以直接回复题目消息。",
+        "answer_too_long": "回答最多 {limit} 个字符，你的有 {length} 个。请缩短后再发送。",
         "nothing_to_answer": "这里没有待回答的题目。发送 /quiz 获取一道。",
         "answer_unmatched": "我无法判断这是在回答哪道题：请回复题目消息作答，或发送 /answer 加上你的回答。",
-        "answer_saved": "已收到你对「{title}」的回答（{chars} 个字符）。准备好了就发送 /reveal。",
-        "answer_updated": "已更新你对「{title}」的回答（{chars} 个字符），旧回答保留在历史中。",
+        "answer_saved": "已收到你对「{title}」的回答（{chars}）。准备好了就发送 /reveal。",
+        "answers_closed": "「{title}」的答案已经公布，不再接收回答。发送 /quiz 换一道新题。",
+        "answer_kept_revealed": "「{title}」的答案已经公布，你的回答保持不变。发送 /quiz 换一道新题。",
+        "answer_kept_graded": "你已经给「{title}」的回答评过分，回答保持不变。发送 /quiz 换一道新题。",
+        "characters_one": "1 个字符",
+        "characters_many": "{count} 个字符",
+        "answer_updated": "已更新你对「{title}」的回答（{chars}），旧回答保留在历史中。",
         "spoiler_reminder": "小提示：在群里请隐藏回答，让其他人先思考：`||你的回答||`。",
         "private_reminder": "小提示：本群采用私下作答，请在私聊中把回答发给我。",
         "nothing_to_reveal": "这里没有可以查看答案的题目。发送 /quiz 获取一道。",
@@ -391,6 +414,7 @@ CATALOG: dict[str, dict[str, str]] = {
         "setting_needs_value": "请给 {key} 一个值，例如 /settings {key} {example}",
         "setting_saved": "已保存：{key} 现在是 {value}。",
         "unknown_tags": "没有题目带有标签或公司「{tags}」。一些标签：{known}。",
+        "too_many_tags": "这是 {count} 个标签；每日一题最多只能从 {limit} 个标签中选取。",
         "bad_time": "「{value}」不是有效的时间：请用 24 小时制 HH:MM，例如 09:30 或 18:00。",
         "bad_zone": "「{value}」不是有效的时区：请用 IANA 名称，例如 Asia/Shanghai、Europe/Berlin 或 America/New_York。",
         "bad_days": "「{value}」不是有效的日期列表：例如 daily、mon-fri、mon,wed,fri 或 weekends。",
@@ -437,7 +461,7 @@ CATALOG: dict[str, dict[str, str]] = {
         "help_feedback": "由模型私下点评你的回答：答到的、漏掉的、一句建议和建议评分",
         "feedback_notice": "🔎 本聊天已开启点评：当你请求点评时，你的回答会发送给所配置的模型（{model}）。",
         "button_feedback": "点评",
-        "feedback_heading": "🔎 **「{title}」的点评**（得分 {score}/5）",
+        "feedback_heading": "🔎 **对「{title}」的点评**（得分 {score}/5）",
         "feedback_covered": "**答到的要点**",
         "feedback_missed": "**漏掉的要点**",
         "feedback_nothing_listed": "• 无",
@@ -470,9 +494,21 @@ def t(lang: str, key: str, /, **values: object) -> str:
     return CATALOG.get(lang, CATALOG["en"])[key].format(**values)
 
 
+def count_of(lang: str, noun: str, count: int) -> str:
+    """`count` with its noun in the number it takes: "1 character", "2 characters"."""
+    return t(lang, f"{noun}_one" if count == 1 else f"{noun}_many", count=count)
+
+
 def join_list(lang: str, items: Iterable[str]) -> str:
     """Names or tags in a sentence: "a, b, c" in English, "a、b、c" in Chinese."""
     return t(lang, "list_separator").join(items)
+
+
+def join_list_and(lang: str, items: Sequence[str]) -> str:
+    """Names in a sentence, the last after "and": "a, b and c" in English, "a、b 和 c" in Chinese."""
+    if len(items) < 2:
+        return join_list(lang, items)
+    return t(lang, "list_last", names=join_list(lang, items[:-1]), last=items[-1])
 
 
 def format_days(lang: str, days: str) -> str:

@@ -108,6 +108,9 @@ class Incoming:
     lang: str | None = None  # language the platform reports for the user
     roles: tuple[str, ...] = ()  # Discord role ids of the user (never names: anyone may copy a name)
     message_id: str | None = None
+    # The user changed an earlier message: it may only change the answer to the question it
+    # replies to (which question an unreplied original answered is not known).
+    edited: bool = False
 
     @property
     def user_key(self) -> str:

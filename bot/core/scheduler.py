@@ -21,6 +21,14 @@ the bookkeeping (its methods name each step; the states are PostStatus and Revea
   that loses its election claims nothing more and gives its sends in flight `STAND_DOWN_WAIT`
   (`stand_down`); it learns of the loss within two election checks. So the only message sent
   twice is one the old leader had handed to the platform but not recorded when it died.
+- When the write that records a send fails (a full disk, an I/O error), it is retried, then kept
+  in memory and retried by every later sweep, before anything else; meanwhile this process does
+  not take the claim over, so what a platform accepted is never sent again.
+
+Sweeps run at start and at second 0 of every minute (APScheduler). APScheduler keeps its next run
+as a wall-clock instant, so when the wall clock steps back it would wait for the wall to catch
+up: a watchdog on the monotonic clock restarts the minute job when no sweep has run for
+OVERDUE_AFTER, and /healthz fails (`running`) when no sweep has got anywhere for STALE_AFTER.
 
 Missed posts and reveals are sent late while inside the grace window (default: the rest of the
 chat's local day) and skipped, with a log line, after it.
@@ -31,6 +39,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import time
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -39,8 +48,8 @@ from typing import Protocol, TypeVar
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.schedulers.base import STATE_RUNNING
+from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.date import DateTrigger
-from apscheduler.triggers.interval import IntervalTrigger
 
 from bot.config import Settings
 from bot.core.clock import Clock
@@ -58,7 +67,8 @@ from bot.core.timing import (
 
 log = logging.getLogger(__name__)
 
-SWEEP_INTERVAL = timedelta(minutes=1)
+SWEEP_JOB = "dailyq-sweep"  # at second 0 of every minute
+STARTUP_JOB = "dailyq-startup-sweep"  # once, at start
 # Longer than one sweep can spend on a claim (its retries stop at half of it), so a claim this
 # old is not in flight anywhere any more.
 CLAIM_LEASE = timedelta(minutes=5)
@@ -68,6 +78,11 @@ WRITE_ATTEMPTS = 6  # while another process holds the database
 WRITE_BACKOFF = 0.05  # seconds, doubled per attempt
 CHAT_PAGE = 1000  # subscribed chats read per query in a sweep
 SHUTDOWN_WAIT = 15.0  # seconds an in-flight sweep gets to finish at shutdown
+WATCH_INTERVAL = 15.0  # seconds (monotonic) between the watchdog's looks
+OVERDUE_AFTER = 90.0  # seconds without a sweep, none running, before the minute job restarts
+STALE_AFTER = 180.0  # seconds without progress (a chat served, a sweep finished): /healthz fails
+RECORD_ATTEMPTS = 5  # tries, within one sweep, at recording what a platform accepted
+RECORD_BACKOFF = 0.5  # seconds, doubled per try
 CONCURRENCY = 32  # chats a sweep serves at once
 STAND_DOWN_WAIT = 5.0  # seconds a deposed leader's sends in flight get to finish
 # How long after taking the lead the predecessor's pending claims become this leader's: by then
@@ -93,6 +108,22 @@ class DailyCore(Protocol):
 
 Sleep = Callable[[float], Awaitable[None]]
 T = TypeVar("T")
+
+
+class Monotonic(Protocol):
+    """Time that never steps back: the watchdog's, and how old the last progress is."""
+
+    def now(self) -> float: ...
+
+    async def sleep(self, seconds: float) -> None: ...
+
+
+class SystemMonotonic:
+    def now(self) -> float:
+        return time.monotonic()
+
+    async def sleep(self, seconds: float) -> None:
+        await asyncio.sleep(seconds)  # the event loop's timers run on the monotonic clock
 
 
 class _ChatGoneError(Exception):
@@ -147,6 +178,7 @@ class Scheduler:
         concurrency: int = CONCURRENCY,
         max_attempts: int = 5,
         sleep: Sleep = asyncio.sleep,
+        monotonic: Monotonic | None = None,
     ) -> None:
         self.store = store
         self.core = core
@@ -159,27 +191,32 @@ class Scheduler:
         self._sweeping = asyncio.Lock()
         self._sweep_task: asyncio.Task[None] | None = None
         self._apscheduler: AsyncIOScheduler | None = None
+        self.monotonic = monotonic or SystemMonotonic()
+        self._progress_at = self.monotonic.now()  # a sweep finished, or served a chat
+        self._watch_deadline = self._progress_at + OVERDUE_AFTER  # a sweep should have run by then
+        self._watchdog: asyncio.Task[None] | None = None
+        # What a platform accepted and the database has not recorded yet, by ("post" or "reveal",
+        # post id): the write, retried by every sweep until it succeeds.
+        self._unrecorded: dict[tuple[str, int], Callable[[], Awaitable[object]]] = {}
         self._leading_since: datetime | None = None  # see lead()
         self._standing_down = False  # see stand_down()
 
     # --- running -------------------------------------------------------------------------
 
     def start(self) -> None:
-        """Sweep now and then at every whole minute (call from inside the running event loop)."""
-        now = datetime.now(UTC)
+        """Sweep now, then at second 0 of every minute (call from inside the running event loop)."""
         self._apscheduler = AsyncIOScheduler(timezone=UTC)
+        # A late sweep is still worth running; missed ones are one.
+        one_at_a_time = {"coalesce": True, "max_instances": 1, "misfire_grace_time": None}
+        # The start-up sweep is a job of its own: a minute job first run "now" would keep the
+        # second the process started at (a 09:00 post at 09:00:52).
         self._apscheduler.add_job(
-            self._scheduled_sweep,
-            IntervalTrigger(
-                seconds=SWEEP_INTERVAL.total_seconds(), start_date=now.replace(second=0, microsecond=0)
-            ),
-            id="dailyq-sweep",
-            next_run_time=now,
-            coalesce=True,
-            max_instances=1,
-            misfire_grace_time=None,  # a late sweep is still worth running
+            self._scheduled_sweep, "date", run_date=self.clock.now(), id=STARTUP_JOB, **one_at_a_time
         )
+        self._apscheduler.add_job(self._scheduled_sweep, _every_minute(), id=SWEEP_JOB, **one_at_a_time)
         self._apscheduler.start()
+        self._watch_deadline = self.monotonic.now() + OVERDUE_AFTER
+        self._watchdog = asyncio.get_running_loop().create_task(self._watch())
 
     async def lead(self) -> None:
         """Start sweeping as the leader: claims left pending by whoever led before are taken over
@@ -205,8 +242,27 @@ class Scheduler:
 
     @property
     def running(self) -> bool:
-        """Sweeping every minute (for /healthz): started, and neither paused nor shut down."""
-        return self._apscheduler is not None and self._apscheduler.state == STATE_RUNNING
+        """Sweeping (for /healthz): started, not shut down, and a sweep got somewhere (served a chat,
+        or finished) within STALE_AFTER by the monotonic clock."""
+        return (
+            self._apscheduler is not None
+            and self._apscheduler.state == STATE_RUNNING
+            and self.monotonic.now() - self._progress_at <= STALE_AFTER
+        )
+
+    async def _watch(self) -> None:
+        """Restart the minute job when no sweep has run for OVERDUE_AFTER and none is running: the
+        wall clock stepped back, and APScheduler would wait for it to catch up."""
+        while True:
+            await self.monotonic.sleep(WATCH_INTERVAL)
+            now = self.monotonic.now()
+            if self._sweep_task is None and now > self._watch_deadline and self._apscheduler is not None:
+                log.warning(
+                    "no sweep for %.0f s (has the wall clock stepped back?): the minute job restarts",
+                    now - self._watch_deadline + OVERDUE_AFTER,
+                )
+                self._apscheduler.reschedule_job(SWEEP_JOB, trigger=_every_minute())
+                self._watch_deadline = now + OVERDUE_AFTER
 
     async def shutdown(self) -> None:
         """Stop sweeping; a sweep in flight gets SHUTDOWN_WAIT seconds to finish, then is cancelled."""
@@ -215,6 +271,10 @@ class Scheduler:
     async def _stop(self, wait: float) -> None:
         if self._apscheduler is None:
             return
+        if self._watchdog is not None:
+            self._watchdog.cancel()
+            await asyncio.gather(self._watchdog, return_exceptions=True)
+            self._watchdog = None
         self._apscheduler.pause()
         # A sweep APScheduler has just handed to the loop starts now (it would be cancelled before
         # its first step otherwise, and APScheduler would log that with a traceback).
@@ -242,13 +302,17 @@ class Scheduler:
         async with self._sweeping:
             self._sweep_task = asyncio.current_task()
             try:
+                for key in list(self._unrecorded):
+                    await self._record(key)
                 now = self.clock.now()
                 work = await self._work(now)
                 async with asyncio.TaskGroup() as group:
                     for chat in work:
                         group.create_task(self._chat(chat, now))
+                self._progress_at = self.monotonic.now()
             finally:
                 self._sweep_task = None
+                self._watch_deadline = self.monotonic.now() + OVERDUE_AFTER
 
     async def _work(self, now: datetime) -> list[_ChatWork]:
         """What is due now, chat by chat, from three queries; chats with nothing due cost no more."""
@@ -285,10 +349,14 @@ class Scheduler:
                         del by_chat[work.key]
         stale = self._abandoned_before(now)
         for claim in await self.store.stale_claims(stale):
+            if ("post", claim.post_id) in self._unrecorded:
+                continue  # sent: only its record is missing
             with _logged_and_skipped(claim.chat_key):
                 if work := chat(claim.chat_key, claim.settings_json):
                     work.claims.append(claim)
         for reveal in await self.store.due_reveals(now, stale):
+            if ("reveal", reveal.post_id) in self._unrecorded:
+                continue
             with _logged_and_skipped(reveal.chat_key):
                 if work := chat(reveal.chat_key, reveal.settings_json):
                     work.reveals.append(reveal)
@@ -320,6 +388,7 @@ class Scheduler:
                 log.warning(CHAT_FAILED + " (the database did not answer: %s)", work.key, error)
             except Exception:
                 log.exception(CHAT_FAILED, work.key)
+            self._progress_at = self.monotonic.now()
 
     # --- daily posts -------------------------------------------------------------------------
 
@@ -385,7 +454,10 @@ class Scheduler:
         # The duplicate window: the platform has the message; this write records it.
         sent_at = self.clock.now()
         reveal_at = reveal_instant(work.settings, sent_at.replace(second=0, microsecond=0))
-        await self._retried(self.store.mark_sent, post_id, ref.message_id, sent_at, reveal_at)
+        await self._record(
+            ("post", post_id),
+            lambda: self._retried(self.store.mark_sent, post_id, ref.message_id, sent_at, reveal_at),
+        )
 
     # --- reveals -------------------------------------------------------------------------------
 
@@ -409,7 +481,36 @@ class Scheduler:
             raise
         except _GaveUpError:
             return
-        await self._retried(self.store.end_reveal, reveal.post_id, RevealStatus.SENT)
+        await self._record(
+            ("reveal", reveal.post_id),
+            lambda: self._retried(self.store.end_reveal, reveal.post_id, RevealStatus.SENT),
+        )
+
+    async def _record(
+        self, key: tuple[str, int], write: Callable[[], Awaitable[object]] | None = None
+    ) -> None:
+        """Record what a platform accepted (`write`, else the one kept for `key`), retried: a claim
+        left pending would be sent again. While the database refuses (a full disk, an I/O error),
+        the write is kept, retried first by every later sweep, and the claim is not taken over
+        meanwhile (see _work): this process never sends it twice."""
+        if write is not None:
+            self._unrecorded[key] = write
+        for attempt in range(RECORD_ATTEMPTS):
+            try:
+                await self._unrecorded[key]()
+            except Exception as error:  # whatever the database says, the message is out
+                failure = error
+                if attempt + 1 < RECORD_ATTEMPTS:
+                    await self._sleep(RECORD_BACKOFF * 2**attempt)
+            else:
+                del self._unrecorded[key]
+                return
+        log.error(
+            "%s %s: the platform accepted it but the database did not record it (%s); "
+            "it is not sent again, and the next sweep tries to record it",
+            *key,
+            failure,
+        )
 
     # --- the platform ------------------------------------------------------------------------
 
@@ -467,3 +568,7 @@ class Scheduler:
                     raise
             await self._sleep(WRITE_BACKOFF * 2**attempt)
             attempt += 1
+
+
+def _every_minute() -> CronTrigger:
+    return CronTrigger(second=0, timezone=UTC)

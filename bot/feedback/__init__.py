@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib.util
 import logging
 from typing import TYPE_CHECKING
+from urllib.parse import urlsplit, urlunsplit
 
 from prometheus_client import CollectorRegistry
 
@@ -26,6 +27,13 @@ def available(settings: Settings) -> bool:
     return settings.feedback_configured and importlib.util.find_spec("openai") is not None
 
 
+def _server(url: str) -> str:
+    """The URL without what may carry a key (`user:key@`, a query, a fragment): scheme, host, port, path."""
+    parts = urlsplit(url)
+    host_and_port = parts.netloc.rpartition("@")[2]
+    return urlunsplit((parts.scheme, host_and_port, parts.path, "", ""))
+
+
 def reviewer_from(settings: Settings, registry: CollectorRegistry | None = None) -> OpenAIReviewer | None:
     """The configured model's reviewer; None when feedback is not configured or the extra is missing.
 
@@ -39,7 +47,7 @@ def reviewer_from(settings: Settings, registry: CollectorRegistry | None = None)
     from bot.feedback.openai_reviewer import FeedbackMetrics, OpenAIReviewer
 
     assert settings.llm_url and settings.llm_model
-    log.info("feedback: reviews by %s at %s", settings.llm_model, settings.llm_url)
+    log.info("feedback: reviews by %s at %s", settings.llm_model, _server(settings.llm_url))
     return OpenAIReviewer(
         base_url=settings.llm_url,
         model=settings.llm_model,

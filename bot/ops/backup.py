@@ -19,9 +19,8 @@ import tempfile
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
-from urllib.parse import quote
 
-from bot.core.store.sqlite import dailyq_schema_version
+from bot.core.store.sqlite import copy_database, dailyq_schema_version
 
 # How a copy's destination is opened; a test passes one that limits the size to simulate a full disk.
 ConnectTarget = Callable[[str], sqlite3.Connection]
@@ -139,16 +138,7 @@ def _copy_verified(source: Path, dest: Path, connect_target: ConnectTarget) -> P
         raise BackupError(_explain(error, source, dest)) from error
     staged = Path(name)
     try:
-        # mode=rw: never create an empty database where the source was expected.
-        source_uri = f"file:{quote(str(source))}?mode=rw"
-        with (
-            contextlib.closing(sqlite3.connect(source_uri, uri=True, timeout=30)) as src,
-            contextlib.closing(connect_target(str(staged))) as copy,
-        ):
-            src.backup(copy)
-            # A self-contained single file: no -wal beside it to lose on rename or copy.
-            copy.execute("PRAGMA journal_mode=DELETE")
-            problems = [row[0] for row in copy.execute("PRAGMA integrity_check")]
+        problems = copy_database(source, staged, connect_target)
         if problems != ["ok"]:
             raise BackupError(
                 f"{source} is damaged (integrity check: {'; '.join(problems[:3])}); nothing was written"

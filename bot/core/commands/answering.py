@@ -9,9 +9,8 @@ from typing import TYPE_CHECKING
 
 from bot.core.commands import lookup, texts
 from bot.core.commands.inbound import looks_hidden
-from bot.core.messages import t
+from bot.core.messages import count_of, t
 from bot.core.model import Question, Reply
-from bot.core.render import escape
 from bot.core.store import Post, PostKind
 
 if TYPE_CHECKING:
@@ -19,16 +18,17 @@ if TYPE_CHECKING:
 
 # /quiz looks at this many due reviews for one that fits the filter before taking new questions.
 DUE_LOOKAHEAD = 20
+ANSWER_LIMIT = 4000  # characters; Discord's answer box takes as many
 # Random candidates checked against what the user has seen before looking at the whole pool.
 RANDOM_PROBES = 16
 SPOILER_MARKS = re.compile(r"\|\|(.+?)\|\|", re.DOTALL)  # ||hidden|| → hidden, for counting
 
 
-async def answer_privately(core: Core, call: Call, post_id: int) -> list[Reply]:
-    post = await core.store.post(post_id)
-    question = core.bank.get(post.question_id) if post else None
-    if post is None or question is None:
-        return [Reply(t(call.lang, "no_such_post"))]
+async def answer_privately(core: Core, call: Call, post: Post) -> list[Reply]:
+    """Make a group's question (its link was followed) the one the user answers in this chat."""
+    question = core.bank.get(post.question_id)
+    if question is None:
+        return [Reply(t(call.lang, "question_gone"))]
     incoming = call.incoming
     await core.store.open_post(
         incoming.chat, incoming.is_group, call.user, incoming.user_name, post.id, call.now
@@ -49,7 +49,7 @@ async def skip(core: Core, call: Call) -> list[Reply]:
     quiz_filter = opened.filter if opened else ""
     if opened is not None and len(_pool(core, quiz_filter)) == 1:
         key = "skip_only_one" if quiz_filter else "skip_only_question"
-        return [Reply(t(call.lang, key, filter=escape(quiz_filter)))]
+        return [Reply(t(call.lang, key, filter=texts.echo(quiz_filter)))]
     # Every question served and left unanswered since the last answer, newest first: none of
     # them comes back while another matches (more than the bank holds cannot matter).
     skipped = await core.store.skipped_questions(call.user, call.incoming.chat.key, len(core.bank))
@@ -66,7 +66,7 @@ async def _serve_quiz(core: Core, call: Call, quiz_filter: str, avoid: Sequence[
     pool = _pool(core, quiz_filter)
     if not pool:
         tags = texts.some_tags(core, call.lang)
-        return [Reply(t(call.lang, "no_match", filter=escape(quiz_filter), tags=tags))]
+        return [Reply(t(call.lang, "no_match", filter=texts.echo(quiz_filter), tags=tags))]
     question = await _pick_for_user(core, call, pool, bool(quiz_filter), avoid)
     incoming = call.incoming
     post = await core.store.add_quiz(
@@ -78,7 +78,7 @@ async def _serve_quiz(core: Core, call: Call, quiz_filter: str, avoid: Sequence[
         quiz_filter,
         call.now,
     )
-    return [texts.question_reply(core, call.lang, post, None, call.in_group, call.settings)]
+    return [await texts.question_reply(core, call.lang, post, None, call.in_group, call.settings)]
 
 
 async def _pick_for_user(
@@ -113,6 +113,9 @@ async def _pick_for_user(
 
 
 async def answer(core: Core, call: Call) -> list[Reply]:
+    if call.incoming.edited:  # see plain_text
+        post = await lookup.replied_post(core, call)
+        return await _save_answer(core, call, post, call.args) if post and call.args else []
     if not call.args:
         return [Reply(t(call.lang, "answer_usage"))]
     post = await lookup.current_post(core, call)
@@ -123,12 +126,16 @@ async def answer(core: Core, call: Call) -> list[Reply]:
 
 async def plain_text(core: Core, call: Call, text: str) -> list[Reply]:
     """A message that is not a command answers the question it replies to, or, in a private
-    chat, the open question. Anything else in a group is conversation, not for us."""
-    if call.in_group:
+    chat, the open question. Anything else in a group is conversation, not for us.
+
+    An edit changes only an answer given as a reply: which question an unreplied original
+    answered is not known, and the open question may have changed since."""
+    if call.in_group or call.incoming.edited:
         post = await lookup.replied_post(core, call)
         if post is None:
-            # Hidden text is how answers look in a group: say how to answer rather than drop it.
-            if call.incoming.hidden or looks_hidden(text):
+            # Hidden text is how answers look in a group: say how to answer rather than drop it
+            # (an edit's original had that hint already).
+            if not call.incoming.edited and (call.incoming.hidden or looks_hidden(text)):
                 return [Reply(t(call.lang, "answer_unmatched"), reply_to=call.incoming.message_id)]
             return []
     else:
@@ -142,10 +149,12 @@ async def _save_answer(core: Core, call: Call, post: Post, text: str) -> list[Re
     question = core.bank.get(post.question_id)
     if question is None:
         return [Reply(t(call.lang, "question_gone"))]
+    if len(text) > ANSWER_LIMIT:  # nothing is stored; the user still has their text
+        return [Reply(t(call.lang, "answer_too_long", limit=ANSWER_LIMIT, length=len(text)))]
     post_chat = call.chat if post.chat_key == call.incoming.chat.key else await core.store.chat(post.chat_key)
     zone = core.settings_of(post_chat).zone_info
     hidden = call.incoming.hidden or looks_hidden(text)
-    replaced = await core.store.add_attempt(
+    outcome = await core.store.add_attempt(
         post,
         call.user,
         call.incoming.user_name,
@@ -154,10 +163,20 @@ async def _save_answer(core: Core, call: Call, post: Post, text: str) -> list[Re
         call.now.astimezone(zone).date().isoformat(),
         call.now,
     )
-    key = "answer_updated" if replaced else "answer_saved"
+    if outcome not in ("added", "replaced"):
+        # Kept: a graded answer, or any once the reference is out (else anyone could read it,
+        # then answer and grade themselves `easy`). The message says why and offers /quiz.
+        key = "answers_closed" if outcome == "closed" else f"answer_{outcome}"
+        return [Reply(t(call.lang, key, title=question.title), reply_to=call.incoming.message_id)]
+    key = "answer_updated" if outcome == "replaced" else "answer_saved"
     replies = [
         Reply(
-            t(call.lang, key, title=question.title, chars=len(SPOILER_MARKS.sub(r"\1", text).strip())),
+            t(
+                call.lang,
+                key,
+                title=question.title,
+                chars=count_of(call.lang, "characters", len(SPOILER_MARKS.sub(r"\1", text).strip())),
+            ),
             reply_to=call.incoming.message_id,
         )
     ]

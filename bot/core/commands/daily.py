@@ -40,7 +40,7 @@ async def daily_post_reply(core: Core, post_id: int) -> Reply:
     chat = await core.store.chat(post.chat_key)
     settings = core.settings_of(chat)
     lang = core.chat_language(settings, chat, None)
-    return texts.question_reply(
+    return await texts.question_reply(
         core, lang, post, ChatRef.from_key(post.chat_key), chat.is_group if chat else False, settings
     )
 
@@ -49,7 +49,8 @@ async def reveal_replies(core: Core, post_id: int) -> list[Reply]:
     post = await core.existing_post(post_id)
     chat = await core.store.chat(post.chat_key)
     lang = core.chat_language(core.settings_of(chat), chat, None)
-    return [await texts.reveal_reply(core, lang, post, ChatRef.from_key(post.chat_key), quote=True)]
+    home = ChatRef.from_key(post.chat_key)
+    return [await texts.reveal_reply(core, lang, post, home, shown_in=home, quote=True)]
 
 
 def hash64(text: str) -> int:

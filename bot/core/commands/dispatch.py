@@ -21,9 +21,9 @@ from bot.config import Settings
 from bot.core import srs
 from bot.core.bank import Bank, LoadResult, load
 from bot.core.clock import Clock
-from bot.core.commands import answering, daily, feedback, profile, review, subscription
+from bot.core.commands import answering, daily, feedback, lookup, profile, review, subscription
 from bot.core.commands.inbound import platform_language, split_command, valid_unicode
-from bot.core.commands.lookup import POST_ID
+from bot.core.commands.texts import echo
 from bot.core.feedback import Reviewer
 from bot.core.messages import LANGUAGES, t
 from bot.core.model import ChatRef, Incoming, Question, Reply, SentRef
@@ -109,6 +109,7 @@ class Core:
         self.clock = clock
         self.rng = rng or random.Random()
         self.srs_scheduler = srs.make_scheduler(fuzz=fuzz)
+        self._link_key: bytes | None = None
         # Feedback exists only with a model to ask: without one its command, setting and button never show.
         self.reviewer = reviewer
         self.commands = commands_with(feedback=reviewer is not None)
@@ -125,6 +126,9 @@ class Core:
             h: bank.by_id[question_id] for question_id, h in self.question_hashes.items()
         }
         self.tags_by_id = {q.id: q.tags for q in bank.questions}
+        self.labels = frozenset(
+            {tag.casefold() for tag in bank.tag_counts()} | {c.casefold() for c in bank.company_counts()}
+        )  # the tags and companies a chat may draw its daily questions from
         self.bank = bank
 
     async def reload_bank(self) -> LoadResult:
@@ -163,7 +167,7 @@ class Core:
         name, call.args = split_command(text)
         command = self.commands_by_name.get(name)
         if command is None:
-            return [Reply(t(call.lang, "unknown_command", command=escape(f"/{name}")))]
+            return [Reply(t(call.lang, "unknown_command", command=echo(f"/{name}")))]
         if command.admin_only and not await call.is_admin():
             return [Reply(t(call.lang, "admins_only", command=f"/{name}"))]
         return await command.handler(self, call)
@@ -215,6 +219,12 @@ class Core:
             or LANGUAGES[0]
         )
 
+    async def link_key(self) -> bytes:
+        """The secret behind post tokens (lookup.post_token), read from the database once."""
+        if self._link_key is None:
+            self._link_key = await self.store.secret(lookup.LINK_SECRET)
+        return self._link_key
+
     async def existing_post(self, post_id: int) -> Post:
         post = await self.store.post(post_id)
         if post is None:
@@ -223,10 +233,15 @@ class Core:
 
 
 async def start(core: Core, call: Call) -> list[Reply]:
-    deep_link = re.fullmatch(rf"answer-({POST_ID.pattern})", call.args)
+    # `/start answer-<id>-<token>` is what the group's "Answer privately" link sends in private.
+    deep_link = re.fullmatch(r"answer-(\S+)", call.args)
     if deep_link and not call.in_group:
-        return await answering.answer_privately(core, call, int(deep_link[1]))
-    feedback_link = re.fullmatch(rf"feedback-({POST_ID.pattern})", call.args)
+        found = await lookup.post_by_argument(core, call, deep_link[1])
+        if isinstance(found, str):
+            return [Reply(t(call.lang, found, value=echo(deep_link[1])))]
+        return await answering.answer_privately(core, call, found)
+    # `/start feedback-<id>-<token>`: the group's Feedback link, answered here like /feedback.
+    feedback_link = re.fullmatch(r"feedback-(\S+)", call.args)
     if feedback_link and core.reviewer is not None:
         return await feedback.feedback(core, replace(call, args=feedback_link[1]))
     return [Reply(_with_feedback_notice(core, call, t(call.lang, "welcome", bot="dailyq")))]

@@ -44,9 +44,9 @@ async def feedback(core: Core, call: Call) -> list[Reply]:
     assert reviewer is not None, "the command exists only with a reviewer"
     words = call.args.split()
     if words:
-        found = await lookup.post_by_argument(core, words[0])
+        found = await lookup.post_by_argument(core, call, words[0])
         if isinstance(found, str):
-            return [_private(t(call.lang, found))]
+            return [_private(t(call.lang, found, value=texts.echo(words[0])))]
         post: Post | None = found
     else:
         post = await core.store.latest_answered_post(call.user, call.now)
@@ -148,7 +148,8 @@ def _review_reply(lang: str, title: str, post_id: int, review: Review, model: st
         t(lang, "feedback_suggested", grade=t(lang, f"grade_{grade}")),
         t(lang, "feedback_caveat", model=escape(model)),
     ]
-    return Reply("\n".join(lines), buttons=(texts.grade_buttons(lang, post_id, grade),), private=True)
+    # The caller answered the post: its id alone names it for them anywhere (lookup.may_act_on).
+    return Reply("\n".join(lines), buttons=(texts.grade_buttons(lang, str(post_id), grade),), private=True)
 
 
 def _failure_reply(lang: str, post_id: int, failure: ReviewFailed) -> Reply:
@@ -156,7 +157,7 @@ def _failure_reply(lang: str, post_id: int, failure: ReviewFailed) -> Reply:
     if failure.kind != "busy":
         lines.append(t(lang, "feedback_try_again", post=post_id))
     lines.append(t(lang, "feedback_grade_choice"))
-    return Reply(" ".join(lines), buttons=(texts.grade_buttons(lang, post_id),), private=True)
+    return Reply(" ".join(lines), buttons=(texts.grade_buttons(lang, str(post_id)),), private=True)
 
 
 def _private(text: str) -> Reply:

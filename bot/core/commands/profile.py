@@ -8,7 +8,7 @@ from datetime import date, time, timedelta
 from itertools import chain, repeat
 from typing import TYPE_CHECKING
 
-from bot.core.messages import join_list, t
+from bot.core.messages import LANGUAGES, join_list, t
 from bot.core.model import Button, Reply
 from bot.core.render import escape
 from bot.core.timing import post_instant
@@ -19,6 +19,8 @@ if TYPE_CHECKING:
 LEADERBOARD_SIZE = 10
 STATS_TAGS = 10
 TAGS_SHOWN = 40  # the bundled bank has over 200 tags: a wall of text helps nobody
+# `/forgetme confirm` (or 确认) as /help shows it in each language; the button and Discord's option say yes.
+FORGET_CONFIRMATIONS = frozenset({"yes"} | {t(lang, "placeholder_confirm").casefold() for lang in LANGUAGES})
 
 
 async def stats(core: Core, call: Call) -> list[Reply]:
@@ -73,7 +75,7 @@ async def forgetme(core: Core, call: Call) -> list[Reply]:
     words = call.args.split()
     if not await core.store.knows_user(call.user):
         return [Reply(t(call.lang, "forget_nothing"))]
-    if [word.casefold() for word in words[:1]] != ["yes"]:
+    if not words or words[0].casefold() not in FORGET_CONFIRMATIONS:
         answers, reviews = await core.store.user_data_counts(call.user)
         button = Button(t(call.lang, "button_forget"), f"/forgetme yes {call.incoming.user_id}")
         return [Reply(t(call.lang, "forget_confirm", answers=answers, reviews=reviews), buttons=((button,),))]

@@ -14,16 +14,21 @@ from bot.core.store import Post, PostKind
 if TYPE_CHECKING:
     from bot.core.commands.dispatch import Call, Core
 
+# Rounds of read, review and compare-and-set before a grade gives up (its card kept changing).
+GRADE_ATTEMPTS = 5
+
 
 async def reveal(core: Core, call: Call) -> list[Reply]:
     post, refusal = await _revealable_post(core, call)
     if post is None:
         return [Reply(refusal)]
-    if post.kind == PostKind.DAILY and post.chat_key == call.incoming.chat.key:
-        # The chat has seen the answer: the scheduled reveal would only repeat it.
+    if post.kind == PostKind.QUIZ or post.chat_key == call.incoming.chat.key:
+        # The answer is out: the post takes no more answers, and a daily post's scheduled reveal
+        # would only repeat it. A quiz has no scheduled reveal: its first /reveal anywhere is it.
         await core.store.mark_revealed(post.id, call.now)
+    here = call.incoming.chat
     return [
-        await texts.reveal_reply(core, call.lang, post, None, quote=post.chat_key == call.incoming.chat.key)
+        await texts.reveal_reply(core, call.lang, post, None, shown_in=here, quote=post.chat_key == here.key)
     ]
 
 
@@ -42,9 +47,10 @@ async def full(core: Core, call: Call) -> list[Reply]:
 async def _revealable_post(core: Core, call: Call) -> tuple[Post | None, str]:
     """The post /reveal or /full is about if this user may see its answer now, else why not."""
     if call.args:
-        found = await lookup.post_by_argument(core, call.args.split()[0])
+        argument = call.args.split()[0]
+        found = await lookup.post_by_argument(core, call, argument)
         if isinstance(found, str):
-            return None, t(call.lang, found)
+            return None, t(call.lang, found, value=texts.echo(argument))
         post = found
     else:
         post = await lookup.current_post(core, call)
@@ -71,28 +77,34 @@ async def grade(core: Core, call: Call) -> list[Reply]:
     if grade not in srs.GRADES or len(words) > 2:
         return [Reply(t(call.lang, "grade_usage"))]
     if len(words) == 2:
-        found = await lookup.post_by_argument(core, words[1])
+        found = await lookup.post_by_argument(core, call, words[1])
         if isinstance(found, str):
-            return [Reply(t(call.lang, found))]
+            return [Reply(t(call.lang, found, value=texts.echo(words[1])))]
         post: Post | None = found
     else:
         post = await lookup.current_post(core, call)
     if post is None:
         return [Reply(t(call.lang, "nothing_to_grade"))]
-    answered = await core.store.attempt(post.id, call.user)
-    if answered is None:
-        return [Reply(t(call.lang, "grade_not_answered", name=escape(call.incoming.user_name)))]
-    attempt, review = answered
-    # A re-grade of the same post starts again from the card before its first grade, so
-    # the review is applied once; a newer review of the question (another post) wins.
-    if review is not None and review.post_id == post.id:
-        before = review.previous_card
-    elif attempt.grade is not None:
-        return [Reply(t(call.lang, "grade_superseded"))]
+    # The card is written back only if nobody changed it since it was read (a grade of another
+    # post of the same question, at the same moment); else it is read and reviewed again.
+    for _ in range(GRADE_ATTEMPTS):
+        answered = await core.store.attempt(post.id, call.user)
+        if answered is None:
+            return [Reply(t(call.lang, "grade_not_answered", name=escape(call.incoming.user_name)))]
+        attempt, review = answered
+        # A re-grade of the same post starts again from the card before its first grade, so
+        # the review is applied once; a newer review of the question (another post) wins.
+        if review is not None and review.post_id == post.id:
+            before = review.previous_card
+        elif attempt.grade is not None:
+            return [Reply(t(call.lang, "grade_superseded"))]
+        else:
+            before = review.card if review else None
+        card, due = srs.review(before, grade, call.now, core.srs_scheduler)
+        if await core.store.grade(attempt, call.user, grade, before, card, due, call.now, replacing=review):
+            break
     else:
-        before = review.card if review else None
-    card, due = srs.review(before, grade, call.now, core.srs_scheduler)
-    await core.store.grade(attempt, call.user, grade, before, card, due, call.now)
+        raise RuntimeError(f"{call.user}'s card for {post.question_id} kept changing while being graded")
     zone = call.settings.zone_info
     return [
         Reply(

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from bot.core import srs
+from bot.core.commands import lookup
 from bot.core.messages import join_list, t
 from bot.core.model import Button, ChatRef, Question, Reply
 from bot.core.render import escape
@@ -16,6 +17,12 @@ if TYPE_CHECKING:
 
 # How much of an answer the reveal shows when the bank gives no summary (cut at a paragraph).
 EXCERPT_CHARS = 600
+ECHO_LIMIT = 100  # characters of a user's input that a reply repeats
+
+
+def echo(text: str) -> str:
+    """User input repeated in a reply (a bad value, an unknown command): cut, and escaped."""
+    return escape(text if len(text) <= ECHO_LIMIT else text[: ECHO_LIMIT - 1] + "…")
 
 
 def question_text(lang: str, question: Question, post_id: int) -> str:
@@ -27,7 +34,7 @@ def question_text(lang: str, question: Question, post_id: int) -> str:
     return "\n".join(lines)
 
 
-def question_reply(
+async def question_reply(
     core: Core, lang: str, post: Post, chat: ChatRef | None, in_group: bool, settings: ChatSettings
 ) -> Reply:
     question = core.bank.get(post.question_id)
@@ -48,8 +55,10 @@ def question_reply(
     if post.kind == PostKind.QUIZ:
         buttons.append(Button(t(lang, "button_skip"), "/skip"))
     elif in_group and settings.answers == "private":
-        # Telegram turns a `/start …` payload into a deep link to the bot's private chat.
-        buttons.append(Button(t(lang, "button_answer_privately"), f"/start answer-{post.id}"))
+        # Telegram turns a `/start …` payload into a deep link to the bot's private chat; the token
+        # lets those who saw the post here, and only them, answer it there.
+        link = f"answer-{post.id}-{await lookup.post_token(core, post.id)}"
+        buttons.append(Button(t(lang, "button_answer_privately"), f"/start {link}"))
     return Reply(
         text,
         buttons=(tuple(buttons),),
@@ -61,7 +70,9 @@ def question_reply(
     )
 
 
-async def reveal_reply(core: Core, lang: str, post: Post, chat: ChatRef | None, *, quote: bool) -> Reply:
+async def reveal_reply(
+    core: Core, lang: str, post: Post, chat: ChatRef | None, *, shown_in: ChatRef, quote: bool
+) -> Reply:
     question = core.bank.get(post.question_id)
     if question is None:
         return Reply(t(lang, "question_gone"), chat=chat, lang=lang)
@@ -79,14 +90,16 @@ async def reveal_reply(core: Core, lang: str, post: Post, chat: ChatRef | None, 
         if names
         else t(lang, "answered_by_nobody"),
     ]
+    reference = await lookup.post_reference(core, post, shown_in)
     buttons: tuple[tuple[Button, ...], ...] = (
-        (Button(t(lang, "button_full"), f"/full {post.id}"),),
-        grade_buttons(lang, post.id),
+        (Button(t(lang, "button_full"), f"/full {reference}"),),
+        grade_buttons(lang, reference),
     )
     if core.reviewer is not None:
         post_chat = await core.store.chat(post.chat_key)
         if core.settings_of(post_chat).feedback:
-            buttons += ((feedback_button(lang, post.id, in_group=post_chat is not None and post_chat.is_group),),)
+            in_group = post_chat is not None and post_chat.is_group
+            buttons += ((await feedback_button(core, lang, post, shown_in, in_group=in_group),),)
     # Quoting the question links the reveal to it (and, on Discord, finds the post's thread
     # after a restart); a reveal asked for from another chat has nothing there to quote.
     return Reply(
@@ -106,18 +119,25 @@ def number(lang: str, post_id: int) -> str:
     return t(lang, "post_number", number=post_id)
 
 
-def grade_buttons(lang: str, post_id: int, suggested: str | None = None) -> tuple[Button, ...]:
-    """The four grade buttons of a post; the one a review suggests marked."""
+def grade_buttons(lang: str, reference: str, suggested: str | None = None) -> tuple[Button, ...]:
+    """The four grade buttons of a post (named by `reference`: lookup.post_reference); the one a
+    review suggests marked."""
     return tuple(
-        Button(("✓ " if grade == suggested else "") + t(lang, f"grade_{grade}"), f"/grade {grade} {post_id}")
+        Button(
+            ("✓ " if grade == suggested else "") + t(lang, f"grade_{grade}"), f"/grade {grade} {reference}"
+        )
         for grade in srs.GRADES
     )
 
 
-def feedback_button(lang: str, post_id: int, *, in_group: bool) -> Button:
+async def feedback_button(core: Core, lang: str, post: Post, shown_in: ChatRef, *, in_group: bool) -> Button:
     # In a group, a `/start …` payload: Telegram makes it a deep link to the member's private chat,
-    # and elsewhere it reaches the core as `/start feedback-N`, answered privately like /feedback N.
-    payload = f"/start feedback-{post_id}" if in_group else f"/feedback {post_id}"
+    # and elsewhere it reaches the core as `/start feedback-N-<token>`, answered privately like
+    # /feedback N (the token, as on every link, lets it be asked for outside the group).
+    if in_group:
+        payload = f"/start feedback-{post.id}-{await lookup.post_token(core, post.id)}"
+    else:
+        payload = f"/feedback {await lookup.post_reference(core, post, shown_in)}"
     return Button(t(lang, "button_feedback"), payload)
 
 

@@ -13,6 +13,7 @@ from bot.config import is_database_url
 from bot.core.store.api import Store
 from bot.core.store.postgresql import DEFAULT_POOL_SIZE, PostgreSQLStore
 from bot.core.store.records import (
+    AnswerOutcome,
     Attempt,
     ChatRow,
     ClaimOutcome,
@@ -48,6 +49,7 @@ async def open_store(db: Path | str, *, pool_size: int = DEFAULT_POOL_SIZE, purp
 
 
 __all__ = [
+    "AnswerOutcome",
     "Attempt",
     "ChatRow",
     "ClaimOutcome",

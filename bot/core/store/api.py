@@ -12,6 +12,7 @@ from typing import Protocol
 
 from bot.core.model import ChatRef
 from bot.core.store.records import (
+    AnswerOutcome,
     Attempt,
     ChatRow,
     ClaimOutcome,
@@ -78,10 +79,11 @@ class Store(Protocol):
         settings: dict,
         now: datetime,
         *,
+        revision: int,
         subscribed: bool | None = None,
         reschedule: bool = False,
         platform_lang: str | None = None,
-    ) -> None: ...
+    ) -> bool: ...
 
     async def unsubscribe(self, chat_key: str) -> bool: ...
 
@@ -104,7 +106,7 @@ class Store(Protocol):
 
     async def add_attempt(
         self, post: Post, user_key: str, user_name: str, text: str, hidden: bool, local_date: str, now: datetime
-    ) -> bool: ...
+    ) -> AnswerOutcome: ...
 
     async def grade(
         self,
@@ -115,9 +117,13 @@ class Store(Protocol):
         card: str,
         due: datetime,
         now: datetime,
-    ) -> None: ...
+        *,
+        replacing: Review | None,
+    ) -> bool: ...
 
     async def mark_revealed(self, post_id: int, now: datetime) -> None: ...
+
+    async def secret(self, name: str) -> bytes: ...
 
     async def forget_user(self, user_key: str) -> None: ...
 

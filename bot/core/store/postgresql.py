@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import logging
+import secrets
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -31,6 +32,7 @@ import asyncpg
 
 from bot.core.model import ChatRef
 from bot.core.store.records import (
+    AnswerOutcome,
     Attempt,
     ChatRow,
     ClaimOutcome,
@@ -287,19 +289,11 @@ class PostgreSQLStore:
     async def chat(self, key: str) -> ChatRow | None:
         row = await self._read(
             "fetchrow",
-            "SELECT key, is_group, settings, subscribed, schedule_from, platform_lang FROM chats WHERE key = $1",
+            "SELECT key, is_group, settings, subscribed, schedule_from, platform_lang, revision FROM chats"
+            " WHERE key = $1",
             key,
         )
-        if row is None:
-            return None
-        return ChatRow(
-            key=row["key"],
-            is_group=row["is_group"],
-            settings=json.loads(row["settings"]),
-            subscribed=row["subscribed"],
-            schedule_from=row["schedule_from"],
-            platform_lang=row["platform_lang"],
-        )
+        return ChatRow(**{**row, "settings": json.loads(row["settings"])}) if row else None
 
     async def post(self, post_id: int) -> Post | None:
         row = await self._read("fetchrow", f"SELECT {_POST_COLUMNS} FROM posts p WHERE id = $1", post_id)
@@ -475,18 +469,30 @@ class PostgreSQLStore:
         settings: dict,
         now: datetime,
         *,
+        revision: int,
         subscribed: bool | None = None,
         reschedule: bool = False,
         platform_lang: str | None = None,
-    ) -> None:
-        await self._changed(
+    ) -> bool:
+        """One statement: a chat not stored yet is inserted with the settings (at revision 1) when
+        `revision` is 0, and with none (at revision 0, as sqlite.py's first step leaves it) when
+        not; a stored one is changed only at `revision`."""
+        stored = await self._write(
             "INSERT INTO chats (key, platform, chat_id, thread_id, is_group, created_at, settings, subscribed,"
-            " schedule_from, platform_lang) VALUES ($1, $2, $3, $4, $5, $6, $7, COALESCE($8, false),"
-            " CASE WHEN $9 THEN $6::timestamptz END, $10)"
-            " ON CONFLICT (key) DO UPDATE SET settings = excluded.settings,"
+            " schedule_from, platform_lang, revision)"
+            " SELECT $1, $2, $3, $4, $5, $6, first.settings, first.subscribed, first.schedule_from,"
+            "  first.platform_lang, first.revision FROM (SELECT"
+            "  CASE WHEN $11 = 0 THEN $7::jsonb ELSE '{}' END AS settings,"
+            "  CASE WHEN $11 = 0 THEN COALESCE($8, false) ELSE false END AS subscribed,"
+            "  CASE WHEN $11 = 0 AND $9 THEN $6::timestamptz END AS schedule_from,"
+            "  CASE WHEN $11 = 0 THEN $10 END AS platform_lang,"
+            "  CASE WHEN $11 = 0 THEN 1 ELSE 0 END AS revision) first"
+            " ON CONFLICT (key) DO UPDATE SET settings = $7::jsonb,"
             " subscribed = COALESCE($8, chats.subscribed),"
             " schedule_from = CASE WHEN $9 THEN excluded.created_at ELSE chats.schedule_from END,"
-            " platform_lang = COALESCE(excluded.platform_lang, chats.platform_lang)",
+            " platform_lang = COALESCE($10, chats.platform_lang), revision = chats.revision + 1"
+            " WHERE chats.revision = $11"
+            " RETURNING revision",
             chat.key,
             chat.platform,
             chat.chat_id,
@@ -497,10 +503,16 @@ class PostgreSQLStore:
             subscribed,
             reschedule,
             platform_lang,
+            revision,
+            method="fetchval",
+            repeatable=False,  # a second run would find its own first and say another change came first
         )
+        return bool(stored)  # None: another change came first; 0: inserted bare, as for a stale revision
 
     async def unsubscribe(self, chat_key: str) -> bool:
-        return await self._changed("UPDATE chats SET subscribed = false WHERE key = $1 AND subscribed", chat_key)
+        return await self._changed(
+            "UPDATE chats SET subscribed = false, revision = revision + 1 WHERE key = $1 AND subscribed", chat_key
+        )
 
     async def add_quiz(
         self,
@@ -552,26 +564,32 @@ class PostgreSQLStore:
         hidden: bool,
         local_date: str,
         now: datetime,
-    ) -> bool:
+    ) -> AnswerOutcome:
+        """Locks first, as SQLite's one writer at a time does: the post (a reveal, and another
+        answer to it, wait), then the user's answer to it (a grade waits); the statements after
+        see whatever committed before the locks."""
 
-        async def add(db: asyncpg.Connection) -> bool:
-            # Answers to one post one at a time: two at once from one user (a double tap reaching
-            # two processes) would otherwise both find no current answer and both stay current.
-            # The lock first; the statement after it sees every answer committed before it.
-            await db.execute(
-                f"WITH {_ENSURE_USER.format(key='$2', name='$3', now='$4')}"
-                " SELECT 1 FROM posts WHERE id = $1 FOR NO KEY UPDATE",
+        async def add(db: asyncpg.Connection) -> AnswerOutcome:
+            revealed = await db.fetchval(
+                "SELECT revealed_at IS NOT NULL OR reveal_due_at <= $2 FROM posts WHERE id = $1 FOR NO KEY UPDATE",
                 post.id,
-                user_key,
-                user_name,
                 _second(now),
             )
-            return await db.fetchval(
-                "WITH superseded AS ("
-                "  UPDATE attempts SET current = false WHERE post_id = $1 AND user_key = $2 AND current RETURNING 1),"
-                " added AS (INSERT INTO attempts (post_id, user_key, chat_key, question_id, text, hidden, local_date,"
-                "  created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8))"
-                " SELECT COUNT(*) > 0 FROM superseded",
+            earlier = await db.fetchrow(
+                "SELECT grade FROM attempts WHERE post_id = $1 AND user_key = $2 AND current FOR UPDATE",
+                post.id,
+                user_key,
+            )
+            if earlier is not None and earlier["grade"] is not None:
+                return "kept_graded"
+            if revealed:
+                return "kept_revealed" if earlier is not None else "closed"
+            await db.execute(
+                f"WITH {_ENSURE_USER.format(key='$2', name='$9', now='$8')},"
+                " superseded AS ("
+                "  UPDATE attempts SET current = false WHERE post_id = $1 AND user_key = $2 AND current)"
+                " INSERT INTO attempts (post_id, user_key, chat_key, question_id, text, hidden, local_date,"
+                "  created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
                 post.id,
                 user_key,
                 post.chat_key,
@@ -580,7 +598,9 @@ class PostgreSQLStore:
                 hidden,
                 date.fromisoformat(local_date),
                 _second(now),
+                user_name,
             )
+            return "added" if earlier is None else "replaced"
 
         return await self._transaction(add)
 
@@ -593,28 +613,55 @@ class PostgreSQLStore:
         card: str,
         due: datetime,
         now: datetime,
-    ) -> None:
-        await self._changed(
-            "WITH graded AS (UPDATE attempts SET grade = $1, graded_at = $2 WHERE id = $3)"
-            " INSERT INTO reviews (user_key, question_id, card, due_at, updated_at, post_id, previous_card)"
-            " VALUES ($4, $5, $6, $7, $2, $8, $9) ON CONFLICT (user_key, question_id) DO UPDATE SET"
-            " card = excluded.card, due_at = excluded.due_at, updated_at = excluded.updated_at,"
-            " post_id = excluded.post_id, previous_card = excluded.previous_card",
-            grade,
-            _second(now),
-            attempt.id,
-            user_key,
-            attempt.question_id,
+        *,
+        replacing: Review | None,
+    ) -> bool:
+        # One statement: the card first (inserted, or changed only from `replacing`), then the
+        # grade, only if the card was written.
+        if replacing is None:
+            write_card = (
+                "INSERT INTO reviews (card, due_at, updated_at, post_id, previous_card, user_key, question_id)"
+                " VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (user_key, question_id) DO NOTHING RETURNING 1"
+            )
+        else:
+            write_card = (
+                "UPDATE reviews SET card = $1, due_at = $2, updated_at = $3, post_id = $4, previous_card = $5"
+                " WHERE user_key = $6 AND question_id = $7 AND card = $10 RETURNING 1"
+            )
+        return await self._write(
+            f"WITH card AS ({write_card}),"
+            " graded AS (UPDATE attempts SET grade = $8, graded_at = $3 WHERE id = $9 AND EXISTS (SELECT 1 FROM card))"
+            " SELECT EXISTS (SELECT 1 FROM card)",
             card,
             _second(due),
+            _second(now),
             attempt.post_id,
             previous_card,
+            user_key,
+            attempt.question_id,
+            grade,
+            attempt.id,
+            *([] if replacing is None else [replacing.card]),
+            method="fetchval",
+            repeatable=False,  # a second run would find the card it wrote and say another grade came first
         )
 
     async def mark_revealed(self, post_id: int, now: datetime) -> None:
         await self._changed(
             "UPDATE posts SET revealed_at = $1 WHERE id = $2 AND revealed_at IS NULL", _second(now), post_id
         )
+
+    async def secret(self, name: str) -> bytes:
+        # Two statements, not one: a statement sees the table as it began, so after another
+        # process's insert of the same name won, only a second statement can read that one.
+        await self._write(
+            "INSERT INTO secrets (name, value) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING",
+            name,
+            secrets.token_hex(32),
+            method="execute",
+            repeatable=True,
+        )
+        return bytes.fromhex(await self._read("fetchval", "SELECT value FROM secrets WHERE name = $1", name))
 
     async def forget_user(self, user_key: str) -> None:
         await self._changed(
@@ -768,7 +815,7 @@ class PostgreSQLStore:
                 )
                 return
             await db.execute(
-                "UPDATE chats SET (settings, subscribed, schedule_from, platform_lang) = "
+                "UPDATE chats SET revision = chats.revision + 1, (settings, subscribed, schedule_from, platform_lang) = "
                 "(SELECT settings, subscribed, schedule_from, platform_lang FROM chats WHERE key = $1) "
                 "WHERE key = $2",
                 old_key,

@@ -60,6 +60,7 @@ class ChatRow:
     subscribed: bool
     schedule_from: datetime | None
     platform_lang: str | None
+    revision: int  # bumped by every change of its settings or subscription (see save_chat)
 
 
 @dataclass(frozen=True)
@@ -119,6 +120,11 @@ class FeedbackState(StrEnum):
     PENDING = "pending"  # claimed: the model is being asked
     DONE = "done"  # the review is stored
 
+
+# What an answer came to (Store.add_attempt): stored, first or over the user's earlier one; or
+# refused, the user's answer kept because it is graded or the post revealed (or due to be), or,
+# with no answer of the user's to keep, because the post was revealed.
+AnswerOutcome = Literal["added", "replaced", "kept_graded", "kept_revealed", "closed"]
 
 # What claiming a member's review of a post came to (Store.claim_feedback).
 ClaimOutcome = Literal["claimed", "done", "pending", "user_limit", "chat_limit"]

@@ -7,6 +7,7 @@ Times are stored as ISO-8601 UTC strings (`...+00:00`), which sort correctly as 
 from __future__ import annotations
 
 import json
+import secrets
 import sqlite3
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from contextlib import closing
@@ -19,6 +20,7 @@ import aiosqlite
 
 from bot.core.model import ChatRef
 from bot.core.store.records import (
+    AnswerOutcome,
     Attempt,
     ChatRow,
     ClaimOutcome,
@@ -167,7 +169,8 @@ class SQLiteStore:
 
     async def chat(self, key: str) -> ChatRow | None:
         row = self._lookup_one(
-            "SELECT key, is_group, settings, subscribed, schedule_from, platform_lang FROM chats WHERE key = ?",
+            "SELECT key, is_group, settings, subscribed, schedule_from, platform_lang, revision FROM chats"
+            " WHERE key = ?",
             key,
         )
         if row is None:
@@ -179,6 +182,7 @@ class SQLiteStore:
             subscribed=bool(row["subscribed"]),
             schedule_from=from_iso(row["schedule_from"]),
             platform_lang=row["platform_lang"],
+            revision=row["revision"],
         )
 
     async def post(self, post_id: int) -> Post | None:
@@ -358,18 +362,22 @@ class SQLiteStore:
         settings: dict,
         now: datetime,
         *,
+        revision: int,
         subscribed: bool | None = None,
         reschedule: bool = False,
         platform_lang: str | None = None,
-    ) -> None:
-        """Store the chat's settings; `reschedule` makes only instants after `now` due."""
+    ) -> bool:
+        """Store the chat's settings if the chat is still at `revision` (ChatRow.revision as read;
+        0 for a chat not stored yet), and bump it; False, with nothing written, when another
+        change came first. `reschedule` makes only instants after `now` due."""
 
-        def save(db: sqlite3.Connection) -> None:
+        def save(db: sqlite3.Connection) -> bool:
             _ensure_chat(db, chat, is_group, now)
-            db.execute(
+            cursor = db.execute(
                 "UPDATE chats SET settings = ?, subscribed = COALESCE(?, subscribed), "
                 "schedule_from = CASE WHEN ? THEN ? ELSE schedule_from END, "
-                "platform_lang = COALESCE(?, platform_lang) WHERE key = ?",
+                "platform_lang = COALESCE(?, platform_lang), revision = revision + 1 "
+                "WHERE key = ? AND revision = ?",
                 (
                     json.dumps(settings, ensure_ascii=False),
                     None if subscribed is None else int(subscribed),
@@ -377,16 +385,19 @@ class SQLiteStore:
                     iso(now),
                     platform_lang,
                     chat.key,
+                    revision,
                 ),
             )
+            return cursor.rowcount == 1
 
-        await self.write(save)
+        return await self.write(save)
 
     async def unsubscribe(self, chat_key: str) -> bool:
         """Stop the chat's daily posts; False when it was not subscribed."""
         cursor = await self.write(
             lambda db: db.execute(
-                "UPDATE chats SET subscribed = 0 WHERE key = ? AND subscribed = 1", (chat_key,)
+                "UPDATE chats SET subscribed = 0, revision = revision + 1 WHERE key = ? AND subscribed = 1",
+                (chat_key,),
             ),
         )
         return cursor.rowcount > 0
@@ -447,12 +458,25 @@ class SQLiteStore:
         hidden: bool,
         local_date: str,
         now: datetime,
-    ) -> bool:
-        """Store an answer to the post; True when it supersedes the user's earlier answer to it."""
+    ) -> AnswerOutcome:
+        """Store an answer to the post, over the user's earlier one, unless that one is graded or
+        the post's reference answer is out (revealed, or due by `now`): checked in the same
+        transaction as the write, so a reveal or a grade at the same moment cannot slip between."""
 
-        def add(db: sqlite3.Connection) -> bool:
+        def add(db: sqlite3.Connection) -> AnswerOutcome:
+            revealed = db.execute(
+                "SELECT 1 FROM posts WHERE id = ? AND (revealed_at IS NOT NULL OR reveal_due_at <= ?)",
+                (post.id, iso(now)),
+            ).fetchone()
+            earlier = db.execute(
+                "SELECT grade FROM attempts WHERE post_id = ? AND user_key = ? AND current = 1", (post.id, user_key)
+            ).fetchone()
+            if earlier is not None and earlier[0] is not None:
+                return "kept_graded"
+            if revealed:
+                return "kept_revealed" if earlier is not None else "closed"
             _ensure_user(db, user_key, user_name, now)
-            cursor = db.execute(
+            db.execute(
                 "UPDATE attempts SET current = 0 WHERE post_id = ? AND user_key = ? AND current = 1",
                 (post.id, user_key),
             )
@@ -461,7 +485,7 @@ class SQLiteStore:
                 "created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 (post.id, user_key, post.chat_key, post.question_id, text, int(hidden), local_date, iso(now)),
             )
-            return cursor.rowcount > 0
+            return "added" if earlier is None else "replaced"
 
         return await self.write(add)
 
@@ -474,22 +498,35 @@ class SQLiteStore:
         card: str,
         due: datetime,
         now: datetime,
-    ) -> None:
-        """Record the attempt's grade and the review card it produced from `previous_card`."""
+        *,
+        replacing: Review | None,
+    ) -> bool:
+        """Record the attempt's grade and the review card it produced from `previous_card`, if the
+        user's card for the question is still `replacing` (as `attempt` read it; None: no card
+        yet); False, with nothing written, when another grade changed the card first."""
 
-        def record(db: sqlite3.Connection) -> None:
+        def record(db: sqlite3.Connection) -> bool:
+            values = (card, iso(due), iso(now), attempt.post_id, previous_card, user_key, attempt.question_id)
+            if replacing is None:
+                cursor = db.execute(
+                    "INSERT INTO reviews (card, due_at, updated_at, post_id, previous_card, user_key, question_id)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (user_key, question_id) DO NOTHING",
+                    values,
+                )
+            else:
+                cursor = db.execute(
+                    "UPDATE reviews SET card = ?, due_at = ?, updated_at = ?, post_id = ?, previous_card = ?"
+                    " WHERE user_key = ? AND question_id = ? AND card = ?",
+                    (*values, replacing.card),
+                )
+            if cursor.rowcount != 1:
+                return False
             db.execute(
                 "UPDATE attempts SET grade = ?, graded_at = ? WHERE id = ?", (grade, iso(now), attempt.id)
             )
-            db.execute(
-                "INSERT INTO reviews (user_key, question_id, card, due_at, updated_at, post_id, previous_card) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (user_key, question_id) DO UPDATE SET "
-                "card = excluded.card, due_at = excluded.due_at, updated_at = excluded.updated_at, "
-                "post_id = excluded.post_id, previous_card = excluded.previous_card",
-                (user_key, attempt.question_id, card, iso(due), iso(now), attempt.post_id, previous_card),
-            )
+            return True
 
-        await self.write(record)
+        return await self.write(record)
 
     async def mark_revealed(self, post_id: int, now: datetime) -> None:
         await self.write(
@@ -497,6 +534,19 @@ class SQLiteStore:
                 "UPDATE posts SET revealed_at = ? WHERE id = ? AND revealed_at IS NULL", (iso(now), post_id)
             )
         )
+
+    async def secret(self, name: str) -> bytes:
+        """A random 32-byte secret kept under `name`, created on first use; every process sharing
+        the database gets the same one."""
+
+        def get_or_create(db: sqlite3.Connection) -> str:
+            db.execute(
+                "INSERT INTO secrets (name, value) VALUES (?, ?) ON CONFLICT (name) DO NOTHING",
+                (name, secrets.token_hex(32)),
+            )
+            return db.execute("SELECT value FROM secrets WHERE name = ?", (name,)).fetchone()[0]
+
+        return bytes.fromhex(await self.write(get_or_create))
 
     async def forget_user(self, user_key: str) -> None:
         """Delete the user's answers, grades, reviews, feedback and name everywhere; their quizzes become anonymous."""
@@ -649,7 +699,7 @@ class SQLiteStore:
                 )
                 return
             db.execute(
-                "UPDATE chats SET (settings, subscribed, schedule_from, platform_lang) = "
+                "UPDATE chats SET revision = revision + 1, (settings, subscribed, schedule_from, platform_lang) = "
                 "(SELECT settings, subscribed, schedule_from, platform_lang FROM chats WHERE key = ?) "
                 "WHERE key = ?",
                 (old_key, new_key),
@@ -956,6 +1006,25 @@ def dailyq_schema_version(path: Path) -> int | None:
             "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'chats'"
         ).fetchone()
     return version if version >= 1 and has_chats else None
+
+
+def copy_database(
+    source: Path, target: Path, connect_target: Callable[[str], sqlite3.Connection] = sqlite3.connect
+) -> list[str]:
+    """Copy the database file `source` into `target` with SQLite's online backup (a consistent
+    snapshot while a bot keeps writing) and check the copy; the integrity check's findings,
+    `["ok"]` for a sound copy. Raises sqlite3.Error; never creates `source`.
+
+    The copy is one self-contained file (no -wal beside it to lose on a rename or a copy).
+    `connect_target` opens the copy (a test's can limit its size, to stand for a full disk).
+    """
+    with (
+        closing(sqlite3.connect(f"file:{quote(str(source))}?mode=rw", uri=True, timeout=30)) as src,
+        closing(connect_target(str(target))) as copy,
+    ):
+        src.backup(copy)
+        copy.execute("PRAGMA journal_mode=DELETE")
+        return [row[0] for row in copy.execute("PRAGMA integrity_check")]
 
 
 def run_on_database_thread(db: aiosqlite.Connection, function: Callable[..., T], *args: Any) -> Awaitable[T]:

@@ -42,6 +42,7 @@ TABLES: dict[str, dict[str, Kind]] = {
         "schedule_from": INSTANT,
         "created_at": INSTANT,
         "platform_lang": TEXT,
+        "revision": INTEGER,
     },
     "users": {"key": TEXT, "name": TEXT, "lang": TEXT, "created_at": INSTANT},
     "posts": {
@@ -101,6 +102,7 @@ TABLES: dict[str, dict[str, Kind]] = {
     },
     "feedback_cache": {"question_id": TEXT, "digest": TEXT, "review": TEXT, "created_at": INSTANT},
     "feedback_usage": {"scope": TEXT, "day": DAY, "requests": INTEGER},
+    "secrets": {"name": TEXT, "value": TEXT},
 }
 
 # The order rows are read in, so two copies list them alike: each table's primary key.
@@ -114,6 +116,7 @@ ORDER: dict[str, str] = {
     "feedback": "post_id, user_key",
     "feedback_cache": "question_id, digest",
     "feedback_usage": "scope, day",
+    "secrets": "name",
 }
 
 
