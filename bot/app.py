@@ -240,7 +240,8 @@ def platform_adapters(
     settings: Settings, wanted: list[str] | None, leadership: Leadership | None = None
 ) -> dict[str, Adapter]:
     """An adapter for every platform whose token is set (and that --platform names, if given).
-    Telegram polls only while this process leads (`leadership`): Telegram takes one poller."""
+    Telegram polls only while this process leads (`leadership`; see AdvisoryLockElection.polling):
+    Telegram takes one poller."""
     tokens = {"telegram": settings.telegram_token, "discord": settings.discord_token}
     for name in wanted or ():
         if not tokens[name]:
@@ -257,7 +258,7 @@ def platform_adapters(
             webhook_listen=settings.telegram_webhook_listen,
             webhook_secret=settings.telegram_webhook_secret,
             commands=commands,
-            poll_while=leadership,
+            poll_while=leadership.polling if isinstance(leadership, AdvisoryLockElection) else leadership,
         )
     if settings.discord_token and (not wanted or "discord" in wanted):
         from bot.adapters.discord import DiscordAdapter, Shards

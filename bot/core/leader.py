@@ -64,6 +64,23 @@ class Flag:
             await self._changed.wait()
 
 
+class FlagLeadership:
+    """A Leadership that is a flag someone else keeps (see AdvisoryLockElection.polling)."""
+
+    def __init__(self, flag: Flag) -> None:
+        self._flag = flag
+
+    @property
+    def is_leader(self) -> bool:
+        return self._flag.value
+
+    async def wait_for(self, leading: bool) -> None:
+        await self._flag.wait_for(leading)
+
+    async def run(self) -> None:
+        return  # whoever keeps the flag campaigns
+
+
 async def while_leading(
     leadership: Leadership, start: Callable[[], Awaitable[None]], stop: Callable[[], Awaitable[None]]
 ) -> None:

@@ -26,7 +26,7 @@ from collections.abc import Awaitable, Callable
 
 import asyncpg
 
-from bot.core.leader import Flag, Sleep
+from bot.core.leader import Flag, FlagLeadership, Leadership, Sleep
 
 log = logging.getLogger(__name__)
 
@@ -120,10 +120,19 @@ class AdvisoryLockElection:
         self._interval = interval
         self._sleep = sleep
         self._leading = Flag()
+        self._unchallenged = Flag()  # see `polling`
 
     @property
     def is_leader(self) -> bool:
         return self._leading.value
+
+    @property
+    def polling(self) -> Leadership:
+        """Who takes the Telegram updates: the leader, and a leader that lost the database keeps
+        on until it sees another process lead (its next attempt at the lock fails). Without the
+        database nobody leads, yet commands must still be answered ("try again"); and a second
+        poller only gets Telegram's 409 until then."""
+        return FlagLeadership(self._unchallenged)
 
     async def wait_for(self, leading: bool) -> None:
         await self._leading.wait_for(leading)
@@ -134,13 +143,16 @@ class AdvisoryLockElection:
                 self._dsn, "leader election", self._campaign, interval=self._interval, sleep=self._sleep
             )
         finally:
+            self._unchallenged.set(False)
             self._stand_down("this process stops")
 
     async def _campaign(self, connection: asyncpg.Connection, lost: asyncio.Event) -> None:
         try:
             while not await connection.fetchval(TRY_LOCK):
+                self._unchallenged.set(False)  # another process leads
                 if await _until_lost(lost, self._sleep(self._interval)):
                     return
+            self._unchallenged.set(True)
             if self._leading.set(True):
                 log.info("leader: this process now leads")
             # A server that stops answering is a lost lock as far as we can know.
