@@ -112,7 +112,7 @@ async def settled(
     return [e for e in elections if e.is_leader]
 
 
-async def lock_holder_pid(dsn: str) -> int:
+async def lock_holder_pid(dsn: str) -> int | None:
     connection = await asyncpg.connect(dsn)
     try:
         return await connection.fetchval(
@@ -121,6 +121,24 @@ async def lock_holder_pid(dsn: str) -> int:
         )
     finally:
         await connection.close()
+
+
+async def terminate_the_leaders_session(dsn: str) -> None:
+    """As an operator (or a server restart) would; returns once the server has ended it."""
+    admin = await asyncpg.connect(dsn)
+    try:
+        await admin.execute(
+            "SELECT pg_terminate_backend($1, $2)", await lock_holder_pid(dsn), int(WAIT * 1000)
+        )
+    finally:
+        await admin.close()
+
+
+async def until_released_by(dsn: str, pid: int | None) -> None:
+    """The server releases a closed session's lock a moment after the socket closes."""
+    async with asyncio.timeout(WAIT):
+        while await lock_holder_pid(dsn) == pid:
+            pass  # each look is a round trip to the server
 
 
 async def within(awaitable: Awaitable[None]) -> None:
@@ -139,11 +157,7 @@ async def test_a_follower_takes_over_when_the_leaders_connection_is_terminated(d
     async with electors(dsn, 3, ticks) as elections:
         leader = await first_leader(elections)
         await ticks.wait_asleep(3)
-        admin = await asyncpg.connect(dsn)
-        try:
-            await admin.execute("SELECT pg_terminate_backend($1)", await lock_holder_pid(dsn))
-        finally:
-            await admin.close()
+        await terminate_the_leaders_session(dsn)
         # No tick has passed: the leader stands down as soon as its connection is gone.
         await within(leader.wait_for(False))
         assert not any(e.is_leader for e in elections)
@@ -159,8 +173,10 @@ async def test_a_follower_takes_over_when_the_leader_stops(dsn: str) -> None:
     tasks = [asyncio.create_task(election.run()) for election in elections]
     try:
         leader = await first_leader(elections)
+        holder = await lock_holder_pid(dsn)
         tasks[elections.index(leader)].cancel()  # its connection is closed, the lock released
         await within(leader.wait_for(False))
+        await until_released_by(dsn, holder)
         [successor] = await settled(ticks, [e for e in elections if e is not leader])
         assert successor is not leader
     finally:
@@ -208,9 +224,7 @@ async def test_a_role_runs_only_while_leading_and_stops_with_the_process(dsn: st
             await ticks.wait_asleep(1)  # the heartbeat's wait: the role has started by now
             assert events == ["start"]
 
-            admin = await asyncpg.connect(dsn)
-            await admin.execute("SELECT pg_terminate_backend($1)", await lock_holder_pid(dsn))
-            await admin.close()
+            await terminate_the_leaders_session(dsn)
             await within(election.wait_for(False))
             await ticks.wait_asleep(1)
             assert events == ["start", "stop"]
@@ -301,9 +315,7 @@ async def test_only_the_leader_polls_telegram_until_another_process_leads(dsn: s
             leader = await first_leader(elections)
             assert await pong(tg) == f"pong from {names[id(leader)]}"
 
-            admin = await asyncpg.connect(dsn)
-            await admin.execute("SELECT pg_terminate_backend($1)", await lock_holder_pid(dsn))
-            await admin.close()
+            await terminate_the_leaders_session(dsn)
             await within(leader.wait_for(False))
             # Nobody leads yet (it may be the database that is away): the old leader still answers.
             assert await pong(tg) == f"pong from {names[id(leader)]}"
