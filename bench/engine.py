@@ -1,11 +1,12 @@
 """The engine under load: 1,000 users in 50 groups and their private chats, on a 10,000-question bank
 with 1,000,000 answers already in the database, doing quiz → answer → reveal → grade cycles.
 
-    python bench/engine.py [--users 1000] [--groups 50] [--attempts 1000000] [--cycles 2]
+    python bench/engine.py [--users 1000] [--groups 50] [--attempts 1000000] [--cycles 2] [--db URL]
 
 Commands run one after another through Core.handle, exactly as an adapter calls it, so the times
-are the core's own cost per command (SQLite included). Prints commands per second, the median and
-p99 per command, and one line per goal at the end.
+are the core's own cost per command, the database included: a temporary SQLite file, or with
+`--db postgresql://…` a PostgreSQL database whose tables the bench replaces. Prints commands per
+second, the median and p99 per command, and one line per goal (the backend's) at the end.
 """
 
 from __future__ import annotations
@@ -13,29 +14,32 @@ from __future__ import annotations
 import argparse
 import asyncio
 import random
-import sqlite3
 import statistics
 import sys
 import tempfile
 import time
 from collections import defaultdict
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.synthetic import synthetic_bank  # noqa: E402
-from bot.config import Settings  # noqa: E402
+from bot.config import Settings, database_location  # noqa: E402
 from bot.core import srs  # noqa: E402
 from bot.core.bank import Bank  # noqa: E402
 from bot.core.commands import Core  # noqa: E402
 from bot.core.model import ChatRef, Incoming  # noqa: E402
-from bot.core.store import SQLiteStore, Store, iso  # noqa: E402
+from bot.core.store import Store, open_store  # noqa: E402
 from tests.clock import FakeClock  # noqa: E402
 
 NOW = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
 HISTORY_DAYS = 730
 SEED = 20260302
+LOAD_BATCH = 20_000
+# Per backend: the command median and the /stats and /top p99, in ms.
+GOALS = {"sqlite": (2, 10), "postgresql": (3, 15)}
 
 
 def group_of(user: int, groups: int) -> str:
@@ -47,50 +51,50 @@ async def preload(
 ) -> int:
     """Two years of history: daily posts answered in the groups (60% of the attempts), quizzes
     answered in private (a third of them answered twice, the first answer superseded), half of the
-    answers graded with a review card; bulk-inserted in one transaction. Returns the attempts written."""
+    answers graded with a review card; loaded the way `dailyq copy-db` loads a database (one
+    transaction, replacing what the database held). Returns the attempts written."""
     ids = [q.id for q in bank.questions]
     first_day = (NOW - timedelta(days=HISTORY_DAYS)).date()
-    days = [(first_day + timedelta(days=d)).isoformat() for d in range(HISTORY_DAYS)]
-    minutes = [f"T{m // 60:02d}:{m % 60:02d}:00+00:00" for m in range(24 * 60)]
+    days = [first_day + timedelta(days=d) for d in range(HISTORY_DAYS)]
+    midnights = [datetime(day.year, day.month, day.day, tzinfo=UTC) for day in days]
+    minutes = [timedelta(minutes=m) for m in range(24 * 60)]
     texts = ["x" * n for n in range(20, 121)]
     card = srs.new_card_json(NOW)
-    due_dates = [iso(NOW + timedelta(days=d)) for d in range(-30, 61)]
+    due_dates = [NOW + timedelta(days=d) for d in range(-30, 61)]
+    # Rows as tables.py lists the columns: posts (id, chat_key, question_id, kind, user_key,
+    # local_date, status, message_id, cycle, created_at, sent_at, reveal_due_at, revealed_at,
+    # reveal_status), attempts (id, post_id, user_key, chat_key, question_id, text, hidden,
+    # current, local_date, created_at, grade, graded_at), reviews (user_key, question_id, card,
+    # due_at, updated_at, post_id, previous_card).
     posts: list[tuple] = []
     attempt_rows: list[tuple] = []
     reviews: dict[tuple[str, str], tuple] = {}
 
     def answer(
-        post_id: int, user_key: str, chat_key: str, question_id: str, day: int, minute: int, current: int
+        post_id: int, user_key: str, chat_key: str, question_id: str, day: int, minute: int, current: bool
     ) -> None:
-        at = days[day] + minutes[minute]
+        at = midnights[day] + minutes[minute]
         graded = current and rng.random() < 0.5
         attempt_rows.append((
-            post_id, user_key, chat_key, question_id, rng.choice(texts), 1, current, days[day], at,
-            "good" if graded else None, at if graded else None,
+            len(attempt_rows) + 1, post_id, user_key, chat_key, question_id, rng.choice(texts), True, current,
+            days[day], at, "good" if graded else None, at if graded else None,
         ))  # fmt: skip
         if graded:
-            reviews[(user_key, question_id)] = (
-                user_key,
-                question_id,
-                card,
-                rng.choice(due_dates),
-                at,
-                post_id,
-            )
+            reviews[(user_key, question_id)] = (user_key, question_id, card, rng.choice(due_dates), at, post_id, None)
 
     members: dict[int, list[str]] = defaultdict(list)
     for user in range(users):
         members[user % groups].append(f"bench:u{user}")
     answer_rate = min(1.0, attempts * 0.6 / (HISTORY_DAYS * users))
     for day in range(HISTORY_DAYS):
-        posted = days[day] + minutes[9 * 60]
+        posted = midnights[day] + minutes[9 * 60]
         for g in range(groups):
             post_id, chat_key, question_id = len(posts) + 1, f"bench:g{g}", rng.choice(ids)
-            posts.append((post_id, chat_key, question_id, "daily", None, days[day], "sent", f"m{post_id}",
-                          posted, days[day] + minutes[17 * 60], posted))  # fmt: skip
+            posts.append((post_id, chat_key, question_id, "daily", None, days[day], "sent", f"m{post_id}", 0,
+                          posted, posted, midnights[day] + minutes[17 * 60], None, None))  # fmt: skip
             for user_key in members[g]:
                 if rng.random() < answer_rate:
-                    answer(post_id, user_key, chat_key, question_id, day, 9 * 60 + int(rng.random() * 600), 1)
+                    answer(post_id, user_key, chat_key, question_id, day, 9 * 60 + int(rng.random() * 600), True)
     per_user = (attempts - len(attempt_rows)) // users
     for user in range(users):
         user_key, chat_key = f"bench:u{user}", f"bench:p{user}"
@@ -98,46 +102,32 @@ async def preload(
         while written < per_user:
             post_id, question_id = len(posts) + 1, rng.choice(ids)
             day, minute = int(rng.random() * HISTORY_DAYS), int(rng.random() * 1430)
-            posts.append((post_id, chat_key, question_id, "quiz", user_key, None, "sent", f"m{post_id}",
-                          days[day] + minutes[minute], None, None))  # fmt: skip
+            at = midnights[day] + minutes[minute]
+            posts.append((post_id, chat_key, question_id, "quiz", user_key, None, "sent", f"m{post_id}", 0,
+                          at, at, None, None, None))  # fmt: skip
             if written + 2 <= per_user and rng.random() < 1 / 3:
-                answer(post_id, user_key, chat_key, question_id, day, minute, 0)
+                answer(post_id, user_key, chat_key, question_id, day, minute, False)
                 written += 1
-            answer(post_id, user_key, chat_key, question_id, day, minute + 5, 1)
+            answer(post_id, user_key, chat_key, question_id, day, minute + 5, True)
             written += 1
 
-    chats = [(f"bench:g{g}", "bench", f"g{g}", 1) for g in range(groups)]
-    chats += [(f"bench:p{u}", "bench", f"p{u}", 0) for u in range(users)]
-    # A big page cache while the indexes are built, then back to the default for the measurements.
-    (default_cache,) = await (await store.db.execute("PRAGMA cache_size")).fetchone()
-    await store.db.execute("PRAGMA cache_size = -1000000")
+    start = midnights[0]
+    tables = {
+        "chats": [(f"bench:g{g}", "bench", f"g{g}", None, True, "{}", False, None, start, None) for g in range(groups)]
+        + [(f"bench:p{u}", "bench", f"p{u}", None, False, "{}", False, None, start, None) for u in range(users)],
+        "users": [(f"bench:u{u}", f"user {u}", None, start) for u in range(users)],
+        "posts": posts,
+        "open_questions": [],
+        "attempts": attempt_rows,
+        "reviews": list(reviews.values()),
+    }
 
-    def insert(db: sqlite3.Connection) -> None:
-        db.executemany(
-            "INSERT INTO chats (key, platform, chat_id, is_group, created_at) VALUES (?, ?, ?, ?, ?)",
-            [(*chat, days[0]) for chat in chats],
-        )
-        db.executemany(
-            "INSERT INTO users (key, name, created_at) VALUES (?, ?, ?)",
-            [(f"bench:u{u}", f"user {u}", days[0]) for u in range(users)],
-        )
-        db.executemany(
-            "INSERT INTO posts (id, chat_key, question_id, kind, user_key, local_date, status, message_id,"
-            " created_at, reveal_due_at, sent_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            posts,
-        )
-        db.executemany(
-            "INSERT INTO attempts (post_id, user_key, chat_key, question_id, text, hidden, current, local_date,"
-            " created_at, grade, graded_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            attempt_rows,
-        )
-        db.executemany(
-            "INSERT INTO reviews (user_key, question_id, card, due_at, updated_at, post_id) VALUES (?, ?, ?, ?, ?, ?)",
-            list(reviews.values()),
-        )
+    async def batches() -> AsyncIterator[tuple[str, list[tuple]]]:
+        for table, rows in tables.items():
+            for at in range(0, len(rows), LOAD_BATCH):
+                yield table, rows[at : at + LOAD_BATCH]
 
-    await store.write(insert)
-    await store.db.execute(f"PRAGMA cache_size = {default_cache}")
+    await store.import_rows(batches(), {table: len(rows) for table, rows in tables.items()}, replace=True)
     return len(attempt_rows)
 
 
@@ -186,6 +176,11 @@ async def main() -> None:
     parser.add_argument("--questions", type=int, default=10_000)
     parser.add_argument("--attempts", type=int, default=1_000_000)
     parser.add_argument("--cycles", type=int, default=2, help="quiz→answer→reveal→grade cycles per user")
+    parser.add_argument(
+        "--db", type=database_location,
+        help="a SQLite file or a postgresql:// URL of a scratch database: its tables are replaced "
+        "(default: a temporary SQLite file)",
+    )  # fmt: skip
     args = parser.parse_args()
     rng = random.Random(SEED)
 
@@ -193,11 +188,12 @@ async def main() -> None:
     bank = synthetic_bank(args.questions, SEED)
     print(f"bank: {len(bank)} questions in {time.perf_counter() - began:.1f} s")
     with tempfile.TemporaryDirectory() as directory:
-        store = await SQLiteStore.open(Path(directory) / "bench.sqlite3")
+        store = await open_store(args.db or Path(directory) / "bench.sqlite3")
+        backend = store.backend
         try:
             began = time.perf_counter()
             written = await preload(store, bank, args.users, args.groups, args.attempts, rng)
-            print(f"preload: {written:,} attempts in {time.perf_counter() - began:.1f} s")
+            print(f"preload: {written:,} attempts in {time.perf_counter() - began:.1f} s ({backend})")
 
             clock = FakeClock(NOW)
             core = Core(store, bank, Settings(), clock, rng=random.Random(SEED))
@@ -234,9 +230,10 @@ async def main() -> None:
     print(f"all commands: cpu median {statistics.median(all_cpu):.2f} ms")
     print(f"daily choice over {len(bank):,} questions: median {statistics.median(choice_ms):.2f} ms")
     print()
-    print(f"command_median_ms: {statistics.median(everything):.2f} (goal: < 2)")
-    print(f"stats_p99_ms: {percentile(bench.times['/stats'], 0.99):.2f} (goal: < 10)")
-    print(f"top_p99_ms: {percentile(bench.times['/top'], 0.99):.2f} (goal: < 10)")
+    median_goal, p99_goal = GOALS[backend]
+    print(f"command_median_ms ({backend}): {statistics.median(everything):.2f} (goal: < {median_goal})")
+    print(f"stats_p99_ms ({backend}): {percentile(bench.times['/stats'], 0.99):.2f} (goal: < {p99_goal})")
+    print(f"top_p99_ms ({backend}): {percentile(bench.times['/top'], 0.99):.2f} (goal: < {p99_goal})")
 
 
 if __name__ == "__main__":

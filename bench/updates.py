@@ -1,6 +1,6 @@
 """Input throughput: 200 users at once sending /quiz, answers and button presses to the real stack.
 
-    python -m bench.updates [--users 200] [--rounds 1] [--repeat 4] [--questions 1000]
+    python -m bench.updates [--users 200] [--rounds 1] [--repeat 4] [--questions 1000] [--db URL]
 
 Each user plays `rounds` times: /quiz, an answer (a spoiler reply to the question), a press on its
 Reveal button, a press on the Good grade button; the next step comes as soon as the bot's reply
@@ -17,18 +17,22 @@ Cost per update: CPU seconds of the bot's process (its SQLite thread included) p
 bot runs `--repeat` times, interleaved with the other, and its best run counts: on a shared
 machine the CPU an update costs drifts by a third from minute to minute, alike for both bots, so
 several short interleaved runs are a steadier measure than a few long ones (the table shows every run).
+With `--db postgresql://…` dailyq also runs on that (scratch) database, interleaved with the two
+others, and the cost per update on PostgreSQL is compared with the cost on SQLite: its CPU is the
+bot's process only (the server's work is its own, as the fake's is).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import random
 import statistics
 import tempfile
 import time
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from contextlib import suppress
 from dataclasses import dataclass
 from functools import partial
@@ -36,6 +40,7 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 from telegram import Update
 from telegram.ext import (
     Application,
@@ -49,16 +54,19 @@ from telegram.ext import (
 from bench.fanout import Child, answer_requests
 from bench.synthetic import synthetic_bank
 from bot.adapters.telegram import CONCURRENT_UPDATES, TelegramAdapter
-from bot.config import Settings
+from bot.config import Settings, database_location
 from bot.core.clock import SystemClock
 from bot.core.commands import Core
-from bot.core.store import SQLiteStore
+from bot.core.store import Store, open_store
+from bot.core.store.tables import TABLES
 from tests.fakes.telegram_api import Call, FakeTelegram, User, private_chat, spoiler
 
 SEED = 20261128
 FIRST_USER_ID = 5_000_000_000
 STEP_LIMIT = 60.0  # seconds a user waits for one reply before the step counts as unanswered
 COST_GOAL = 1.5
+POSTGRESQL_COST_GOAL = 1.3  # dailyq on PostgreSQL ÷ dailyq on SQLite, cost per update
+BOT_NAMES = {"sqlite": "dailyq", "postgresql": "dailyq-pg"}
 ANSWER = "keys and values of the earlier tokens, kept so they are not computed again"
 
 
@@ -154,6 +162,13 @@ class Run:
     fake_cpu_seconds: float
     latencies: list[float]
     unanswered: int
+    server_cpu_seconds: float = 0.0  # PostgreSQL: the server processes serving the bot
+
+    @property
+    def cost_ms_per_update(self) -> float:
+        """What an update costs the bot and its database: SQLite works inside the bot's process,
+        PostgreSQL in server processes of its own, counted here."""
+        return (self.cpu_seconds + self.server_cpu_seconds) / self.updates * 1000
 
     @property
     def per_second(self) -> float:
@@ -170,7 +185,8 @@ class Run:
     def describe(self) -> str:
         return (
             f"{self.bot:<10} {self.updates:>7,} {self.per_second:>10.0f} {statistics.median(self.latencies) * 1000:>8.1f}"
-            f" {self.percentile_ms(0.99):>8.1f} {self.cpu_ms_per_update:>9.2f} {self.fake_cpu_seconds / self.updates * 1000:>10.2f}"
+            f" {self.percentile_ms(0.99):>8.1f} {self.cpu_ms_per_update:>9.2f}"
+            f" {self.server_cpu_seconds / self.updates * 1000:>8.2f} {self.fake_cpu_seconds / self.updates * 1000:>10.2f}"
             f" {self.unanswered:>10}"
         )
 
@@ -185,10 +201,12 @@ async def measure(bot: str, fake: Child, users: int, rounds: int) -> Run:
     return Run(bot, len(latencies), outcome["seconds"], cpu, fake_cpu, latencies, outcome["unanswered"])
 
 
-async def ours(fake: Child, users: int, rounds: int, questions: int, database: Path) -> Run:
+async def ours(fake: Child, users: int, rounds: int, questions: int, database: Path | str) -> Run:
     settings = Settings(db=database, timezone="UTC", post_time="09:00", lang="en")
-    store = await SQLiteStore.open(settings.db)
+    store = await open_store(settings.db)
     try:
+        if store.backend == "postgresql":
+            await emptied(store)
         core = Core(store, synthetic_bank(questions, SEED), settings, SystemClock(), random.Random(SEED))
         adapter = TelegramAdapter(fake.info["token"], base_url=fake.info["base_url"], rate_limiter=False)
         seen = await fake.ask("polls")
@@ -196,13 +214,52 @@ async def ours(fake: Child, users: int, rounds: int, questions: int, database: P
         try:
             await fake.ask("wait_polling", seen)
             await fake.ask("drive", users // 10, 1)  # warm-up: connections, caches
-            return await measure("dailyq", fake, users, rounds)
+            if store.backend == "sqlite":
+                return await measure(BOT_NAMES["sqlite"], fake, users, rounds)
+            before = await server_cpu(database)
+            run = await measure(BOT_NAMES["postgresql"], fake, users, rounds)
+            after = await server_cpu(database)
+            run.server_cpu_seconds = sum(seconds - before.get(pid, 0.0) for pid, seconds in after.items())
+            return run
         finally:
             running.cancel()
             with suppress(asyncio.CancelledError):
                 await running
     finally:
         await store.close()
+
+
+async def server_cpu(url: Path | str) -> dict[int, float]:
+    """CPU seconds so far of each server process serving the bot's connections (the bench's
+    database runs on this machine, so /proc has them; connections stay open once opened)."""
+    connection = await asyncpg.connect(str(url))
+    try:
+        pids = await connection.fetch(
+            "SELECT pid FROM pg_stat_activity WHERE application_name = 'dailyq bot ' || current_schema()"
+        )
+    finally:
+        await connection.close()
+    return {pid: seconds for (pid,) in pids if (seconds := process_cpu(pid)) is not None}
+
+
+def process_cpu(pid: int) -> float | None:
+    """CPU seconds (user and system) of a process so far; None once it is gone."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except FileNotFoundError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def emptied(store: Store) -> None:
+    """The scratch database as new, so that each run starts from nothing as on a new SQLite file:
+    its rows replaced by none, the way `dailyq copy-db --replace` replaces a target's."""
+
+    async def no_rows() -> AsyncIterator[tuple[str, list[tuple]]]:
+        return
+        yield
+
+    await store.import_rows(no_rows(), dict.fromkeys(TABLES, 0), replace=True)
 
 
 def echo_bot(token: str, base_url: str) -> Application:
@@ -246,6 +303,11 @@ async def main() -> None:
         "--repeat", type=int, default=4, help="runs of each bot, interleaved; the best counts"
     )
     parser.add_argument("--questions", type=int, default=1000, help="size of the synthetic bank")
+    parser.add_argument(
+        "--db", type=database_location,
+        help="also run dailyq on this postgresql:// URL of a scratch database (its rows are deleted), "
+        "beside dailyq on SQLite, and compare the two",
+    )  # fmt: skip
     args = parser.parse_args()
     fake = Child(serve)
     runs: list[Run] = []
@@ -254,6 +316,8 @@ async def main() -> None:
             for number in range(args.repeat):
                 database = Path(directory, f"updates-{number}.sqlite3")
                 runs.append(await ours(fake, args.users, args.rounds, args.questions, database))
+                if args.db:
+                    runs.append(await ours(fake, args.users, args.rounds, args.questions, args.db))
                 runs.append(await echo(fake, args.users, args.rounds))
     finally:
         fake.close()
@@ -261,18 +325,28 @@ async def main() -> None:
         f"{args.users} users at once, {args.rounds} rounds of /quiz, answer, Reveal, Good each; {args.repeat} runs per bot"
     )
     print(
-        f"{'bot':<10} {'updates':>7} {'updates/s':>10} {'p50 ms':>8} {'p99 ms':>8} {'cpu ms/u':>9} {'fake ms/u':>10} {'unanswered':>10}"
+        f"{'bot':<10} {'updates':>7} {'updates/s':>10} {'p50 ms':>8} {'p99 ms':>8} {'cpu ms/u':>9} {'db ms/u':>8} {'fake ms/u':>10} {'unanswered':>10}"
     )
     for run in runs:
         print(run.describe())
-    mine = min((run for run in runs if run.bot == "dailyq"), key=lambda run: run.cpu_ms_per_update)
-    theirs = min((run for run in runs if run.bot == "echo"), key=lambda run: run.cpu_ms_per_update)
+    def best(bot: str) -> Run:
+        return min((run for run in runs if run.bot == bot), key=lambda run: run.cpu_ms_per_update)
+
+    mine, theirs = best(BOT_NAMES["sqlite"]), best("echo")
     print(f"best runs: throughput dailyq ÷ echo {mine.per_second / theirs.per_second:.2f}")
     print()
     print(f"unanswered_updates: {sum(run.unanswered for run in runs)} (goal: = 0)")
     print(
         f"cost_per_update_vs_echo: {mine.cpu_ms_per_update / theirs.cpu_ms_per_update:.2f} (goal: ≤ {COST_GOAL})"
     )
+    if args.db:
+        shared = min((run for run in runs if run.bot == BOT_NAMES["postgresql"]), key=lambda run: run.cost_ms_per_update)
+        print(
+            f"cost_per_update_postgresql_vs_sqlite: {shared.cost_ms_per_update / mine.cost_ms_per_update:.2f}"
+            f" (goal: ≤ {POSTGRESQL_COST_GOAL}; {shared.cost_ms_per_update:.2f} ms: {shared.cpu_ms_per_update:.2f} in"
+            f" the bot, {shared.cost_ms_per_update - shared.cpu_ms_per_update:.2f} in the server; SQLite"
+            f" {mine.cost_ms_per_update:.2f} ms)"
+        )
 
 
 if __name__ == "__main__":

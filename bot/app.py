@@ -10,13 +10,13 @@ import sqlite3
 import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from contextlib import asynccontextmanager, contextmanager
+from contextlib import AbstractContextManager, asynccontextmanager, contextmanager, nullcontext
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from bot.config import ENV_FILE, Settings
+from bot.config import ENV_FILE, Settings, is_database_url, shown_database
 from bot.core.bank import LoadResult, load
 from bot.core.clock import Clock, SystemClock
 from bot.core.commands import Core as QuizCore
@@ -26,7 +26,7 @@ from bot.core.messages import LANGUAGES
 from bot.core.model import ChatRef, Incoming, Reply, SentRef
 from bot.core.ports import Adapter, ChatGone, ChatMoved, Core, PlatformError, TransientError
 from bot.core.scheduler import Scheduler
-from bot.core.store import Store, open_store
+from bot.core.store import DatabaseUnavailable, PostgreSQLStore, Store, open_store
 from bot.core.timing import parse_duration
 from bot.feedback import available as feedback_available
 from bot.feedback import reviewer_from
@@ -108,9 +108,9 @@ async def running(
     if not loaded.bank.questions:
         raise StartupError(f"no questions could be loaded from {settings.content}; see: dailyq check")
     try:
-        store = await open_store(settings.db)
-    except (sqlite3.Error, OSError) as error:
-        raise StartupError(f"cannot open the database {settings.db}: {error}") from None
+        store = await open_store(settings.db, pool_size=settings.db_pool_size)
+    except (sqlite3.Error, OSError, DatabaseUnavailable) as error:
+        raise StartupError(f"cannot open the database {shown_database(settings.db)}: {error}") from None
     reviewer = reviewer_from(settings, registry)
     try:
         core = QuizCore(store, loaded.bank, settings, clock, reviewer=reviewer)
@@ -126,6 +126,11 @@ async def running(
         await store.close()
 
 
+def instance_lock(db: Path | str) -> AbstractContextManager[None]:
+    """One bot per SQLite file (its instance lock); on PostgreSQL any number share the database."""
+    return nullcontext() if is_database_url(db) else hold_instance_lock(db)
+
+
 async def run_console(
     settings: Settings, *, users: list[str], admins: list[str], chat: str, group: bool, echo: bool = False
 ) -> int:
@@ -136,7 +141,7 @@ async def run_console(
         sys.stdin, sys.stdout, users=users, admins=admins, chat=chat, group=group, echo=echo, lang=lang
     )
     try:
-        with hold_instance_lock(settings.db):
+        with instance_lock(settings.db):
             async with running(settings, {adapter.platform: adapter}) as app:
                 # The console holds the database's lock too, so `dailyq reload` signals it.
                 with reloading_on_sighup(app.core):
@@ -329,7 +334,7 @@ async def run_platforms(settings: Settings, platforms: list[str] | None = None) 
             return 2
         metrics = Metrics()
         measured = {name: MeasuredAdapter(adapter, metrics) for name, adapter in adapters.items()}
-        with hold_instance_lock(settings.db):
+        with instance_lock(settings.db):
             async with running(settings, dict(measured), registry=metrics.registry) as app:
                 return await _serve(settings, app, adapters, metrics)
     except (StartupError, BackupError) as error:
@@ -339,6 +344,8 @@ async def run_platforms(settings: Settings, platforms: list[str] | None = None) 
 
 async def _serve(settings: Settings, app: Running, adapters: dict[str, Adapter], metrics: Metrics) -> int:
     core = MeasuredCore(app.core, metrics)
+    if isinstance(app.store, PostgreSQLStore):
+        metrics.watch_pool(app.store.pool_figures)
     supervisors = {name: PlatformSupervisor(adapter, core) for name, adapter in adapters.items()}
     http = await _serve_http(settings.http_port, app_health(app, supervisors), metrics)
     stop = asyncio.Event()
@@ -398,8 +405,10 @@ async def _serve_http(port: int | None, health: Health, metrics: Metrics) -> web
 
 
 def app_health(app: Running, supervisors: dict[str, PlatformSupervisor]) -> Health:
-    """What /healthz asks: the database answers, the scheduler sweeps, every platform runs."""
+    """What /healthz asks: the database answers, the scheduler sweeps, every platform runs; and
+    which database it is."""
     health = Health()
+    health.add_fact("database", lambda: app.store.backend)
     health.add_check("db", database_check(app.store))
     health.add_check("scheduler", _scheduler_check(app.scheduler))
     for name, supervisor in supervisors.items():
@@ -423,6 +432,12 @@ def _connected_check(supervisor: PlatformSupervisor) -> Callable[[], Awaitable[b
 
 def signal_reload(settings: Settings) -> int:
     """`dailyq reload`: ask the running bot on this database to re-read its bank (SIGHUP)."""
+    if is_database_url(settings.db):  # no instance lock names the processes sharing a server
+        print(
+            "dailyq reload: on PostgreSQL, send SIGHUP to each dailyq process (or an owner sends /reload)",
+            file=sys.stderr,
+        )
+        return 1
     try:
         with hold_instance_lock(settings.db):
             print(f"dailyq reload: no dailyq is running on {settings.db}", file=sys.stderr)

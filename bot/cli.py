@@ -11,12 +11,13 @@ import tempfile
 import zoneinfo
 from pathlib import Path
 
-from bot.config import ConfigError, Settings
+from bot.config import ConfigError, Settings, database_location, is_database_url
 
 DEFAULTS = Settings()
 # The commands that open the database (and hold its lock), and those that serve chats.
 USES_DATABASE = ("console", "run", "restore", "reload")
 SERVES_CHATS = ("console", "run")
+FILE_COPIES = ("backup", "restore")  # of a SQLite file
 # The chat defaults every command falls back on: (variable, Settings field, ChatSettings key).
 CHAT_DEFAULTS = (("DAILYQ_TIMEZONE", "timezone", "zone"), ("DAILYQ_POST_TIME", "post_time", "time"))
 
@@ -79,7 +80,10 @@ def _parser() -> argparse.ArgumentParser:
         )  # fmt: skip
 
     def with_db(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
-        p.add_argument("--db", type=Path, help=f"SQLite file (default: DAILYQ_DB, else {DEFAULTS.db})")
+        p.add_argument(
+            "--db", type=database_location,
+            help=f"SQLite file or postgresql:// URL (default: DAILYQ_DB, else {DEFAULTS.db})",
+        )  # fmt: skip
         return p
 
     def with_content(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
@@ -150,6 +154,13 @@ def _parser() -> argparse.ArgumentParser:
         "The replaced database, if any, is kept beside it.",
     ))  # fmt: skip
     restore.add_argument("source", type=Path, help="the backup file")
+    copy = command(
+        "copy-db", "copy every row from one database to another (SQLite <-> PostgreSQL)",
+        "Refused while a bot runs on either; each table's row count is checked before the copy commits.",
+    )  # fmt: skip
+    copy.add_argument("source", metavar="FROM", type=database_location, help="a SQLite file or a postgresql:// URL")
+    copy.add_argument("target", metavar="TO", type=database_location, help="a SQLite file or a postgresql:// URL")
+    copy.add_argument("--replace", action="store_true", help="delete what TO already holds, then copy")
     return parser
 
 
@@ -202,13 +213,19 @@ def startup_problem(command: str, settings: Settings) -> str | None:
                 validate(key, getattr(settings, field))
             except ValueError as error:
                 return f"{variable}: {error}"
+    if command in FILE_COPIES and is_database_url(settings.db):
+        return f"{command} copies a SQLite file; for PostgreSQL use pg_dump and pg_restore (README: backups)"
     if command in USES_DATABASE:
         return database_problem(settings.db)
     return None
 
 
-def database_problem(db: Path) -> str | None:
-    """Why no database can be created or written at `db`; None when one can (the folder is made)."""
+def database_problem(db: Path | str) -> str | None:
+    """Why no database can be created or written at `db`; None when one can (the folder is made).
+    A PostgreSQL URL is tried when the store opens, which names what went wrong."""
+    if is_database_url(db):
+        return None
+    db = Path(db)
     try:
         db.parent.mkdir(parents=True, exist_ok=True)
         if db.exists():
@@ -264,6 +281,10 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
         from bot.app import run_platforms
 
         return asyncio.run(run_platforms(settings, platforms=args.platform))
+    if args.command == "copy-db":
+        from bot.ops.copydb import run_copy_db
+
+        return asyncio.run(run_copy_db(args.source, args.target, replace=args.replace))
     if args.command == "reload":
         from bot.app import signal_reload
 

@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TypeVar
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 from dotenv import dotenv_values
 
@@ -38,6 +39,31 @@ def _integers(name: str, value: str) -> tuple[int, ...]:
         raise ConfigError(f"{name} must be whole numbers separated by commas, got {value!r}") from None
 
 
+def database_location(value: str) -> Path | str:
+    """DAILYQ_DB (or --db): a `postgresql://` URL stays text; anything else is a SQLite file."""
+    return value if is_database_url(value) else Path(value)
+
+
+def is_database_url(db: Path | str) -> bool:
+    return isinstance(db, str) and db.startswith(("postgresql://", "postgres://"))
+
+
+def database_password(db: Path | str) -> str | None:
+    password = urlsplit(db).password if isinstance(db, str) and is_database_url(db) else None
+    return unquote(password) if password else None
+
+
+def shown_database(db: Path | str) -> str:
+    """The database as messages name it: a URL with its password replaced by ***."""
+    if not (isinstance(db, str) and is_database_url(db)):
+        return str(db)
+    parts = urlsplit(db)
+    if parts.password is None:
+        return db
+    user, _, host = parts.netloc.rpartition("@")
+    return urlunsplit(parts._replace(netloc=f"{user.split(':', 1)[0]}:***@{host}"))
+
+
 Number = TypeVar("Number", int, float)
 
 
@@ -57,7 +83,9 @@ def _positive(name: str, value: str | None, default: Number) -> Number:
 
 @dataclass(frozen=True)
 class Settings:
-    db: Path = Path("./data/dailyq.sqlite3")
+    # A SQLite file, or a PostgreSQL URL, which may hold a password: see shown_database.
+    db: Path | str = field(default=Path("./data/dailyq.sqlite3"), repr=False)
+    db_pool_size: int = 10  # PostgreSQL connections this process may open
     content: Path = BUNDLED_CONTENT
     timezone: str = "UTC"
     post_time: str = "09:00"
@@ -109,7 +137,8 @@ class Settings:
         if bool(llm_url) != bool(llm_model):
             raise ConfigError("DAILYQ_LLM_URL and DAILYQ_LLM_MODEL turn feedback on together: set both or neither")
         return cls(
-            db=Path(get("DAILYQ_DB") or defaults.db),
+            db=database_location(get("DAILYQ_DB") or str(defaults.db)),
+            db_pool_size=_positive("DAILYQ_DB_POOL_SIZE", get("DAILYQ_DB_POOL_SIZE"), defaults.db_pool_size),
             content=Path(get("DAILYQ_CONTENT") or defaults.content),
             timezone=get("DAILYQ_TIMEZONE") or defaults.timezone,
             post_time=get("DAILYQ_POST_TIME") or defaults.post_time,

@@ -3,25 +3,24 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
-from pathlib import Path
 
 import pytest
 
 from bot.core.commands import Core
 from bot.core.messages import t
-from tests.test_group_answers import core_on_disk, group
-from tests.test_quiz import MONDAY_8AM, newest, question_of, rows, scheduler
+from bot.core.store import Store
+from tests.conftest import sql_rows
+from tests.test_group_answers import group, monday_core
+from tests.test_quiz import MONDAY_8AM, newest, question_of, scheduler
 from tests.transcript import Transcript, text
 
 langs = pytest.mark.parametrize("lang", ["en", "zh"])
 
 
 @pytest.fixture
-async def core(tmp_path: Path) -> AsyncIterator[Core]:
-    async with core_on_disk(tmp_path) as core:
-        yield core
+def core(store: Store) -> Core:
+    return monday_core(store)
 
 
 @langs
@@ -32,14 +31,14 @@ async def test_a_group_quiz_once_revealed_takes_no_answers_and_gains_nothing_on_
     title = question_of(asked).title
     [revealed] = await bob.say("/reveal")
     assert revealed.kind == "reveal"
-    assert await rows(core.store, "SELECT revealed_at IS NOT NULL FROM posts") == [(1,)]  # like a daily post
+    assert await sql_rows(core.store, "SELECT revealed_at IS NOT NULL FROM posts") == [(1,)]  # like a daily post
 
     for late in ("/answer the reference, copied", "||the reference, hidden||"):
         refusal = text(await bob.say(late, reply_to=asked))
         assert refusal == t(lang, "answers_closed", title=title)
         assert "/reveal" not in refusal and "/quiz" in refusal
     assert text(await bob.say("/grade easy")) == t(lang, "grade_not_answered", name="Bob")
-    assert await rows(core.store, "SELECT COUNT(*) FROM attempts") == [(0,)]
+    assert await sql_rows(core.store, "SELECT COUNT(*) FROM attempts") == [(0,)]
     assert "bob" not in text(await bob.say("/top")).casefold()
 
 
@@ -50,12 +49,12 @@ async def test_a_daily_post_past_its_reveal_time_takes_no_answers(core: Core) ->
     core.clock.set(MONDAY_8AM.replace(hour=9))
     await scheduler(core.store, core, core.clock, ada).sweep()
     daily = newest(ada, "question")
-    (due,) = (await rows(core.store, "SELECT reveal_due_at FROM posts"))[0]
+    (due,) = (await sql_rows(core.store, "SELECT reveal_due_at FROM posts"))[0]
     core.clock.set(datetime.fromisoformat(due) + timedelta(seconds=1))  # due, not yet swept
     assert text(await bob.say("||too late||", reply_to=daily)) == t(
         "en", "answers_closed", title=question_of(daily).title
     )
-    assert await rows(core.store, "SELECT COUNT(*) FROM attempts") == [(0,)]
+    assert await sql_rows(core.store, "SELECT COUNT(*) FROM attempts") == [(0,)]
 
 
 @langs
@@ -66,7 +65,7 @@ async def test_a_graded_answer_is_kept_and_stays_in_the_stats(core: Core, lang: 
     await ann.say("keys and values")
     await ann.say("/grade good")
     assert text(await ann.say("a later thought")) == t(lang, "answer_kept_graded", title=title)
-    assert await rows(core.store, "SELECT text, grade FROM attempts") == [("keys and values", "good")]
+    assert await sql_rows(core.store, "SELECT text, grade FROM attempts") == [("keys and values", "good")]
     assert t(lang, "stats_counts", answered=1, graded=1) in text(await ann.say("/stats"))
 
 
@@ -79,4 +78,4 @@ async def test_an_answer_is_kept_once_its_question_is_revealed(core: Core, lang:
     refusal = text(await ann.say("/answer what the reference said"))
     assert refusal == t(lang, "answer_kept_revealed", title=question_of(asked).title)
     assert "/reveal" not in refusal
-    assert await rows(core.store, "SELECT text FROM attempts") == [("keys and values",)]
+    assert await sql_rows(core.store, "SELECT text FROM attempts") == [("keys and values",)]

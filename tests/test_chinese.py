@@ -7,8 +7,6 @@ from __future__ import annotations
 import asyncio
 import io
 import re
-from collections.abc import AsyncIterator
-from pathlib import Path
 
 import pytest
 
@@ -16,7 +14,8 @@ from bot.adapters.console import ConsoleAdapter
 from bot.core.commands import Core
 from bot.core.messages import CATALOG, count_of, t
 from bot.core.scheduler import Scheduler
-from tests.test_group_answers import core_on_disk
+from bot.core.store import Store
+from tests.test_group_answers import monday_core
 from tests.test_quiz import MONDAY_8AM, question_of
 from tests.transcript import Transcript, text
 
@@ -24,9 +23,8 @@ FULL_WIDTH_PUNCTUATION = "，。：；！？（）「」『』、…"
 
 
 @pytest.fixture
-async def core(tmp_path: Path) -> AsyncIterator[Core]:
-    async with core_on_disk(tmp_path) as core:
-        yield core
+def core(store: Store) -> Core:
+    return monday_core(store)
 
 
 def test_no_space_touches_full_width_punctuation_in_the_chinese_catalog() -> None:

@@ -1,4 +1,5 @@
-"""Changes made at the same moment are all kept: two processes on one SQLite file, truly interleaved."""
+"""Changes made at the same moment are all kept: two processes on one database (settings: SQLite and
+PostgreSQL; grades: a SQLite file, where a third connection interleaves them exactly)."""
 
 from __future__ import annotations
 
@@ -13,9 +14,10 @@ from bot.core import srs
 from bot.core.bank import Bank
 from bot.core.messages import t
 from bot.core.model import Question
-from bot.core.store import SQLiteStore
+from bot.core.store import SQLiteStore, Store, open_store
 from tests.clock import FakeClock
-from tests.test_quiz import MONDAY_8AM, make_core, rows
+from tests.conftest import sql_rows
+from tests.test_quiz import MONDAY_8AM, make_core
 from tests.transcript import Transcript, text
 
 
@@ -39,7 +41,16 @@ def clock() -> FakeClock:
 
 
 @pytest.fixture
-async def two_processes(tmp_path: Path) -> AsyncIterator[tuple[SQLiteStore, SQLiteStore]]:
+async def two_processes(database: Path | str) -> AsyncIterator[tuple[Store, Store]]:
+    first = await open_store(database)
+    second = await open_store(database)
+    yield first, second
+    await second.close()
+    await first.close()
+
+
+@pytest.fixture
+async def two_sqlite_processes(tmp_path: Path) -> AsyncIterator[tuple[SQLiteStore, SQLiteStore]]:
     path = tmp_path / "dailyq.sqlite3"
     first = await SQLiteStore.open(path)
     second = await SQLiteStore.open(path)
@@ -49,7 +60,7 @@ async def two_processes(tmp_path: Path) -> AsyncIterator[tuple[SQLiteStore, SQLi
 
 
 async def test_two_admins_changing_settings_at_once_both_changes_are_kept(
-    two_processes: tuple[SQLiteStore, SQLiteStore], clock: FakeClock
+    two_processes: tuple[Store, Store], clock: FakeClock
 ) -> None:
     first, second = two_processes
     ada = SlowAdmin(make_core(first, clock), user="ada", group=True, chat="group")
@@ -76,9 +87,9 @@ async def test_two_admins_changing_settings_at_once_both_changes_are_kept(
 
 
 async def test_grades_of_two_posts_of_one_question_at_once_are_both_reviews(
-    two_processes: tuple[SQLiteStore, SQLiteStore], clock: FakeClock, tmp_path: Path
+    two_sqlite_processes: tuple[SQLiteStore, SQLiteStore], clock: FakeClock, tmp_path: Path
 ) -> None:
-    first, second = two_processes
+    first, second = two_sqlite_processes
     bank = Bank([Question(id="only", title="The only question", answer="An answer.")])
     in_group = Transcript(make_core(first, clock, bank), user="ann", chat="group", group=True)
     in_private = Transcript(make_core(second, clock, bank), user="ann", chat="ann-private")
@@ -116,6 +127,6 @@ async def test_grades_of_two_posts_of_one_question_at_once_are_both_reviews(
     hard_then_good, _ = srs.review(
         srs.review(None, "hard", clock.now(), scheduler)[0], "good", clock.now(), scheduler
     )
-    [(card,)] = await rows(first, "SELECT card FROM reviews")
+    [(card,)] = await sql_rows(first, "SELECT card FROM reviews")
     assert card in (good_then_hard, hard_then_good)  # both reviews applied, one after the other
-    assert sorted(await rows(first, "SELECT grade FROM attempts")) == [("good",), ("hard",)]
+    assert sorted(await sql_rows(first, "SELECT grade FROM attempts")) == [("good",), ("hard",)]

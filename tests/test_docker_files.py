@@ -177,7 +177,8 @@ def compose() -> dict:
 
 def test_compose_runs_one_restarting_service_from_env_and_a_volume():
     config = compose()
-    assert list(config["services"]) == ["dailyq"]
+    always = [name for name, service in config["services"].items() if "profiles" not in service]
+    assert always == ["dailyq"]
     service = config["services"]["dailyq"]
     assert service["build"] == "."
     assert service["env_file"] in (".env", [".env"])
@@ -187,6 +188,22 @@ def test_compose_runs_one_restarting_service_from_env_and_a_volume():
     assert len(named) == 1 and named[0] in config["volumes"]
     # The compose file passes no configuration of its own: all of it comes from .env.
     assert "environment" not in service
+
+
+def test_compose_postgresql_is_an_optional_profile_with_a_volume_and_a_healthcheck():
+    config = compose()
+    postgres = config["services"]["postgres"]
+    assert postgres["profiles"] == ["postgresql"]
+    assert postgres["restart"] == "unless-stopped"
+    (volume,) = postgres["volumes"]
+    name, target = volume.split(":")
+    assert name in config["volumes"] and target == "/var/lib/postgresql/data"
+    assert postgres["healthcheck"]["test"][:2] == ["CMD", "pg_isready"]
+    # The password comes from .env, never from the compose file.
+    assert postgres["environment"]["POSTGRES_PASSWORD"].startswith("${POSTGRES_PASSWORD")
+    # Without the profile the bot starts alone (on SQLite); with it, once the database is healthy.
+    waits_for = config["services"]["dailyq"]["depends_on"]["postgres"]
+    assert waits_for == {"condition": "service_healthy", "required": False}
 
 
 def test_compose_content_mount_works_once_uncommented():
@@ -210,9 +227,14 @@ def env_example_lines() -> list[str]:
 VARIABLE_LINE = re.compile(r"^(?:# )?([A-Z][A-Z0-9_]*)=(.*)$")
 
 
+def compose_variables() -> set[str]:
+    """Variables docker-compose.yml itself takes from .env (such as the PostgreSQL password)."""
+    return set(re.findall(r"\$\{([A-Z][A-Z0-9_]*)", (ROOT / "docker-compose.yml").read_text()))
+
+
 def test_env_example_documents_every_variable_settings_reads():
-    read = configuration_variables()
-    assert {"TELEGRAM_BOT_TOKEN", "DISCORD_BOT_TOKEN", "DAILYQ_DB"} <= read
+    read = configuration_variables() | compose_variables()
+    assert {"TELEGRAM_BOT_TOKEN", "DISCORD_BOT_TOKEN", "DAILYQ_DB", "POSTGRES_PASSWORD"} <= read
     lines = env_example_lines()
     documented = {m.group(1) for line in lines if (m := VARIABLE_LINE.match(line))}
     assert read - documented == set(), "add these to .env.example"
@@ -225,5 +247,5 @@ def test_env_example_documents_every_variable_settings_reads():
 def test_env_example_holds_no_secret_values():
     for line in env_example_lines():
         match = VARIABLE_LINE.match(line)
-        if match and re.search("TOKEN|SECRET", match.group(1)):
+        if match and re.search("TOKEN|SECRET|PASSWORD", match.group(1)):
             assert match.group(2) == "", line

@@ -1,5 +1,5 @@
-"""Feedback in the core and the console: the real core on a real SQLite file, the real `openai` client
-against the fake OpenAI-compatible server. Telegram and Discord have their own end-to-end tests in
+"""Feedback in the core and the console: the real core on a real database (SQLite and PostgreSQL:
+conftest's `database`), the real `openai` client against the fake OpenAI-compatible server. Telegram and Discord have their own end-to-end tests in
 tests/test_feedback_platforms.py."""
 
 from __future__ import annotations
@@ -24,9 +24,10 @@ from bot.core.commands import COMMANDS, Core
 from bot.core.messages import t
 from bot.core.model import ChatRef, Incoming, Question, Reply
 from bot.core.render import escape, to_plain
-from bot.core.store import SQLiteStore
+from bot.core.store import Store, open_store
 from bot.feedback.openai_reviewer import FeedbackMetrics, OpenAIReviewer
 from tests.clock import FakeClock
+from tests.conftest import sql_execute, sql_rows
 from tests.fakes.openai_api import API_KEY, MODEL, FakeOpenAI
 
 MONDAY_8AM = datetime(2026, 3, 2, 8, 0, tzinfo=UTC)
@@ -51,7 +52,7 @@ INJECTION = (
 @dataclass
 class World:
     core: Core
-    store: SQLiteStore
+    store: Store
     clock: FakeClock
     llm: FakeOpenAI
     registry: CollectorRegistry
@@ -80,21 +81,24 @@ class World:
 
     async def daily_post(self, question_id: str) -> int:
         """A daily post of `question_id` in the group, sent now, revealed in 8 hours."""
-        async with self.store.db.execute("SELECT COUNT(*) FROM posts") as cursor:
-            (count,) = await cursor.fetchone()
-        day = (MONDAY_8AM + timedelta(days=count)).date().isoformat()
+        [(count,)] = await self.rows("SELECT COUNT(*) FROM posts")
+        day = (MONDAY_8AM + timedelta(days=count)).date()
         now = self.clock.now()
-        cursor = await self.store.db.execute(
+        await sql_execute(
+            self.store,
             "INSERT INTO posts (chat_key, question_id, kind, local_date, status, created_at, reveal_due_at)"
             " VALUES (?, ?, 'daily', ?, 'sent', ?, ?)",
-            (GROUP.key, question_id, day, now.isoformat(), (now + timedelta(hours=8)).isoformat()),
+            GROUP.key,
+            question_id,
+            day,
+            now,
+            now + timedelta(hours=8),
         )
-        assert cursor.lastrowid is not None
-        return cursor.lastrowid
+        [(post_id,)] = await self.rows("SELECT MAX(id) FROM posts")
+        return post_id
 
     async def rows(self, sql: str) -> list[tuple]:
-        async with self.store.db.execute(sql) as cursor:
-            return [tuple(row) for row in await cursor.fetchall()]
+        return await sql_rows(self.store, sql)
 
 
 def settings(**overrides: object) -> Settings:
@@ -109,8 +113,10 @@ def settings(**overrides: object) -> Settings:
     return Settings(**{**values, **overrides})  # type: ignore[arg-type]
 
 
-async def make_world(tmp_path: Path, llm: FakeOpenAI, with_reviewer: bool = True, **options: object) -> World:
-    store = await SQLiteStore.open(tmp_path / "dailyq.sqlite3")
+async def make_world(
+    database: Path | str, llm: FakeOpenAI, with_reviewer: bool = True, **options: object
+) -> World:
+    store = await open_store(database)
     registry = CollectorRegistry()
     reviewer = None
     if with_reviewer:
@@ -132,8 +138,8 @@ async def make_world(tmp_path: Path, llm: FakeOpenAI, with_reviewer: bool = True
 
 
 @pytest.fixture
-async def world(tmp_path: Path, llm: FakeOpenAI) -> AsyncIterator[World]:
-    world = await make_world(tmp_path, llm)
+async def world(database: Path | str, llm: FakeOpenAI) -> AsyncIterator[World]:
+    world = await make_world(database, llm)
     await world.say("/settings feedback on", user="admin", admin=True)
     try:
         yield world
@@ -171,8 +177,8 @@ def labels(reply: Reply) -> list[str]:
 # --- nothing shows without a model, or where the chat has not switched it on --------------------
 
 
-async def test_without_a_model_nothing_of_feedback_shows(tmp_path: Path, llm: FakeOpenAI) -> None:
-    world = await make_world(tmp_path, llm, with_reviewer=False)
+async def test_without_a_model_nothing_of_feedback_shows(database: Path | str, llm: FakeOpenAI) -> None:
+    world = await make_world(database, llm, with_reviewer=False)
     try:
         assert world.core.commands == COMMANDS
         assert "/feedback" not in (await world.says_one("/help")).text
@@ -190,8 +196,8 @@ async def test_without_a_model_nothing_of_feedback_shows(tmp_path: Path, llm: Fa
         await world.store.close()
 
 
-async def test_a_model_alone_does_not_turn_it_on_in_a_chat(tmp_path: Path, llm: FakeOpenAI) -> None:
-    world = await make_world(tmp_path, llm)
+async def test_a_model_alone_does_not_turn_it_on_in_a_chat(database: Path | str, llm: FakeOpenAI) -> None:
+    world = await make_world(database, llm)
     try:
         post_id = await answered_and_revealed(world)
         reveal = await world.says_one(f"/reveal {post_id}")
@@ -303,8 +309,8 @@ async def test_one_request_per_member_and_post_and_the_same_answer_is_cached(wor
     ]
 
 
-async def test_the_daily_limits_hold_for_the_member_and_for_the_chat(tmp_path: Path, llm: FakeOpenAI) -> None:
-    world = await make_world(tmp_path, llm, llm_user_daily=2, llm_chat_daily=3)
+async def test_the_daily_limits_hold_for_the_member_and_for_the_chat(database: Path | str, llm: FakeOpenAI) -> None:
+    world = await make_world(database, llm, llm_user_daily=2, llm_chat_daily=3)
     await world.say("/settings feedback on", user="admin", admin=True)
     try:
         posts = []
@@ -353,8 +359,8 @@ async def test_a_failed_review_is_polite_keeps_the_answer_and_can_be_asked_again
     assert (await world.says_one(f"/feedback {post_id}")).text.startswith("🔎")
 
 
-async def test_a_slow_model_times_out_politely(tmp_path: Path, llm: FakeOpenAI) -> None:
-    world = await make_world(tmp_path, llm, timeout=0.2)
+async def test_a_slow_model_times_out_politely(database: Path | str, llm: FakeOpenAI) -> None:
+    world = await make_world(database, llm, timeout=0.2)
     await world.say("/settings feedback on", user="admin", admin=True)
     try:
         post_id = await answered_and_revealed(world)
@@ -367,8 +373,8 @@ async def test_a_slow_model_times_out_politely(tmp_path: Path, llm: FakeOpenAI) 
         await world.store.close()
 
 
-async def test_a_busy_model_costs_the_member_nothing(tmp_path: Path, llm: FakeOpenAI) -> None:
-    world = await make_world(tmp_path, llm, concurrency=1, queue=0)
+async def test_a_busy_model_costs_the_member_nothing(database: Path | str, llm: FakeOpenAI) -> None:
+    world = await make_world(database, llm, concurrency=1, queue=0)
     await world.say("/settings feedback on", user="admin", admin=True)
     try:
         post_id = await answered_and_revealed(world, others={"bob": "||bob's own answer||"})
@@ -406,10 +412,12 @@ async def test_a_second_press_while_the_model_thinks_waits_for_the_first(world: 
 
 async def test_an_abandoned_request_can_be_claimed_again(world: World) -> None:
     post_id = await answered_and_revealed(world)
-    await world.store.db.execute(
+    await sql_execute(
+        world.store,
         "INSERT INTO feedback (post_id, user_key, question_id, digest, state, created_at)"
         " VALUES (?, 'console:ann', 'q-attn', 'x', 'pending', ?)",
-        (post_id, world.clock.now().isoformat(timespec="seconds")),
+        post_id,
+        world.clock.now(),
     )
     assert (await world.says_one(f"/feedback {post_id}")).text == t("en", "feedback_pending")
     world.clock.advance(timedelta(minutes=10))  # three model timeouts (60 s by default) and more

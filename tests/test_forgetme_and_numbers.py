@@ -3,25 +3,22 @@
 from __future__ import annotations
 
 import random
-from collections.abc import AsyncIterator
-from pathlib import Path
 
 import pytest
 
 from bot.config import Settings
 from bot.core.commands import Core
 from bot.core.messages import t
-from bot.core.store import SQLiteStore
+from bot.core.store import Store
 from tests.clock import FakeClock
-from tests.test_quiz import BANK, MONDAY_8AM, rows
+from tests.conftest import sql_rows
+from tests.test_quiz import BANK, MONDAY_8AM
 from tests.transcript import Transcript, text
 
 
 @pytest.fixture
-async def core(tmp_path: Path) -> AsyncIterator[Core]:
-    store = await SQLiteStore.open(tmp_path / "dailyq.sqlite3")
-    yield Core(store, BANK, Settings(), FakeClock(MONDAY_8AM), rng=random.Random(7), fuzz=False)
-    await store.close()
+def core(store: Store) -> Core:
+    return Core(store, BANK, Settings(), FakeClock(MONDAY_8AM), rng=random.Random(7), fuzz=False)
 
 
 @pytest.mark.parametrize("lang", ["en", "zh"])
@@ -32,7 +29,7 @@ async def test_forgetme_confirm_as_help_shows_it_deletes(core: Core, lang: str) 
     confirm = t(lang, "placeholder_confirm")  # "confirm", "确认"
     assert f"/forgetme [{confirm}]" in text(await chat.say("/help"))
     assert text(await chat.say(f"/forgetme {confirm}")) == t(lang, "forgotten")
-    assert await rows(core.store, "SELECT COUNT(*) FROM attempts") == [(0,)]
+    assert await sql_rows(core.store, "SELECT COUNT(*) FROM attempts") == [(0,)]
 
 
 @pytest.mark.parametrize(("lang", "word"), [(lang, word) for lang in ("en", "zh") for word in ("confirm", "yes", "确认")])
@@ -41,7 +38,7 @@ async def test_forgetme_takes_each_confirming_word_in_either_language(core: Core
     await chat.say("/quiz")
     await chat.say("/answer something")
     assert text(await chat.say(f"/forgetme {word}")) == t(lang, "forgotten")
-    assert await rows(core.store, "SELECT COUNT(*) FROM attempts") == [(0,)]
+    assert await sql_rows(core.store, "SELECT COUNT(*) FROM attempts") == [(0,)]
 
 
 # Where a question's number is shown, as each language's messages say it.

@@ -34,6 +34,7 @@ from bot.core.render import to_discord, to_telegram_html
 from bot.core.store import SQLiteStore, Store
 from bot.core.timing import KEYS as SETTING_KEYS
 from tests.clock import FakeClock
+from tests.conftest import sql_rows
 from tests.fakes.discord_api import FakeDiscord, FakeInteraction
 from tests.fakes.telegram_api import (
     TEXT_LIMIT,
@@ -79,17 +80,8 @@ async def _no() -> bool:
 
 
 def make_core(store: Store) -> Core:
-    settings = Settings(db=store.path, timezone="UTC", post_time="09:00", lang="en")
+    settings = Settings(timezone="UTC", post_time="09:00", lang="en")
     return Core(store, BANK, settings, FakeClock(NOW), random.Random(5), fuzz=False)
-
-
-@pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[Store]:
-    opened = await SQLiteStore.open(tmp_path / "dailyq.sqlite3")
-    try:
-        yield opened
-    finally:
-        await opened.close()
 
 
 # ---- any text as any command's argument -----------------------------------------------------------
@@ -174,10 +166,20 @@ async def test_lone_surrogates_are_replaced_and_every_reply_renders(store: Store
     for text in ("/quiz x\ud800", "/stats", "/settings tags \udfff", "/subscribe \ud800"):
         for reply in await core.handle(Incoming("telegram", chat, "100", "Fu\udc00zz", text)):
             assert to_telegram_html(reply.text) and to_discord(reply.text)
-    rows = await store.db.execute_fetchall("SELECT text FROM attempts UNION ALL SELECT name FROM users")
+    rows = await sql_rows(store, "SELECT text FROM attempts UNION ALL SELECT name FROM users")
     assert sorted(row[0] for row in rows) == ["Fu\ufffdzz", "🚀 and \ufffd"], (
         "a surrogate pair is one character"
     )
+
+
+async def test_a_nul_in_a_message_or_a_name_is_kept_as_a_replacement_character(store: Store) -> None:
+    # PostgreSQL's text cannot hold NUL (SQLite's can): the core replaces it, so both keep the same.
+    core = make_core(store)
+    chat = ChatRef("telegram", "100")
+    await core.handle(Incoming("telegram", chat, "100", "N\x00ul", "/quiz"))
+    await core.handle(Incoming("telegram", chat, "100", "N\x00ul", "/answer a\x00b"))
+    rows = await sql_rows(store, "SELECT text FROM attempts UNION ALL SELECT name FROM users")
+    assert sorted(row[0] for row in rows) == ["N\ufffdul", "a\ufffdb"]
 
 
 # ---- Telegram: updates into the adapter's translation ------------------------------------------------

@@ -3,36 +3,27 @@ question anyone asked for with /quiz is the group's, for every member to answer,
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-from pathlib import Path
-
 import pytest
 
 from bot.core.commands import Core
 from bot.core.messages import count_of, t
-from bot.core.store import SQLiteStore
+from bot.core.store import Store
 from tests.clock import FakeClock
-from tests.test_quiz import MONDAY_8AM, make_core, newest, question_of, rows, scheduler
+from tests.conftest import sql_rows
+from tests.test_quiz import MONDAY_8AM, make_core, newest, question_of, scheduler
 from tests.transcript import Transcript, text
 
 langs = pytest.mark.parametrize("lang", ["en", "zh"])
 
 
-@asynccontextmanager
-async def core_on_disk(folder: Path) -> AsyncIterator[Core]:
-    """The test bank's core on a SQLite file in `folder`, Monday 08:00 UTC on its clock."""
-    store = await SQLiteStore.open(folder / "dailyq.sqlite3")
-    try:
-        yield make_core(store, FakeClock(MONDAY_8AM))
-    finally:
-        await store.close()
+def monday_core(store: Store) -> Core:
+    """The test bank's core on the test's database (each backend), Monday 08:00 UTC on its clock."""
+    return make_core(store, FakeClock(MONDAY_8AM))
 
 
 @pytest.fixture
-async def core(tmp_path: Path) -> AsyncIterator[Core]:
-    async with core_on_disk(tmp_path) as core:
-        yield core
+def core(store: Store) -> Core:
+    return monday_core(store)
 
 
 def group(core: Core, lang: str = "en") -> Transcript:
@@ -46,7 +37,7 @@ async def test_a_hidden_answer_that_answers_no_question_gets_a_hint(core: Core, 
     bob = ada.member("bob")
     assert text(await bob.say("||an answer to nothing||")) == t(lang, "answer_unmatched")
     assert text(await bob.say("/answer something")) == t(lang, "nothing_to_answer")
-    assert await rows(core.store, "SELECT COUNT(*) FROM attempts") == [(0,)]
+    assert await sql_rows(core.store, "SELECT COUNT(*) FROM attempts") == [(0,)]
 
 
 async def test_a_hidden_answer_replying_to_something_else_gets_the_hint_and_chat_stays_quiet(
@@ -78,7 +69,7 @@ async def test_a_quiz_asked_in_a_group_is_answered_by_every_member_and_counts_on
     assert revealed.kind == "reveal" and title in revealed.text
     for member in (ada, bob, cat):
         await member.say("/grade good")
-    assert await rows(core.store, "SELECT user_key, grade FROM attempts ORDER BY user_key") == [
+    assert await sql_rows(core.store, "SELECT user_key, grade FROM attempts ORDER BY user_key") == [
         ("test:ada", "good"), ("test:bob", "good"), ("test:cat", "good")
     ]  # fmt: skip
 
@@ -106,6 +97,6 @@ async def test_in_a_group_a_bare_answer_goes_to_the_newest_question_a_daily_one_
     assert (await bob.say("/answer for ada's quiz"))[0].text == t(
         "en", "answer_saved", title=question_of(quiz).title, chars=count_of("en", "characters", len("for ada's quiz"))
     )
-    assert await rows(core.store, "SELECT p.kind FROM attempts a JOIN posts p ON p.id = a.post_id") == [
+    assert await sql_rows(core.store, "SELECT p.kind FROM attempts a JOIN posts p ON p.id = a.post_id") == [
         ("daily",), ("quiz",)
     ]  # fmt: skip

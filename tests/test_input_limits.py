@@ -4,8 +4,6 @@ answers are refused with the limit named, and nothing is stored."""
 from __future__ import annotations
 
 import random
-from collections.abc import AsyncIterator
-from pathlib import Path
 
 import pytest
 
@@ -17,9 +15,10 @@ from bot.core.commands.subscription import TAGS_LIMIT
 from bot.core.commands.texts import ECHO_LIMIT
 from bot.core.messages import t
 from bot.core.model import Question
-from bot.core.store import SQLiteStore
+from bot.core.store import Store
 from tests.clock import FakeClock
-from tests.test_quiz import MONDAY_8AM, rows
+from tests.conftest import sql_rows
+from tests.test_quiz import MONDAY_8AM
 from tests.transcript import Transcript, text
 
 # Every question has its own tag, so any number of tags up to the bank's size are all known.
@@ -30,10 +29,8 @@ LONG = "x" * 5000
 
 
 @pytest.fixture
-async def core(tmp_path: Path) -> AsyncIterator[Core]:
-    store = await SQLiteStore.open(tmp_path / "dailyq.sqlite3")
-    yield Core(store, BANK, Settings(), FakeClock(MONDAY_8AM), rng=random.Random(7), fuzz=False)
-    await store.close()
+def core(store: Store) -> Core:
+    return Core(store, BANK, Settings(), FakeClock(MONDAY_8AM), rng=random.Random(7), fuzz=False)
 
 
 @pytest.mark.parametrize(
@@ -65,5 +62,5 @@ async def test_an_answer_over_the_limit_is_refused_with_the_limit_named(core: Co
     assert text(await chat.say(how.format(too_long))) == t(
         "en", "answer_too_long", limit=ANSWER_LIMIT, length=ANSWER_LIMIT + 1
     )
-    assert await rows(core.store, "SELECT COUNT(*) FROM attempts") == [(0,)]
+    assert await sql_rows(core.store, "SELECT COUNT(*) FROM attempts") == [(0,)]
     assert text(await chat.say(how.format("y" * ANSWER_LIMIT))).startswith("Got your answer")

@@ -11,7 +11,7 @@ from subprocess import PIPE
 import pytest
 
 from bot.core.store import SQLiteStore, Store
-from bot.core.store.sqlite import sqlite_migrations
+from bot.core.store.schema import migrations
 from bot.ops.backup import BackupError, DatabaseInUse, backup, hold_instance_lock, restore
 
 PADDING = "x" * 1000  # makes the file a few MB, so the copy takes long enough to overlap writes
@@ -90,7 +90,7 @@ async def test_backup_while_the_bot_writes_is_a_consistent_copy(tmp_path):
     assert dest.parent == tmp_path / "backups" and dest.name.startswith("dailyq-")
     assert names(dest.parent) == [dest.name]
     reopened = await SQLiteStore.open(dest)
-    assert await reopened.schema_version() == len(sqlite_migrations())
+    assert await reopened.schema_version() == len(migrations("sqlite"))
     await reopened.close()
 
 

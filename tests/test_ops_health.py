@@ -1,10 +1,17 @@
 import asyncio
+from datetime import UTC, datetime
 
 import aiohttp
 import pytest
 
-from bot.core.store import SQLiteStore
+from bot.app import Running, app_health
+from bot.config import Settings
+from bot.core.bank import Bank
+from bot.core.commands import Core
+from bot.core.scheduler import Scheduler
+from bot.core.store import SQLiteStore, Store, open_store
 from bot.ops.health import Health, Metrics, database_check, serve
+from tests.clock import FakeClock
 
 
 async def answering(value: bool) -> bool:
@@ -120,3 +127,33 @@ async def test_a_taken_port_is_an_error_and_leaves_nothing_running(server):
             await serve(health, metrics, "127.0.0.1", first.addresses[0][1])
     finally:
         await first.cleanup()
+
+
+async def test_healthz_names_the_database_and_whether_it_answers(store: Store) -> None:
+    clock = FakeClock(datetime(2026, 3, 2, tzinfo=UTC))
+    core = Core(store, Bank([]), Settings(), clock)
+    health = app_health(Running(store, core, Scheduler(store, core, {}, clock)), {})
+    runner = await serve(health, Metrics(), "127.0.0.1", 0)
+    try:
+        url = f"http://127.0.0.1:{runner.addresses[0][1]}/healthz"
+        async with aiohttp.ClientSession() as session, session.get(url) as response:
+            report = await response.json()
+    finally:
+        await runner.cleanup()
+    assert report["database"] == store.backend in ("sqlite", "postgresql")
+    assert report["checks"]["db"] == "ok"
+
+
+async def test_metrics_show_the_database_pool(postgres_database: str, server) -> None:
+    _, metrics, get = server
+    store = await open_store(postgres_database, pool_size=4)
+    try:
+        metrics.watch_pool(store.pool_figures)
+        await asyncio.gather(*(store.ping() for _ in range(3)))
+        _, _, body = await get("/metrics")
+    finally:
+        await store.close()
+    assert "dailyq_db_pool_max_connections 4.0" in body
+    assert 'dailyq_db_pool_connections{state="in_use"} 0.0' in body
+    idle = next(line for line in body.splitlines() if line.startswith('dailyq_db_pool_connections{state="idle"}'))
+    assert 1 <= float(idle.split()[-1]) <= 4

@@ -10,16 +10,15 @@ the group may name the post by its number anywhere.
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator
-from pathlib import Path
 
 import pytest
 
 from bot.core.messages import t
 from bot.core.model import Reply
-from bot.core.store import SQLiteStore
+from bot.core.store import Store
 from tests.clock import FakeClock
-from tests.test_quiz import MONDAY_8AM, make_core, newest, rows, scheduler
+from tests.conftest import sql_rows
+from tests.test_quiz import MONDAY_8AM, make_core, newest, scheduler
 from tests.transcript import Transcript, text
 
 DEEP_LINK = re.compile(r"/start answer-(\d+)-(\S+)")
@@ -30,14 +29,7 @@ def clock() -> FakeClock:
     return FakeClock(MONDAY_8AM)
 
 
-@pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[SQLiteStore]:
-    store = await SQLiteStore.open(tmp_path / "dailyq.sqlite3")
-    yield store
-    await store.close()
-
-
-async def private_answers_group(store: SQLiteStore, clock: FakeClock) -> tuple[Transcript, Reply]:
+async def private_answers_group(store: Store, clock: FakeClock) -> tuple[Transcript, Reply]:
     """A group that answers privately, with today's daily question posted."""
     core = make_core(store, clock)
     admin = Transcript(core, user="ada", group=True, chat="group", admin=True)
@@ -55,7 +47,7 @@ def answer_privately_payload(post: Reply) -> str:
 
 
 async def test_a_stranger_cannot_answer_a_groups_question_with_its_number_or_a_made_up_link(
-    store: SQLiteStore, clock: FakeClock
+    store: Store, clock: FakeClock
 ) -> None:
     admin, post = await private_answers_group(store, clock)
     [someone_elses] = await Transcript(admin.core, user="zed", chat="zed-private").say("/quiz")
@@ -70,12 +62,12 @@ async def test_a_stranger_cannot_answer_a_groups_question_with_its_number_or_a_m
     for attempt in forged:
         assert text(await stranger.say(attempt)) == t("en", "post_elsewhere")
     assert text(await stranger.say("my answer")) == t("en", "private_hint")
-    assert await rows(store, "SELECT COUNT(*) FROM attempts") == [(0,)]
-    assert await rows(store, "SELECT COUNT(*) FROM open_questions WHERE user_key = 'test:eve'") == [(0,)]
+    assert await sql_rows(store, "SELECT COUNT(*) FROM attempts") == [(0,)]
+    assert await sql_rows(store, "SELECT COUNT(*) FROM open_questions WHERE user_key = 'test:eve'") == [(0,)]
 
 
 async def test_a_member_with_the_link_answers_reveals_reads_and_grades_from_the_private_chat(
-    store: SQLiteStore, clock: FakeClock
+    store: Store, clock: FakeClock
 ) -> None:
     admin, post = await private_answers_group(store, clock)
     member = Transcript(admin.core, user="bob", chat="bob-private")
@@ -88,13 +80,13 @@ async def test_a_member_with_the_link_answers_reveals_reads_and_grades_from_the_
     [full] = await member.press(t("en", "button_full"))
     assert full.kind == "answer"
     assert text(await member.press(t("en", "grade_good"))).startswith("Graded")
-    assert await rows(store, "SELECT chat_key, user_key, grade FROM attempts") == [
+    assert await sql_rows(store, "SELECT chat_key, user_key, grade FROM attempts") == [
         ("test:group", "test:bob", "good")
     ]
 
 
 async def test_reveal_full_and_grade_by_number_from_another_chat_are_refused(
-    store: SQLiteStore, clock: FakeClock
+    store: Store, clock: FakeClock
 ) -> None:
     admin, post = await private_answers_group(store, clock)
     bob = admin.member("bob")
@@ -112,7 +104,7 @@ async def test_reveal_full_and_grade_by_number_from_another_chat_are_refused(
 
 
 async def test_who_answered_in_the_group_may_name_the_post_by_its_number_elsewhere(
-    store: SQLiteStore, clock: FakeClock
+    store: Store, clock: FakeClock
 ) -> None:
     admin, post = await private_answers_group(store, clock)
     await admin.member("bob").say("||in the group||", reply_to=post)
@@ -123,7 +115,7 @@ async def test_who_answered_in_the_group_may_name_the_post_by_its_number_elsewhe
 
 
 async def test_another_users_quiz_cannot_be_revealed_from_elsewhere(
-    store: SQLiteStore, clock: FakeClock
+    store: Store, clock: FakeClock
 ) -> None:
     core = make_core(store, clock)
     ann = Transcript(core, user="ann", chat="ann-private")

@@ -28,8 +28,9 @@ from bot.core.model import ChatRef, Question, Reply, SentRef
 from bot.core.ports import Adapter
 from bot.core.render import escape
 from bot.core.scheduler import Scheduler
-from bot.core.store import SQLiteStore, Store
+from bot.core.store import Store, open_store
 from tests.clock import FakeClock
+from tests.conftest import sql_execute, sql_rows
 from tests.transcript import Transcript, labels, text
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -88,13 +89,6 @@ def clock() -> FakeClock:
 
 
 @pytest.fixture
-async def store(tmp_path):
-    store = await SQLiteStore.open(tmp_path / "dailyq.sqlite3")
-    yield store
-    await store.close()
-
-
-@pytest.fixture
 def core(store: Store, clock: FakeClock) -> Core:
     return make_core(store, clock)
 
@@ -110,11 +104,6 @@ def chat_for(core: Core, lang: str, **kw: object) -> Transcript:
 def question_of(reply: Reply) -> Question:
     assert reply.kind == "question" and reply.question is not None, reply
     return reply.question
-
-
-async def rows(store: Store, sql: str, *params: object) -> list[tuple]:
-    async with store.db.execute(sql, params) as cursor:
-        return [tuple(row) for row in await cursor.fetchall()]
 
 
 class ChatsAdapter:
@@ -144,9 +133,9 @@ def newest(chat: Transcript, kind: str) -> Reply:
 # --- the daily loop, as a conversation ---------------------------------------------------------
 
 
-async def stats_in_a_new_process(path: str, lang: str, now: str) -> str:
+async def stats_in_a_new_process(database: str, lang: str, now: str) -> str:
     """/stats as a fresh process sees it: its own connection, bank and core."""
-    store = await SQLiteStore.open(path)
+    store = await open_store(database)
     try:
         core = make_core(store, FakeClock(datetime.fromisoformat(now)))
         return text(await chat_for(core, lang).say("/stats"))
@@ -156,10 +145,9 @@ async def stats_in_a_new_process(path: str, lang: str, now: str) -> str:
 
 @langs
 async def test_quiz_answer_reveal_grade_stats_and_the_same_stats_from_a_new_process(
-    lang: str, clock: FakeClock, tmp_path
+    lang: str, clock: FakeClock, database: Path | str
 ) -> None:
-    path = tmp_path / "dailyq.sqlite3"
-    store = await SQLiteStore.open(path)
+    store = await open_store(database)
     try:
         chat = chat_for(make_core(store, clock), lang)
 
@@ -202,7 +190,7 @@ async def test_quiz_answer_reveal_grade_stats_and_the_same_stats_from_a_new_proc
         "print(asyncio.run(stats_in_a_new_process(*sys.argv[1:])), end='')\n"
     )
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-c", script, str(path), lang, clock.now().isoformat(),
+        sys.executable, "-c", script, str(database), lang, clock.now().isoformat(),
         cwd=ROOT, env={**os.environ, "PYTHONIOENCODING": "utf-8"},
         stdout=asyncio.subprocess.PIPE,
     )  # fmt: skip
@@ -251,7 +239,7 @@ async def test_a_group_day_post_answers_reveal_at_its_time_and_grades(
 
     await bob.press(t(lang, "grade_good"))
     assert text(await admin.say(f"/grade easy {post.post_id}")) == t(lang, "grade_not_answered", name="Ada")
-    assert await rows(store, "SELECT user_key, grade FROM attempts WHERE grade IS NOT NULL") == [
+    assert await sql_rows(store, "SELECT user_key, grade FROM attempts WHERE grade IS NOT NULL") == [
         ("test:bob", "good")
     ]
 
@@ -283,18 +271,18 @@ async def test_bad_input_gets_a_clear_reply_and_the_chat_goes_on(lang: str, core
 
     bad = text(await chat.say("/subscribe 25:99 Mars/Phobos"))
     assert bad == t(lang, "bad_time", value="25:99") + "\n" + t(lang, "bad_zone", value="Mars/Phobos")
-    assert await rows(store, "SELECT subscribed FROM chats") in ([], [(0,)])
+    assert await sql_rows(store, "SELECT subscribed FROM chats") in ([], [(0,)])
 
     assert text(await chat.say("/frobnicate now")) == t(lang, "unknown_command", command="/frobnicate")
     assert text(await chat.say("/answer")) == t(lang, "answer_usage")
     assert text(await chat.say("/answer   ")) == t(lang, "answer_usage")
-    assert await rows(store, "SELECT COUNT(*) FROM attempts") == [(0,)]
+    assert await sql_rows(store, "SELECT COUNT(*) FROM attempts") == [(0,)]
 
     [asked] = await chat.say("/quiz@dailyq_bot")
     long = "x" * (ANSWER_LIMIT - len(" the end")) + " the end"
     [ack] = await chat.say(f"/answer {long}")
     assert len(ack.text) < 300 and "the end" not in ack.text
-    assert await rows(store, "SELECT text FROM attempts") == [(long,)]  # kept whole
+    assert await sql_rows(store, "SELECT text FROM attempts") == [(long,)]  # kept whole
 
     assert t(lang, "subscribed", time="09:30", zone="Europe/Berlin", days="daily", first="")[:6] in text(
         await chat.say("/SUBSCRIBE 09:30 europe/berlin")
@@ -310,8 +298,8 @@ async def test_metacharacters_are_stored_verbatim_and_shown_escaped(
     await chat.say("/quiz")
     await chat.say(nasty)
 
-    assert await rows(store, "SELECT text FROM attempts") == [(nasty,)]
-    assert await rows(store, "SELECT name FROM users") == [(nasty,)]
+    assert await sql_rows(store, "SELECT text FROM attempts") == [(nasty,)]
+    assert await sql_rows(store, "SELECT name FROM users") == [(nasty,)]
     [revealed] = await chat.say("/reveal")
     assert t(lang, "answered_by", names=escape(nasty)) in revealed.text
     assert text(await chat.say(f"/quiz {nasty}")).startswith(
@@ -333,7 +321,7 @@ async def test_in_a_group_only_admins_change_the_subscription_and_settings(
     assert text(await member.say("/subscribe")) == t(lang, "admins_only", command="/subscribe")
     assert text(await member.say("/settings time 10:00")) == t(lang, "admins_only", command="/settings")
     assert text(await member.say("/unsubscribe")) == t(lang, "admins_only", command="/unsubscribe")
-    assert await rows(store, "SELECT COUNT(*) FROM chats WHERE subscribed = 1") == [(0,)]
+    assert await sql_rows(store, "SELECT COUNT(*) FROM chats WHERE subscribed") == [(0,)]
     assert t(lang, "settings_heading") in text(await member.say("/settings"))  # anyone may look
 
     assert text(await admin.say("/settings role Study")) == t(lang, "role_discord_only")
@@ -344,7 +332,7 @@ async def test_in_a_group_only_admins_change_the_subscription_and_settings(
     moderator = on_discord.member("mod", roles=("Study",))
     assert t(lang, "admins_only", command="/subscribe") != text(await moderator.say("/subscribe"))
     assert moderator.admin_checks == 0  # the role answered without asking the platform
-    assert await rows(store, "SELECT subscribed FROM chats") == [(1,)]
+    assert await sql_rows(store, "SELECT subscribed FROM chats") == [(1,)]
 
 
 async def test_the_admin_question_is_asked_only_when_a_command_needs_it(core: Core) -> None:
@@ -363,7 +351,7 @@ async def test_a_new_answer_replaces_the_old_one_and_history_is_kept(core: Core,
     await chat.say("first try")
     [ack] = await chat.say("/answer second try")
     assert ack.text == t("en", "answer_updated", title=question_of(asked).title, chars=count_of("en", "characters", len("second try")))
-    assert await rows(store, "SELECT text, current FROM attempts ORDER BY id") == [
+    assert await sql_rows(store, "SELECT text, current FROM attempts ORDER BY id") == [
         ("first try", 0),
         ("second try", 1),
     ]
@@ -378,7 +366,7 @@ async def test_answers_go_to_the_replied_question_else_the_newest_open_one(
     assert first.post_id != second.post_id
     await chat.say("about the first", reply_to=first)
     await chat.say("about the second")
-    assert await rows(store, "SELECT post_id, text FROM attempts ORDER BY id") == [
+    assert await sql_rows(store, "SELECT post_id, text FROM attempts ORDER BY id") == [
         (first.post_id, "about the first"),
         (second.post_id, "about the second"),
     ]
@@ -388,7 +376,7 @@ async def test_a_private_message_without_a_question_gets_a_hint(core: Core, stor
     chat = Transcript(core)
     assert text(await chat.say("hello?")) == t("en", "private_hint")
     assert text(await chat.say("/answer 42")) == t("en", "nothing_to_answer")
-    assert await rows(store, "SELECT COUNT(*) FROM attempts") == [(0,)]
+    assert await sql_rows(store, "SELECT COUNT(*) FROM attempts") == [(0,)]
 
 
 async def test_answering_a_groups_question_privately_through_the_deep_link(
@@ -408,7 +396,7 @@ async def test_answering_a_groups_question_privately_through_the_deep_link(
     [shown] = await private.say(start)
     assert question_of(post).title in shown.text and shown.post_id is None
     await private.say("my private answer")
-    assert await rows(store, "SELECT chat_key, post_id, user_key FROM attempts") == [
+    assert await sql_rows(store, "SELECT chat_key, post_id, user_key FROM attempts") == [
         ("test:group", post.post_id, "test:bob")
     ]
     [revealed] = await admin.say(f"/reveal {post.post_id}")  # admin, before the reveal time
@@ -462,8 +450,8 @@ async def test_regrading_replaces_the_grade_instead_of_reviewing_twice(
     await chat.say("/grade easy")
 
     easy_once, due = srs.review(None, "easy", clock.now(), srs.make_scheduler(fuzz=False))
-    assert await rows(store, "SELECT card, due_at FROM reviews") == [(easy_once, due.isoformat())]
-    assert await rows(store, "SELECT grade FROM attempts") == [("easy",)]
+    assert await sql_rows(store, "SELECT card, due_at FROM reviews") == [(easy_once, due.isoformat())]
+    assert await sql_rows(store, "SELECT grade FROM attempts") == [("easy",)]
 
 
 async def test_grading_needs_an_answer_and_a_valid_grade(core: Core) -> None:
@@ -592,15 +580,15 @@ async def test_subscribing_after_todays_time_means_tomorrow(
     tomorrow_9 = datetime(2026, 3, 3, 8, 0, tzinfo=UTC)  # 09:00 in Berlin (CET)
     first = format_when(lang, tomorrow_9, ZoneInfo("Europe/Berlin"), clock.now())
     assert reply == t(lang, "subscribed", time="09:00", zone="Europe/Berlin", days=format_days(lang, "daily"), first=first)
-    assert await rows(store, "SELECT subscribed, schedule_from FROM chats") == [
+    assert await sql_rows(store, "SELECT subscribed, schedule_from FROM chats") == [
         (1, "2026-03-02T10:00:00+00:00")
     ]
 
     clock.advance(timedelta(hours=1))
     await chat.say("/subscribe")  # nothing changes: the schedule's start stays
-    assert await rows(store, "SELECT schedule_from FROM chats") == [("2026-03-02T10:00:00+00:00",)]
+    assert await sql_rows(store, "SELECT schedule_from FROM chats") == [("2026-03-02T10:00:00+00:00",)]
     await chat.say("/settings days mon-fri")
-    assert await rows(store, "SELECT schedule_from FROM chats") == [("2026-03-02T11:00:00+00:00",)]
+    assert await sql_rows(store, "SELECT schedule_from FROM chats") == [("2026-03-02T11:00:00+00:00",)]
     assert text(await chat.say("/unsubscribe")) == t(lang, "unsubscribed")
     assert text(await chat.say("/unsubscribe")) == t(lang, "not_subscribed")
 
@@ -660,12 +648,15 @@ async def test_the_configured_language_serves_chats_whose_platform_reports_none(
 
 async def claim(store: Store, chat_key: str, question_id: str, cycle: int, day: int) -> None:
     """What the scheduler does with a choice: the claim row, already sent."""
-    await store.write(
-        lambda db: db.execute(
-            "INSERT INTO posts (chat_key, question_id, kind, local_date, status, cycle, created_at)"
-            " VALUES (?, ?, 'daily', ?, 'sent', ?, ?)",
-            (chat_key, question_id, f"2026-04-{day:02d}", cycle, f"2026-04-{day:02d}T09:00:00+00:00"),
-        )
+    await sql_execute(
+        store,
+        "INSERT INTO posts (chat_key, question_id, kind, local_date, status, cycle, created_at)"
+        " VALUES (?, ?, 'daily', ?, 'sent', ?, ?)",
+        chat_key,
+        question_id,
+        date(2026, 4, day),
+        cycle,
+        datetime(2026, 4, day, 9, tzinfo=UTC),
     )
 
 
@@ -725,10 +716,10 @@ async def test_forgetme_asks_first_then_deletes_the_users_data_everywhere(
     assert text(await bob.press(t(lang, "button_forget"))) == t(lang, "forget_not_yours")
     assert text(await ann.press(t(lang, "button_forget"))) == t(lang, "forgotten")
 
-    assert await rows(store, "SELECT DISTINCT user_key FROM attempts") == [("test:bob",)]
-    assert await rows(store, "SELECT DISTINCT user_key FROM reviews") == [("test:bob",)]
-    assert await rows(store, "SELECT key FROM users") == [("test:bob",)]
-    assert await rows(store, "SELECT COUNT(*) FROM posts WHERE user_key = 'test:ann'") == [(0,)]
+    assert await sql_rows(store, "SELECT DISTINCT user_key FROM attempts") == [("test:bob",)]
+    assert await sql_rows(store, "SELECT DISTINCT user_key FROM reviews") == [("test:bob",)]
+    assert await sql_rows(store, "SELECT key FROM users") == [("test:bob",)]
+    assert await sql_rows(store, "SELECT COUNT(*) FROM posts WHERE user_key = 'test:ann'") == [(0,)]
 
 
 @langs
@@ -768,11 +759,11 @@ async def test_a_moved_chat_keeps_its_subscription_posts_and_answers(core: Core,
 
     await core.move_chat("test:-100", ChatRef("test", "-200"))
     new = Transcript(core, chat="-200", group=True, admin=True)
-    assert await rows(store, "SELECT key, subscribed FROM chats") == [("test:-200", 1)]
-    assert await rows(store, "SELECT chat_key FROM attempts") == [("test:-200",)]
+    assert await sql_rows(store, "SELECT key, subscribed FROM chats") == [("test:-200", 1)]
+    assert await sql_rows(store, "SELECT chat_key FROM attempts") == [("test:-200",)]
     assert t("en", "top_line", rank=1, name="Ann", answers=1, grades=0) in text(await new.say("/top"))
     await core.unsubscribe("test:-200")
-    assert await rows(store, "SELECT subscribed FROM chats") == [(0,)]
+    assert await sql_rows(store, "SELECT subscribed FROM chats") == [(0,)]
 
 
 async def test_a_question_dropped_from_a_reloaded_bank_is_reported_not_crashed(core: Core, clock) -> None:
@@ -792,7 +783,7 @@ async def test_an_answer_in_a_thread_finds_the_question_posted_in_its_channel(
         core, platform="discord", chat="c1", thread="t9", group=True, user="bob", _log=channel.log
     )
     await thread.say("||in the thread||", reply_to=asked)
-    assert await rows(store, "SELECT post_id, user_key, hidden FROM attempts") == [
+    assert await sql_rows(store, "SELECT post_id, user_key, hidden FROM attempts") == [
         (asked.post_id, "discord:bob", 1)
     ]
 
@@ -801,16 +792,11 @@ async def test_a_daily_post_not_yet_sent_cannot_be_revealed(core: Core, store: S
     admin = Transcript(core, group=True, chat="g", admin=True)
     await admin.say("/subscribe")
     question, cycle = await core.choose_daily_question("test:g")
-    cursor = await store.write(  # the scheduler's claim, before its send
-        lambda db: db.execute(
-            "INSERT INTO posts (chat_key, question_id, kind, local_date, status, cycle, created_at)"
-            " VALUES ('test:g', ?, 'daily', '2026-03-02', 'pending', ?, '2026-03-02T09:00:00+00:00')",
-            (question.id, cycle),
-        )
-    )
+    # The scheduler's claim, before its send.
+    post_id = await store.claim_daily("test:g", question.id, date(2026, 3, 2), cycle, datetime(2026, 3, 2, 9, tzinfo=UTC))
     member = admin.member("bob")
-    assert text(await member.say(f"/reveal {cursor.lastrowid}")) == t("en", "no_such_post")
-    assert text(await member.say(f"/full {cursor.lastrowid}")) == t("en", "no_such_post")
+    assert text(await member.say(f"/reveal {post_id}")) == t("en", "no_such_post")
+    assert text(await member.say(f"/full {post_id}")) == t("en", "no_such_post")
     assert text(await member.say("/reveal")) == t("en", "nothing_to_reveal")  # a pending post is not open
 
 
@@ -818,7 +804,7 @@ async def test_only_owners_reload_and_a_broken_bank_keeps_the_current_one(tmp_pa
     bank_file = tmp_path / "bank.md"
     bank_file.write_text("### Q. First?\nA.\n<mark>one</mark>\n", encoding="utf-8")
     settings = Settings(db=tmp_path / "db.sqlite3", content=bank_file, owners=("test:owner",))
-    store = await SQLiteStore.open(settings.db)
+    store = await open_store(settings.db)
     try:
         core = Core(store, load(bank_file).bank, settings, FakeClock(datetime(2026, 1, 5, 8, tzinfo=UTC)))
         owner = Transcript(core, user="owner")

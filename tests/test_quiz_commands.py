@@ -3,25 +3,24 @@
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator
 from datetime import timedelta
-from pathlib import Path
 
 import pytest
 
 from bot.core.commands import Core
 from bot.core.messages import count_of, t
-from tests.test_group_answers import core_on_disk
-from tests.test_quiz import QUESTIONS, question_of, rows
+from bot.core.store import Store
+from tests.conftest import sql_rows
+from tests.test_group_answers import monday_core
+from tests.test_quiz import QUESTIONS, question_of
 from tests.transcript import Transcript, text
 
 langs = pytest.mark.parametrize("lang", ["en", "zh"])
 
 
 @pytest.fixture
-async def core(tmp_path: Path) -> AsyncIterator[Core]:
-    async with core_on_disk(tmp_path) as core:
-        yield core
+def core(store: Store) -> Core:
+    return monday_core(store)
 
 
 # --- /skip ------------------------------------------------------------------------------------------
@@ -56,9 +55,9 @@ async def test_skip_with_a_filter_stays_in_it_and_moves_on(core: Core) -> None:
 async def test_skip_when_only_one_question_matches_says_so(core: Core, lang: str) -> None:
     ann = Transcript(core, lang=lang)
     [only] = await ann.say("/quiz RL")
-    posts = await rows(core.store, "SELECT COUNT(*) FROM posts")
+    posts = await sql_rows(core.store, "SELECT COUNT(*) FROM posts")
     assert text(await ann.say("/skip")) == t(lang, "skip_only_one", filter="RL")
-    assert await rows(core.store, "SELECT COUNT(*) FROM posts") == posts  # nothing new served
+    assert await sql_rows(core.store, "SELECT COUNT(*) FROM posts") == posts  # nothing new served
     assert text(await ann.say("/answer a reward model")) == t(
         lang, "answer_saved", title=question_of(only).title, chars=count_of(lang, "characters", 14)
     )

@@ -1,8 +1,10 @@
-"""The running scheduler against the real Core and a real SQLite file, driven by a fake clock.
+"""The running scheduler against the real Core and a real database, driven by a fake clock: each
+test on a SQLite file and on PostgreSQL (conftest's `database`), but for the one that traces
+SQLite's statements.
 
 The platform side is a recording adapter (the Adapter protocol is the platform boundary; the real
 error mapping is tested with the Telegram and Discord adapters). "Restarts" close the Store and
-build a new Store, Core and Scheduler on the same file.
+build a new Store, Core and Scheduler on the same database.
 """
 
 from __future__ import annotations
@@ -27,9 +29,10 @@ from bot.core.commands import Core
 from bot.core.model import ChatRef, Incoming, Question, Reply, SentRef
 from bot.core.ports import ChatGone, ChatMoved, TransientError
 from bot.core.scheduler import CLAIM_LEASE, Scheduler
-from bot.core.store import SQLiteStore, iso
+from bot.core.store import open_store
 from bot.core.timing import ChatSettings, post_instant
 from tests.clock import FakeClock
+from tests.conftest import sql_execute, sql_execute_many, sql_rows
 
 BANK = Bank(
     [
@@ -92,14 +95,14 @@ class FakeSleep:
 
 
 class Process:
-    """One run of the bot: a Store, a Core and a Scheduler over the database file."""
+    """One run of the bot: a Store, a Core and a Scheduler over the database."""
 
-    def __init__(self, path: Path, clock: FakeClock, adapter: RecordingAdapter, **options: object) -> None:
-        self.path, self.clock, self.adapter, self.options = path, clock, adapter, options
+    def __init__(self, db: Path | str, clock: FakeClock, adapter: RecordingAdapter, **options: object) -> None:
+        self.db, self.clock, self.adapter, self.options = db, clock, adapter, options
         self.sleep = FakeSleep(clock)
 
     async def __aenter__(self) -> Process:
-        self.store = await SQLiteStore.open(self.path)
+        self.store = await open_store(self.db)
         self.core = Core(self.store, BANK, Settings(), self.clock)
         self.scheduler = Scheduler(
             self.store, self.core, {"tg": self.adapter}, self.clock, sleep=self.sleep, **self.options
@@ -114,26 +117,25 @@ class Process:
         return await self.core.handle(incoming)
 
     async def daily_posts(self) -> list[tuple[str, str, str]]:
-        async with self.store.db.execute(
-            "SELECT chat_key, local_date, status FROM posts WHERE kind = 'daily' ORDER BY chat_key, local_date"
-        ) as cursor:
-            return [tuple(row) for row in await cursor.fetchall()]
+        return await sql_rows(
+            self.store,
+            "SELECT chat_key, local_date, status FROM posts WHERE kind = 'daily' ORDER BY chat_key, local_date",
+        )
 
 
 async def subscribe_many(process: Process, chats: list[ChatRef], settings: ChatSettings) -> None:
     """What /subscribe stores, for many chats in one transaction (a thousand commands would be slow)."""
-    now = iso(process.clock.now())
-    await process.store.write(
-        lambda db: db.executemany(
-            "INSERT INTO chats (key, platform, chat_id, settings, subscribed, schedule_from, created_at)"
-            " VALUES (?, ?, ?, ?, 1, ?, ?)",
-            [(c.key, c.platform, c.chat_id, json.dumps(settings.to_json()), now, now) for c in chats],
-        )
+    now = process.clock.now()
+    await sql_execute_many(
+        process.store,
+        "INSERT INTO chats (key, platform, chat_id, settings, subscribed, schedule_from, created_at)"
+        " VALUES (?, ?, ?, ?, true, ?, ?)",
+        [(c.key, c.platform, c.chat_id, json.dumps(settings.to_json()), now, now) for c in chats],
     )
 
 
 @pytest.fixture
-def db_path(tmp_path: Path) -> Path:
+def sqlite_path(tmp_path: Path) -> Path:
     return tmp_path / "dailyq.sqlite3"
 
 
@@ -151,7 +153,7 @@ DST_CASES = [  # zone, post time, a day of interest, and the post's UTC instant 
 
 @pytest.mark.parametrize(("zone_name", "at", "on_the_day"), DST_CASES)
 async def test_posts_once_per_day_around_clock_changes_and_restarts(
-    db_path: Path, zone_name: str, at: str, on_the_day: datetime
+    database: Path | str, zone_name: str, at: str, on_the_day: datetime
 ) -> None:
     zone = ZoneInfo(zone_name)
     chat = ChatRef("tg", "100")
@@ -162,7 +164,7 @@ async def test_posts_once_per_day_around_clock_changes_and_restarts(
     expected[the_day] = on_the_day
     clock = FakeClock(expected[days[0]] - timedelta(days=1))
     adapter = RecordingAdapter(clock)
-    async with Process(db_path, clock, adapter) as process:
+    async with Process(database, clock, adapter) as process:
         await process.say(chat, f"/subscribe {at} {zone_name}")
         subscription = await process.store.chat(chat.key)
         assert subscription is not None and subscription.subscribed
@@ -176,7 +178,7 @@ async def test_posts_once_per_day_around_clock_changes_and_restarts(
             instant + timedelta(hours=1),
         ):
             clock.set(probe)
-            async with Process(db_path, clock, adapter) as process:
+            async with Process(database, clock, adapter) as process:
                 await process.scheduler.sweep()
                 await process.scheduler.sweep()
 
@@ -190,8 +192,9 @@ CONCURRENCY = 32  # the Scheduler's default
 
 
 async def test_killed_twice_in_a_fan_out_to_1000_chats_every_chat_gets_exactly_its_post(
-    db_path: Path,
+    sqlite_path: Path,
 ) -> None:
+    db_path = sqlite_path
     """Run 1 dies while sends are in flight (nothing doubles); run 2 dies right after a platform reply,
     the one window where a message can go out twice (counted, and timed per message); run 3 finishes."""
     clock = FakeClock(utc(2025, 6, 2, 8))
@@ -286,30 +289,30 @@ async def pending_claims(process: Process) -> int:
 # --- downtime ------------------------------------------------------------------------------
 
 
-async def test_down_for_three_hours_inside_grace_posts_late_once(db_path: Path) -> None:
+async def test_down_for_three_hours_inside_grace_posts_late_once(database: Path | str) -> None:
     clock = FakeClock(utc(2025, 6, 1, 12))
     adapter = RecordingAdapter(clock)
     chat = ChatRef("tg", "7")
-    async with Process(db_path, clock, adapter, grace=timedelta(hours=4)) as process:
+    async with Process(database, clock, adapter, grace=timedelta(hours=4)) as process:
         await process.say(chat, "/subscribe 09:00 UTC")
         clock.set(utc(2025, 6, 2, 8, 30))
         await process.scheduler.sweep()  # then the process stops, before 09:00
     assert adapter.questions() == []
     clock.set(utc(2025, 6, 2, 11, 30))  # back 3 hours later, inside the 4-hour grace
     for _ in range(3):
-        async with Process(db_path, clock, adapter, grace=timedelta(hours=4)) as process:
+        async with Process(database, clock, adapter, grace=timedelta(hours=4)) as process:
             await process.scheduler.sweep()
         clock.advance(timedelta(minutes=20))
     assert [(chat_.key, at) for chat_, _, at in adapter.questions()] == [("tg:7", utc(2025, 6, 2, 11, 30))]
 
 
 async def test_down_past_the_grace_window_skips_and_logs(
-    db_path: Path, caplog: pytest.LogCaptureFixture
+    database: Path | str, caplog: pytest.LogCaptureFixture
 ) -> None:
     clock = FakeClock(utc(2025, 6, 1, 12))
     adapter = RecordingAdapter(clock)
     chat = ChatRef("tg", "7")
-    async with Process(db_path, clock, adapter, grace=timedelta(hours=2)) as process:
+    async with Process(database, clock, adapter, grace=timedelta(hours=2)) as process:
         await process.say(chat, "/subscribe 09:00 UTC")
         clock.set(utc(2025, 6, 2, 12))  # 3 hours late, grace is 2
         await process.scheduler.sweep()
@@ -322,20 +325,20 @@ async def test_down_past_the_grace_window_skips_and_logs(
 
 
 async def test_down_for_two_days_posts_once_today_and_none_for_the_missed_days(
-    db_path: Path, caplog: pytest.LogCaptureFixture
+    database: Path | str, caplog: pytest.LogCaptureFixture
 ) -> None:
     zone = ZoneInfo("America/New_York")
     clock = FakeClock(utc(2025, 3, 7, 20))
     adapter = RecordingAdapter(clock)
     chat = ChatRef("tg", "8")
-    async with Process(db_path, clock, adapter) as process:
+    async with Process(database, clock, adapter) as process:
         await process.say(chat, "/subscribe 07:00 America/New_York")
         clock.set(post_instant(date(2025, 3, 8), time(7), zone))
         await process.scheduler.sweep()
     # Down from Saturday morning (across the DST change) until Monday afternoon.
     clock.set(post_instant(date(2025, 3, 10), time(15), zone))
     with caplog.at_level(logging.WARNING, logger="bot.core.scheduler"):
-        async with Process(db_path, clock, adapter) as process:
+        async with Process(database, clock, adapter) as process:
             await process.scheduler.sweep()
             clock.advance(timedelta(hours=2))
             await process.scheduler.sweep()
@@ -353,11 +356,11 @@ async def test_down_for_two_days_posts_once_today_and_none_for_the_missed_days(
 # --- subscription and settings -------------------------------------------------------------
 
 
-async def test_subscribing_after_todays_time_starts_tomorrow(db_path: Path) -> None:
+async def test_subscribing_after_todays_time_starts_tomorrow(database: Path | str) -> None:
     clock = FakeClock(utc(2025, 6, 2, 10))
     adapter = RecordingAdapter(clock)
     chat = ChatRef("tg", "9")
-    async with Process(db_path, clock, adapter) as process:
+    async with Process(database, clock, adapter) as process:
         await process.say(chat, "/subscribe 09:00 UTC")
         for instant in (utc(2025, 6, 2, 10, 1), utc(2025, 6, 2, 23, 59), utc(2025, 6, 3, 8, 59)):
             clock.set(instant)
@@ -368,11 +371,11 @@ async def test_subscribing_after_todays_time_starts_tomorrow(db_path: Path) -> N
     assert [at for *_, at in adapter.questions()] == [utc(2025, 6, 3, 9)]
 
 
-async def test_changing_the_time_after_todays_post_does_not_post_again(db_path: Path) -> None:
+async def test_changing_the_time_after_todays_post_does_not_post_again(database: Path | str) -> None:
     clock = FakeClock(utc(2025, 6, 1, 12))
     adapter = RecordingAdapter(clock)
     chat = ChatRef("tg", "10")
-    async with Process(db_path, clock, adapter) as process:
+    async with Process(database, clock, adapter) as process:
         await process.say(chat, "/subscribe 09:00 UTC")
         clock.set(utc(2025, 6, 2, 9))
         await process.scheduler.sweep()
@@ -384,11 +387,11 @@ async def test_changing_the_time_after_todays_post_does_not_post_again(db_path: 
     assert [at for *_, at in adapter.questions()] == [utc(2025, 6, 2, 9), utc(2025, 6, 3, 15)]
 
 
-async def test_paused_and_unscheduled_days_get_no_post(db_path: Path) -> None:
+async def test_paused_and_unscheduled_days_get_no_post(database: Path | str) -> None:
     clock = FakeClock(utc(2025, 6, 1, 12))  # a Sunday
     adapter = RecordingAdapter(clock)
     weekdays, paused = ChatRef("tg", "11"), ChatRef("tg", "12")
-    async with Process(db_path, clock, adapter) as process:
+    async with Process(database, clock, adapter) as process:
         await process.say(weekdays, "/subscribe 09:00 UTC")
         await process.say(weekdays, "/settings days mon-fri")
         await process.say(paused, "/subscribe 09:00 UTC")
@@ -403,11 +406,11 @@ async def test_paused_and_unscheduled_days_get_no_post(db_path: Path) -> None:
 # --- reveals -------------------------------------------------------------------------------
 
 
-async def test_reveal_is_sent_once_at_its_time_across_a_restart(db_path: Path) -> None:
+async def test_reveal_is_sent_once_at_its_time_across_a_restart(database: Path | str) -> None:
     clock = FakeClock(utc(2025, 6, 1, 12))
     adapter = RecordingAdapter(clock)
     chat = ChatRef("tg", "13")
-    async with Process(db_path, clock, adapter) as process:
+    async with Process(database, clock, adapter) as process:
         await process.say(chat, "/subscribe 09:00 UTC")
         await process.say(chat, "/settings reveal 4h")
         clock.set(utc(2025, 6, 2, 9, 0, 20))
@@ -417,7 +420,7 @@ async def test_reveal_is_sent_once_at_its_time_across_a_restart(db_path: Path) -
     assert adapter.reveals() == []
     for instant in (utc(2025, 6, 2, 13), utc(2025, 6, 2, 13, 1), utc(2025, 6, 2, 20)):
         clock.set(instant)
-        async with Process(db_path, clock, adapter) as process:
+        async with Process(database, clock, adapter) as process:
             await process.scheduler.sweep()
     [(reveal_chat, reveal, at)] = adapter.reveals()
     [(_, question, _)] = adapter.questions()
@@ -425,12 +428,12 @@ async def test_reveal_is_sent_once_at_its_time_across_a_restart(db_path: Path) -
 
 
 async def test_reveal_missed_past_grace_is_skipped_and_logged(
-    db_path: Path, caplog: pytest.LogCaptureFixture
+    database: Path | str, caplog: pytest.LogCaptureFixture
 ) -> None:
     clock = FakeClock(utc(2025, 6, 1, 12))
     adapter = RecordingAdapter(clock)
     chat = ChatRef("tg", "14")
-    async with Process(db_path, clock, adapter) as process:
+    async with Process(database, clock, adapter) as process:
         await process.say(chat, "/subscribe 09:00 Asia/Kolkata")
         await process.say(chat, "/settings reveal 18:00")
         clock.set(utc(2025, 6, 2, 3, 30))  # 09:00 in Kolkata
@@ -448,12 +451,12 @@ async def test_reveal_missed_past_grace_is_skipped_and_logged(
 # --- platform errors -----------------------------------------------------------------------
 
 
-async def test_gone_chat_is_unsubscribed_and_the_others_still_get_their_post(db_path: Path) -> None:
+async def test_gone_chat_is_unsubscribed_and_the_others_still_get_their_post(database: Path | str) -> None:
     clock = FakeClock(utc(2025, 6, 1, 12))
     adapter = RecordingAdapter(clock)
     chats = [ChatRef("tg", str(n)) for n in range(20, 25)]
     adapter.failures["tg:22"] = [ChatGone("bot was kicked")]
-    async with Process(db_path, clock, adapter) as process:
+    async with Process(database, clock, adapter) as process:
         for chat in chats:
             await process.say(chat, "/subscribe 09:00 UTC")
         clock.set(utc(2025, 6, 2, 9))
@@ -470,7 +473,7 @@ async def test_gone_chat_is_unsubscribed_and_the_others_still_get_their_post(db_
     }
 
 
-async def test_transient_errors_are_retried_with_backoff_and_delivered(db_path: Path) -> None:
+async def test_transient_errors_are_retried_with_backoff_and_delivered(database: Path | str) -> None:
     clock = FakeClock(utc(2025, 6, 1, 12))
     adapter = RecordingAdapter(clock)
     chat = ChatRef("tg", "30")
@@ -479,7 +482,7 @@ async def test_transient_errors_are_retried_with_backoff_and_delivered(db_path: 
         TransientError("429", retry_after=7),
         TransientError("timeout"),
     ]
-    async with Process(db_path, clock, adapter) as process:
+    async with Process(database, clock, adapter) as process:
         await process.say(chat, "/subscribe 09:00 UTC")
         clock.set(utc(2025, 6, 2, 9))
         await process.scheduler.sweep()
@@ -488,12 +491,12 @@ async def test_transient_errors_are_retried_with_backoff_and_delivered(db_path: 
     assert [at for *_, at in adapter.questions()] == [utc(2025, 6, 2, 9, 0, 12)]
 
 
-async def test_transient_errors_past_the_attempts_leave_the_claim_for_a_later_sweep(db_path: Path) -> None:
+async def test_transient_errors_past_the_attempts_leave_the_claim_for_a_later_sweep(database: Path | str) -> None:
     clock = FakeClock(utc(2025, 6, 1, 12))
     adapter = RecordingAdapter(clock)
     chat = ChatRef("tg", "31")
     adapter.failures[chat.key] = [TransientError("down")] * 3
-    async with Process(db_path, clock, adapter, max_attempts=3) as process:
+    async with Process(database, clock, adapter, max_attempts=3) as process:
         await process.say(chat, "/subscribe 09:00 UTC")
         clock.set(utc(2025, 6, 2, 9))
         await process.scheduler.sweep()
@@ -507,11 +510,11 @@ async def test_transient_errors_past_the_attempts_leave_the_claim_for_a_later_sw
     assert len(adapter.questions()) == 1
 
 
-async def test_a_reveal_that_ran_out_of_attempts_is_sent_once_after_its_lease(db_path: Path) -> None:
+async def test_a_reveal_that_ran_out_of_attempts_is_sent_once_after_its_lease(database: Path | str) -> None:
     clock = FakeClock(utc(2025, 6, 1, 12))
     adapter = RecordingAdapter(clock)
     chat = ChatRef("tg", "32")
-    async with Process(db_path, clock, adapter, max_attempts=2) as process:
+    async with Process(database, clock, adapter, max_attempts=2) as process:
         await process.say(chat, "/subscribe 09:00 UTC")
         await process.say(chat, "/settings reveal 1h")
         clock.set(utc(2025, 6, 2, 9))
@@ -528,11 +531,11 @@ async def test_a_reveal_that_ran_out_of_attempts_is_sent_once_after_its_lease(db
     assert [at for *_, at in adapter.reveals()] == [utc(2025, 6, 2, 10, 6, 1)]
 
 
-async def test_migrated_chat_continues_under_its_new_id_with_its_progress(db_path: Path) -> None:
+async def test_migrated_chat_continues_under_its_new_id_with_its_progress(database: Path | str) -> None:
     clock = FakeClock(utc(2025, 6, 1, 12))
     adapter = RecordingAdapter(clock)
     old, new = ChatRef("tg", "-40"), ChatRef("tg", "-100040")
-    async with Process(db_path, clock, adapter) as process:
+    async with Process(database, clock, adapter) as process:
         await process.say(old, "/subscribe 09:00 UTC")
         clock.set(utc(2025, 6, 2, 9))
         await process.scheduler.sweep()
@@ -548,20 +551,19 @@ async def test_migrated_chat_continues_under_its_new_id_with_its_progress(db_pat
             ("tg:-100040", "2025-06-03"),
             ("tg:-100040", "2025-06-04"),
         ]
-        async with process.store.db.execute("SELECT chat_key FROM attempts") as cursor:
-            assert [row[0] for row in await cursor.fetchall()] == [new.key]
+        assert await sql_rows(process.store, "SELECT chat_key FROM attempts") == [(new.key,)]
     assert [chat for chat, _, _ in adapter.questions()] == [old, new, new]
     assert len({reply.question.id for _, reply, _ in adapter.questions() if reply.question}) == 3
 
 
 async def test_one_failing_chat_is_logged_and_the_others_are_served(
-    db_path: Path, caplog: pytest.LogCaptureFixture
+    database: Path | str, caplog: pytest.LogCaptureFixture
 ) -> None:
     clock = FakeClock(utc(2025, 6, 1, 12))
     adapter = RecordingAdapter(clock)
     chats = [ChatRef("tg", str(n)) for n in range(50, 55)]
     adapter.failures["tg:52"] = [RuntimeError("unexpected")]
-    async with Process(db_path, clock, adapter) as process:
+    async with Process(database, clock, adapter) as process:
         for chat in chats:
             await process.say(chat, "/subscribe 09:00 UTC")
         clock.set(utc(2025, 6, 2, 9))
@@ -572,14 +574,17 @@ async def test_one_failing_chat_is_logged_and_the_others_are_served(
 
 
 async def test_a_chat_with_an_unreadable_row_is_logged_and_the_others_are_served(
-    db_path: Path, caplog: pytest.LogCaptureFixture
+    database: Path | str, caplog: pytest.LogCaptureFixture
 ) -> None:
     clock = FakeClock(utc(2025, 6, 1, 12))
     adapter = RecordingAdapter(clock)
     chats = [ChatRef("tg", str(n)) for n in range(56, 59)]
-    async with Process(db_path, clock, adapter) as process:
+    async with Process(database, clock, adapter) as process:
         await subscribe_many(process, chats, ChatSettings(time="09:00", zone="UTC"))
-        await process.store.write(lambda db: db.execute("UPDATE chats SET settings = '{not json' WHERE key = 'tg:57'"))
+        # Text that is not JSON where SQLite keeps it; JSON that is not settings where PostgreSQL's
+        # jsonb would refuse the text.
+        unreadable = "{not json" if process.store.backend == "sqlite" else '["not", "settings"]'
+        await sql_execute(process.store, "UPDATE chats SET settings = ? WHERE key = 'tg:57'", unreadable)
         clock.set(utc(2025, 6, 2, 9))
         with caplog.at_level(logging.ERROR, logger="bot.core.scheduler"):
             await process.scheduler.sweep()
@@ -590,7 +595,7 @@ async def test_a_chat_with_an_unreadable_row_is_logged_and_the_others_are_served
 # --- fan-out and processes -----------------------------------------------------------------
 
 
-async def test_fan_out_is_concurrent_within_the_bound_and_a_stuck_chat_delays_no_one(db_path: Path) -> None:
+async def test_fan_out_is_concurrent_within_the_bound_and_a_stuck_chat_delays_no_one(database: Path | str) -> None:
     clock = FakeClock(utc(2025, 6, 1, 12))
     adapter = RecordingAdapter(clock)
     chats = [ChatRef("tg", str(n)) for n in range(60, 80)]
@@ -607,7 +612,7 @@ async def test_fan_out_is_concurrent_within_the_bound_and_a_stuck_chat_delays_no
         in_flight -= 1
 
     adapter.before_send = slow_platform
-    async with Process(db_path, clock, adapter, concurrency=4) as process:
+    async with Process(database, clock, adapter, concurrency=4) as process:
         await subscribe_many(process, chats, ChatSettings(time="09:00", zone="UTC"))
         clock.set(utc(2025, 6, 2, 9))
         sweep = asyncio.create_task(process.scheduler.sweep())
@@ -626,11 +631,11 @@ async def test_fan_out_is_concurrent_within_the_bound_and_a_stuck_chat_delays_no
     assert len(adapter.questions()) == len(chats)
 
 
-async def test_two_processes_sweeping_one_database_post_once(db_path: Path) -> None:
+async def test_two_processes_sweeping_one_database_post_once(database: Path | str) -> None:
     clock = FakeClock(utc(2025, 6, 1, 12))
     adapter = RecordingAdapter(clock)
     chats = [ChatRef("tg", str(n)) for n in range(50)]
-    async with Process(db_path, clock, adapter) as first, Process(db_path, clock, adapter) as second:
+    async with Process(database, clock, adapter) as first, Process(database, clock, adapter) as second:
         await subscribe_many(first, chats, ChatSettings(time="09:00", zone="UTC", reveal="1h"))
         for instant in (utc(2025, 6, 2, 9), utc(2025, 6, 2, 10), utc(2025, 6, 2, 10, 10)):
             clock.set(instant)
@@ -639,7 +644,7 @@ async def test_two_processes_sweeping_one_database_post_once(db_path: Path) -> N
     assert Counter(chat.key for chat, _, _ in adapter.reveals()) == {c.key: 1 for c in chats}
 
 
-async def test_start_sweeps_at_once_and_shutdown_waits_for_the_sweep_in_flight(db_path: Path) -> None:
+async def test_start_sweeps_at_once_and_shutdown_waits_for_the_sweep_in_flight(database: Path | str) -> None:
     clock = FakeClock(utc(2025, 6, 1, 12))
     adapter = RecordingAdapter(clock)
     sending, platform_answers = asyncio.Event(), asyncio.Event()
@@ -649,7 +654,7 @@ async def test_start_sweeps_at_once_and_shutdown_waits_for_the_sweep_in_flight(d
         await platform_answers.wait()
 
     adapter.before_send = slow_platform
-    async with Process(db_path, clock, adapter) as process:
+    async with Process(database, clock, adapter) as process:
         await process.say(ChatRef("tg", "90"), "/subscribe 09:00 UTC")
         clock.set(utc(2025, 6, 2, 9, 5))
         process.scheduler.start()  # no sweep() call: the start-up sweep sends the post
@@ -666,13 +671,13 @@ async def test_start_sweeps_at_once_and_shutdown_waits_for_the_sweep_in_flight(d
 
 
 async def test_chats_are_read_in_pages_and_every_page_is_served(
-    db_path: Path, monkeypatch: pytest.MonkeyPatch
+    database: Path | str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(scheduler_module, "CHAT_PAGE", 3)
     clock = FakeClock(utc(2025, 6, 1, 12))
     adapter = RecordingAdapter(clock)
     chats = [ChatRef("tg", str(n)) for n in range(100, 111)]  # 11 chats: three full pages and a partial
-    async with Process(db_path, clock, adapter) as process:
+    async with Process(database, clock, adapter) as process:
         await subscribe_many(process, chats, ChatSettings.default(Settings()))
         await process.say(chats[4], "/settings paused on")  # a paused chat in the middle of a page
         clock.set(utc(2025, 6, 2, 9))

@@ -1,4 +1,6 @@
-"""The database: migrations, pragmas, foreign keys, transactions, and state that survives a reopen."""
+"""The database: migrations, foreign keys, transactions, state that survives a reopen, and each Store
+method, on both backends (the `store` and `database` fixtures of conftest.py); then what only the
+SQLite file has (pragmas, its threads and lookups, the in-place upgrade of an old file)."""
 
 from __future__ import annotations
 
@@ -19,6 +21,8 @@ from bot.core.model import ChatRef
 from bot.core.store import (
     Attempt,
     DatabaseBusy,
+    FeedbackClaim,
+    Post,
     PostKind,
     PostStatus,
     RevealStatus,
@@ -30,28 +34,36 @@ from bot.core.store import (
     iso,
     open_store,
 )
-from bot.core.store.sqlite import run_on_database_thread, sqlite_migrations
+from bot.core.store.schema import migrations
+from bot.core.store.sqlite import run_on_database_thread
+from bot.core.store.tables import TABLES
+from tests.conftest import INTEGRITY_ERRORS, sql_execute, sql_rows
 
-MIGRATIONS = sqlite_migrations()
+MIGRATIONS = migrations("sqlite")
 
 NOW = datetime(2026, 3, 2, 9, 30, 15, 123456, tzinfo=UTC)
 GROUP = ChatRef("telegram", "-100")
 
 
 @pytest.fixture
-async def store(tmp_path):
+async def sqlite_store(tmp_path):
     store = await SQLiteStore.open(tmp_path / "data" / "dailyq.sqlite3")
     yield store
     await store.close()
 
 
 async def scalar(store: Store, sql: str, *params: object) -> object:
-    async with store.db.execute(sql, params) as cursor:
-        row = await cursor.fetchone()
-    return row[0]
+    [(value, *_)] = await sql_rows(store, sql, *params)
+    return value
 
 
-async def test_a_new_file_gets_every_migration_wal_and_foreign_keys(store: Store, tmp_path) -> None:
+async def test_a_new_database_gets_every_migration(store: Store) -> None:
+    assert await store.schema_version() == len(migrations(store.backend))
+    assert await store.row_counts() == dict.fromkeys(TABLES, 0)
+
+
+async def test_a_new_file_gets_every_migration_wal_and_foreign_keys(sqlite_store: SQLiteStore, tmp_path) -> None:
+    store = sqlite_store
     assert (tmp_path / "data" / "dailyq.sqlite3").exists()  # the directory is created
     assert await store.schema_version() == len(MIGRATIONS)
     assert await scalar(store, "PRAGMA journal_mode") == "wal"
@@ -64,40 +76,27 @@ async def test_a_new_file_gets_every_migration_wal_and_foreign_keys(store: Store
 
 
 async def test_a_post_for_an_unknown_chat_is_refused(store: Store) -> None:
-    with pytest.raises(sqlite3.IntegrityError):
-        await _insert_orphan_post(store)
-
-
-async def _insert_orphan_post(store: Store) -> None:
-    await store.write(
-        lambda db: db.execute(
+    with pytest.raises(INTEGRITY_ERRORS):
+        await sql_execute(
+            store,
             "INSERT INTO posts (chat_key, question_id, kind, created_at) VALUES ('nowhere:1', 'q', 'quiz', ?)",
-            (iso(NOW),),
+            NOW,
         )
-    )
 
 
 async def test_a_failed_transaction_leaves_nothing_behind(store: Store) -> None:
-    def chat_then_orphan(db: sqlite3.Connection) -> None:
-        db.execute(
-            "INSERT INTO chats (key, platform, chat_id, created_at) VALUES ('t:1', 't', '1', ?)", (iso(NOW),)
-        )
-        db.execute(
-            "INSERT INTO posts (chat_key, question_id, kind, created_at) VALUES ('t:2', 'q', 'quiz', ?)",
-            (iso(NOW),),
-        )
-
-    with pytest.raises(sqlite3.IntegrityError):
-        await store.write(chat_then_orphan)
-    assert await scalar(store, "SELECT COUNT(*) FROM chats") == 0
-    # And the store goes on.
-    await store.save_chat(GROUP, True, {"time": "10:00"}, NOW, revision=0, subscribed=True)
+    # An answer to a post that is not there: the user is written first, then the answer is
+    # refused (its post does not exist), and the whole transaction goes.
+    ghost = Post(999, GROUP.key, "q1", PostKind.QUIZ, "telegram:7", None, None, 0, NOW, None, None)
+    with pytest.raises(INTEGRITY_ERRORS):
+        await store.add_attempt(ghost, "telegram:7", "Ann", "answer", False, "2026-03-02", NOW)
+    assert await store.row_counts() == dict.fromkeys(TABLES, 0)
+    await store.save_chat(GROUP, True, {"time": "10:00"}, NOW, revision=0, subscribed=True)  # and the store goes on
     assert (await store.chat(GROUP.key)).subscribed
 
 
-async def test_state_survives_a_reopen_and_migrations_are_not_run_twice(tmp_path) -> None:
-    path = tmp_path / "dailyq.sqlite3"
-    store = await SQLiteStore.open(path)
+async def test_state_survives_a_reopen_and_migrations_are_not_run_twice(database: Path | str) -> None:
+    store = await open_store(database)
     try:
         await store.save_chat(
             GROUP,
@@ -112,7 +111,7 @@ async def test_state_survives_a_reopen_and_migrations_are_not_run_twice(tmp_path
         post_id = (await store.add_quiz(GROUP, True, "telegram:7", "Ann", "q1", "rag", NOW)).id
     finally:
         await store.close()
-    store = await SQLiteStore.open(path)
+    store = await open_store(database)
     try:
         chat = await store.chat(GROUP.key)
         assert chat is not None
@@ -124,7 +123,7 @@ async def test_state_survives_a_reopen_and_migrations_are_not_run_twice(tmp_path
         )
         opened = await store.open_question("telegram:7", GROUP.key)
         assert opened is not None and (opened.post.id, opened.filter) == (post_id, "rag")
-        assert await store.schema_version() == len(MIGRATIONS)
+        assert await store.schema_version() == len(migrations(store.backend))
     finally:
         await store.close()
 
@@ -166,7 +165,7 @@ async def test_an_answer_is_kept_once_graded_and_none_is_taken_once_the_post_is_
     await store.mark_revealed(post.id, NOW)
     assert await store.add_attempt(post, "telegram:8", "Bob", "bob's again", False, day, NOW) == "kept_revealed"
     assert await store.add_attempt(post, "telegram:9", "Cat", "cat's", False, day, NOW) == "closed"
-    assert await scalar(store, "SELECT group_concat(text, ',') FROM attempts WHERE current = 1") == "second,bob's"
+    assert await sql_rows(store, "SELECT text FROM attempts WHERE current ORDER BY id") == [("second",), ("bob's",)]
 
 
 def test_instants_are_stored_as_sortable_utc_text() -> None:
@@ -203,17 +202,19 @@ async def test_a_grade_over_a_card_another_grade_changed_writes_nothing(store: S
     )
 
 
-async def test_a_secret_is_made_on_first_use_and_kept(tmp_path: Path) -> None:
-    path = tmp_path / "dailyq.sqlite3"
-    first, second = await SQLiteStore.open(path), await SQLiteStore.open(path)
+async def test_a_secret_is_made_on_first_use_and_kept(database: Path | str) -> None:
+    first, second = await open_store(database), await open_store(database)
     try:
         made = await first.secret("post-links")
         assert len(made) == 32 and await second.secret("post-links") == made
         assert await first.secret("another") != made
+        # Two processes asking for a new one at the same moment get the same one.
+        both = await asyncio.gather(first.secret("at-once"), second.secret("at-once"))
+        assert both[0] == both[1]
     finally:
         await first.close()
         await second.close()
-    reopened = await SQLiteStore.open(path)
+    reopened = await open_store(database)
     assert await reopened.secret("post-links") == made
     await reopened.close()
 
@@ -240,15 +241,11 @@ async def test_user_stats_count_answers_grades_days_and_due_reviews(store: Store
 async def test_the_current_post_is_the_newer_of_the_users_quiz_and_the_chats_daily(store: Store) -> None:
     first_quiz = await store.add_quiz(GROUP, True, "telegram:7", "Ann", "q1", "", NOW)
     assert await store.current_post("telegram:7", GROUP.key) == first_quiz
-    cursor = await store.write(
-        lambda db: db.execute(
-            "INSERT INTO posts (chat_key, question_id, kind, local_date, status, created_at)"
-            " VALUES (?, 'q2', 'daily', '2026-03-03', 'sent', ?)",
-            (GROUP.key, iso(NOW + timedelta(days=1))),
-        )
-    )
+    daily_id = await store.claim_daily(GROUP.key, "q2", date(2026, 3, 3), 0, NOW + timedelta(days=1))
+    assert daily_id is not None
+    await store.mark_sent(daily_id, "m1", NOW + timedelta(days=1), NOW + timedelta(days=1, hours=8))
     daily = await store.current_post("telegram:7", GROUP.key)
-    assert daily is not None and daily.id == cursor.lastrowid
+    assert daily is not None and daily.id == daily_id
     assert await store.current_post("telegram:8", GROUP.key) == daily  # someone without a quiz here
     later_quiz = await store.add_quiz(GROUP, True, "telegram:7", "Ann", "q3", "", NOW + timedelta(days=2))
     assert await store.current_post("telegram:7", GROUP.key) == later_quiz
@@ -288,7 +285,10 @@ async def test_a_write_whose_caller_is_cancelled_completes_and_the_next_write_go
 # --- lookups on the event loop ----------------------------------------------------------------------
 
 
-async def test_lookups_see_each_committed_write_and_are_not_held_up_by_one_in_progress(store: Store) -> None:
+async def test_lookups_see_each_committed_write_and_are_not_held_up_by_one_in_progress(
+    sqlite_store: SQLiteStore,
+) -> None:
+    store = sqlite_store
     await store.save_chat(GROUP, True, {"time": "10:00"}, NOW, revision=0)
     assert (await store.chat(GROUP.key)).settings == {"time": "10:00"}
     inside, release = threading.Event(), threading.Event()
@@ -312,9 +312,9 @@ async def test_lookups_see_each_committed_write_and_are_not_held_up_by_one_in_pr
     assert not (await store.chat(GROUP.key)).subscribed
 
 
-async def test_the_lookup_connection_cannot_write(store: Store) -> None:
+async def test_the_lookup_connection_cannot_write(sqlite_store: SQLiteStore) -> None:
     with pytest.raises(sqlite3.OperationalError, match="readonly"):
-        store._lookup("DELETE FROM chats")
+        sqlite_store._lookup("DELETE FROM chats")
 
 
 def test_aiosqlite_still_has_the_private_names_transactions_run_through() -> None:
@@ -327,7 +327,8 @@ def test_aiosqlite_still_has_the_private_names_transactions_run_through() -> Non
     )
 
 
-async def test_a_function_run_on_the_database_thread_gets_the_connection_there(store: Store) -> None:
+async def test_a_function_run_on_the_database_thread_gets_the_connection_there(sqlite_store: SQLiteStore) -> None:
+    store = sqlite_store
     def where(db: sqlite3.Connection, tag: str) -> tuple[str, bool, str]:
         return threading.current_thread().name, isinstance(db, sqlite3.Connection), tag
 
@@ -338,16 +339,20 @@ async def test_a_function_run_on_the_database_thread_gets_the_connection_there(s
 # --- migrations -------------------------------------------------------------------------------------
 
 SCHEMA_1 = Path(__file__).parent / "data" / "dailyq-schema1.sqlite3"
-TABLES = ("chats", "users", "posts", "open_questions", "attempts", "reviews")
+SCHEMA_1_TABLES = ("chats", "users", "posts", "open_questions", "attempts", "reviews")
 
 
 def test_migrations_are_numbered_files_each_opening_with_a_description_and_ship_in_the_wheel() -> None:
     assert [m.name[:5] for m in MIGRATIONS] == [f"{n:04d}_" for n in range(1, len(MIGRATIONS) + 1)]
     assert all(m.description and m.sql.startswith(f"-- {m.description}") for m in MIGRATIONS)
+    # Both backends take the same steps, each in its own dialect.
+    assert [(m.name, m.description) for m in migrations("postgresql")] == [
+        (m.name, m.description) for m in MIGRATIONS
+    ]
     package_data = tomllib.loads((Path(__file__).parent.parent / "pyproject.toml").read_text())["tool"][
         "setuptools"
     ]["package-data"]
-    assert "migrations/sqlite/*.sql" in package_data["bot.core.store"]
+    assert {"migrations/sqlite/*.sql", "migrations/postgresql/*.sql"} <= set(package_data["bot.core.store"])
 
 
 def every_row(path: Path) -> dict[str, list[tuple]]:
@@ -355,7 +360,7 @@ def every_row(path: Path) -> dict[str, list[tuple]]:
     schema_1_file = f"file:{SCHEMA_1}?immutable=1"  # read as it is: no journal files beside it
     with closing(sqlite3.connect(schema_1_file, uri=True)) as schema_1, closing(sqlite3.connect(path)) as db:
         rows = {}
-        for table in TABLES:
+        for table in SCHEMA_1_TABLES:
             columns = ", ".join(column[1] for column in schema_1.execute(f"PRAGMA table_info({table})"))
             rows[table] = sorted(db.execute(f"SELECT {columns} FROM {table}").fetchall(), key=repr)
         return rows
@@ -395,10 +400,10 @@ async def test_the_schema_refuses_a_post_or_reveal_state_it_does_not_know(store:
     post_id = await store.claim_daily(GROUP.key, "q1", date(2026, 3, 2), 0, NOW)
     for status in RevealStatus:
         await store.end_reveal(post_id, status)
-    with pytest.raises(sqlite3.IntegrityError, match="CHECK"):
-        await store.write(lambda db: db.execute("UPDATE posts SET reveal_status = 'lost'"))
-    with pytest.raises(sqlite3.IntegrityError, match="CHECK"):
-        await store.write(lambda db: db.execute("UPDATE posts SET status = 'lost'"))
+    with pytest.raises(INTEGRITY_ERRORS, match="(?i)check"):
+        await sql_execute(store, "UPDATE posts SET reveal_status = 'lost'")
+    with pytest.raises(INTEGRITY_ERRORS, match="(?i)check"):
+        await sql_execute(store, "UPDATE posts SET status = 'lost'")
 
 
 # --- the scheduler's bookkeeping ----------------------------------------------------------------------
@@ -510,8 +515,9 @@ async def test_subscribed_chats_come_a_page_at_a_time_with_their_last_daily_date
 
 
 async def test_a_write_held_up_past_busy_timeout_says_the_database_is_busy_and_ping_answers(
-    store: Store,
+    sqlite_store: SQLiteStore,
 ) -> None:
+    store = sqlite_store
     assert await store.ping()
     await store.db.execute("PRAGMA busy_timeout = 20")
     with closing(sqlite3.connect(store.path, isolation_level=None)) as other:
@@ -521,3 +527,24 @@ async def test_a_write_held_up_past_busy_timeout_says_the_database_is_busy_and_p
         other.execute("COMMIT")
     await store.save_chat(GROUP, True, {}, NOW, revision=0)
     assert await store.ping()
+
+
+# --- feedback claims, at once ---------------------------------------------------------------------
+
+
+async def test_two_feedback_claims_at_once_claim_once_and_keep_to_the_limit(store: Store) -> None:
+    # Two presses at once (in two processes, on a shared database) must not both ask the model.
+    await store.save_chat(GROUP, True, {}, NOW, revision=0, subscribed=True)
+    first = await store.claim_daily(GROUP.key, "q1", DAY, 0, NOW)
+    second = await store.claim_daily(GROUP.key, "q2", DAY + timedelta(days=1), 0, NOW)
+    third = await store.claim_daily(GROUP.key, "q3", DAY + timedelta(days=2), 0, NOW)
+
+    def claim(post_id: int, user_limit: int = 3) -> FeedbackClaim:
+        stale_before = NOW - timedelta(minutes=5)
+        return FeedbackClaim(post_id, "telegram:7", GROUP.key, "q", "d", "2026-03-02", NOW, stale_before, user_limit, 10)
+
+    outcomes = await asyncio.gather(store.claim_feedback(claim(first)), store.claim_feedback(claim(first)))
+    assert sorted(outcomes) == ["claimed", "pending"]
+    # One request left today for the member, two posts asking at once: one gets it.
+    outcomes = await asyncio.gather(store.claim_feedback(claim(second, 2)), store.claim_feedback(claim(third, 2)))
+    assert sorted(outcomes) == ["claimed", "user_limit"]

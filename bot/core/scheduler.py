@@ -248,6 +248,8 @@ class Scheduler:
     async def _scheduled_sweep(self) -> None:
         try:
             await self.sweep()
+        except DatabaseBusy as error:
+            log.warning("sweep failed: the database did not answer (%s); the next sweep tries again", error)
         except Exception:
             log.exception("sweep failed")
 
@@ -327,6 +329,8 @@ class Scheduler:
                     await self._claim_and_post(work, work.due[0], now)
             except _ChatGoneError:
                 pass
+            except DatabaseBusy as error:  # the database is away: one line, not a traceback per chat
+                log.warning(CHAT_FAILED + " (the database did not answer: %s)", work.key, error)
             except Exception:
                 log.exception(CHAT_FAILED, work.key)
             self._progress_at = self.monotonic.now()

@@ -1,8 +1,9 @@
 """`/healthz` and `/metrics` on one small aiohttp server.
 
 Health is a set of named checks the app registers (`db`, `scheduler`, `platform:telegram`, …),
-each an async callable answering "are you working?". Metrics live in a private
-CollectorRegistry, so two apps (or two tests) in one process count separately.
+each an async callable answering "are you working?", and facts reported as they are (`database`:
+which backend). Metrics live in a private CollectorRegistry, so two apps (or two tests) in one
+process count separately.
 """
 
 from __future__ import annotations
@@ -12,13 +13,22 @@ import logging
 from collections.abc import Awaitable, Callable
 
 from aiohttp import web
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
 
 from bot.core.store import Store
+from bot.core.store.postgresql import PoolFigures
 
 log = logging.getLogger(__name__)
 
 Check = Callable[[], Awaitable[bool]]
+Fact = Callable[[], object]
 
 # Docker's HEALTHCHECK gives the whole request 5 s; one stuck check must not use all of it.
 CHECK_TIMEOUT = 3.0
@@ -27,10 +37,18 @@ CHECK_TIMEOUT = 3.0
 class Health:
     def __init__(self, timeout: float = CHECK_TIMEOUT) -> None:
         self._checks: dict[str, Check] = {}
+        self._facts: dict[str, Fact] = {}
         self._timeout = timeout
 
     def add_check(self, name: str, check: Check) -> None:
         self._checks[name] = check
+
+    def add_fact(self, name: str, fact: Fact) -> None:
+        """Something /healthz reports beside the checks, read at each request (a JSON value)."""
+        self._facts[name] = fact
+
+    def facts(self) -> dict[str, object]:
+        return {name: fact() for name, fact in self._facts.items()}
 
     async def status(self) -> dict[str, str]:
         """Every check's state: "ok", "failing" (it said False), "error" (it raised) or "timeout"."""
@@ -74,6 +92,22 @@ class Metrics:
             registry=self.registry,
         )
 
+    def watch_pool(self, figures: Callable[[], PoolFigures]) -> None:
+        """Gauges of the database connection pool (PostgreSQL), read at each scrape."""
+        connections = Gauge(
+            "dailyq_db_pool_connections",
+            "Database connections this process holds, by state",
+            ["state"],
+            registry=self.registry,
+        )
+        connections.labels(state="in_use").set_function(lambda: figures().in_use)
+        connections.labels(state="idle").set_function(lambda: figures().idle)
+        Gauge(
+            "dailyq_db_pool_max_connections",
+            "The most database connections this process opens (DAILYQ_DB_POOL_SIZE)",
+            registry=self.registry,
+        ).set_function(lambda: figures().max_size)
+
     def exposition(self) -> bytes:
         return generate_latest(self.registry)
 
@@ -84,7 +118,7 @@ async def serve(health: Health, metrics: Metrics, host: str, port: int) -> web.A
     async def healthz(_: web.Request) -> web.Response:
         checks = await health.status()
         failing = [name for name, state in checks.items() if state != "ok"]
-        body = {"status": "failing" if failing else "ok", "checks": checks}
+        body = {"status": "failing" if failing else "ok", **health.facts(), "checks": checks}
         if failing:
             body["failing"] = failing
         return web.json_response(body, status=503 if failing else 200)

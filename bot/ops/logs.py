@@ -22,7 +22,7 @@ from types import TracebackType
 from typing import TextIO
 from urllib.parse import quote
 
-from bot.config import Settings
+from bot.config import Settings, database_password
 
 REDACTED = "[redacted]"
 
@@ -60,8 +60,10 @@ _RECORD_ATTRIBUTES = frozenset(logging.makeLogRecord({}).__dict__) | {"message",
 
 
 def secrets_from(settings: Settings) -> list[str]:
-    """The secret values in Settings: the fields declared with repr=False (tokens, webhook secret)."""
-    values = (getattr(settings, f.name) for f in fields(settings) if not f.repr)
+    """The secret values in Settings: the fields declared with repr=False (tokens, webhook secret,
+    a database URL) and the password in that URL."""
+    values = [getattr(settings, f.name) for f in fields(settings) if not f.repr]
+    values.append(database_password(settings.db))
     return [value for value in values if isinstance(value, str) and value]
 
 

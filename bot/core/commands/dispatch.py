@@ -10,6 +10,7 @@ the scheduler asks of the core is in daily.py.
 from __future__ import annotations
 
 import asyncio
+import logging
 import random
 import re
 from collections.abc import Awaitable, Callable
@@ -27,9 +28,11 @@ from bot.core.feedback import Reviewer
 from bot.core.messages import LANGUAGES, t
 from bot.core.model import ChatRef, Incoming, Question, Reply, SentRef
 from bot.core.render import escape
-from bot.core.store import ChatRow, Post, Store
+from bot.core.store import ChatRow, DatabaseBusy, Post, Store
 from bot.core.timing import KEYS as SETTING_KEYS
 from bot.core.timing import ChatSettings
+
+log = logging.getLogger(__name__)
 
 RELOAD_ERRORS_SHOWN = 10
 
@@ -138,6 +141,18 @@ class Core:
         incoming = replace(
             incoming, text=valid_unicode(incoming.text), user_name=valid_unicode(incoming.user_name)
         )
+        try:
+            return await self._answer(incoming)
+        except DatabaseBusy as error:
+            # While the database is away (or held) every update fails alike: one log line each
+            # rather than a traceback, and the user is asked to try again. Nothing was half-written:
+            # each of the store's writes is one transaction.
+            command = incoming.text.strip().split(maxsplit=1)[0][:32] if incoming.text.startswith("/") else "a message"
+            log.warning("%s in %s: the database did not answer (%s)", command, incoming.chat.key, error)
+            lang = platform_language(incoming.lang) or platform_language(self.settings.lang) or LANGUAGES[0]
+            return [Reply(t(lang, "error"), lang=lang)]
+
+    async def _answer(self, incoming: Incoming) -> list[Reply]:
         call = await self._call(incoming)
         # The language goes with each reply, for words an adapter adds itself (the console's headers).
         return [replace(reply, lang=reply.lang or call.lang) for reply in await self._dispatch(call)]

@@ -31,5 +31,6 @@ def looks_hidden(text: str) -> bool:
 
 
 def valid_unicode(text: str) -> str:
-    """Lone surrogates (JSON accepts "\\ud800") become U+FFFD: they cannot be stored or sent as UTF-8."""
-    return text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+    """Lone surrogates (JSON accepts "\\ud800") become U+FFFD: they cannot be stored or sent as UTF-8.
+    So does NUL, which PostgreSQL cannot store in text (SQLite can): both backends keep the same."""
+    return text.encode("utf-16", "surrogatepass").decode("utf-16", "replace").replace("\0", "\ufffd")

@@ -6,7 +6,7 @@ values in and out are plain Python and the records of records.py, never a connec
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import AsyncIterable, AsyncIterator, Mapping, Sequence
 from datetime import date, datetime
 from typing import Protocol
 
@@ -28,9 +28,12 @@ from bot.core.store.records import (
     SubscribedChat,
     UserStats,
 )
+from bot.core.store.tables import EXPORT_BATCH
 
 
 class Store(Protocol):
+    backend: str  # "sqlite" or "postgresql", for /healthz and the benches
+
     async def close(self) -> None: ...
 
     async def schema_version(self) -> int: ...
@@ -162,3 +165,14 @@ class Store(Protocol):
     async def claim_reveal(self, post_id: int, claimed_at: datetime | None, now: datetime) -> bool: ...
 
     async def end_reveal(self, post_id: int, status: RevealStatus) -> None: ...
+
+    # --- moving house (dailyq copy-db): every row, as tables.py lists the tables and their kinds
+    async def row_counts(self) -> dict[str, int]: ...
+
+    def export_rows(self, batch_size: int = EXPORT_BATCH) -> AsyncIterator[tuple[str, list[tuple]]]: ...
+
+    async def import_rows(
+        self, batches: AsyncIterable[tuple[str, list[tuple]]], expected: Mapping[str, int], *, replace: bool
+    ) -> None: ...
+
+    async def bots_connected(self) -> int: ...

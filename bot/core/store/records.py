@@ -38,6 +38,11 @@ class DatabaseBusy(Exception):
     """Another process held the database longer than the store waits; worth retrying shortly."""
 
 
+class DatabaseUnavailable(DatabaseBusy):
+    """The database server does not answer (restarting, unreachable, refusing the connection); what
+    was being written did not commit. Worth retrying shortly, as when it is busy."""
+
+
 def iso(instant: datetime) -> str:
     """The stored form of an instant: ISO-8601 UTC to the second, which sorts as text."""
     return instant.astimezone(UTC).isoformat(timespec="seconds")

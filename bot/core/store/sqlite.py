@@ -9,11 +9,9 @@ from __future__ import annotations
 import json
 import secrets
 import sqlite3
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from contextlib import closing
-from dataclasses import dataclass
 from datetime import date, datetime
-from importlib import resources
 from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import quote
@@ -44,12 +42,16 @@ from bot.core.store.records import (
     from_iso,
     iso,
 )
+from bot.core.store.schema import migrations
+from bot.core.store.tables import EXPORT_BATCH, ORDER, TABLES, Kind, check_row_counts, column_list
 
 T = TypeVar("T")
 
 
 class SQLiteStore:
     """The database in a SQLite file. Open with `await SQLiteStore.open(path)`; close with `await store.close()`."""
+
+    backend = "sqlite"
 
     def __init__(self, db: aiosqlite.Connection, path: Path) -> None:
         self.db = db
@@ -103,30 +105,30 @@ class SQLiteStore:
         return int(row[0])
 
     async def _migrate(self) -> None:
-        migrations = sqlite_migrations()
+        known = migrations("sqlite")
         version = await self.schema_version()
-        if version > len(migrations):
+        if version > len(known):
             raise RuntimeError(
                 f"{self.path} was written by a newer dailyq (schema {version}, this one knows "
-                f"{len(migrations)}); upgrade dailyq or restore a backup"
+                f"{len(known)}); upgrade dailyq or restore a backup"
             )
-        if version == len(migrations):
+        if version == len(known):
             return
         # A migration may rebuild a table that others reference (SQLite cannot alter a constraint):
         # with foreign keys on, dropping it would cascade. They are off meanwhile (the pragma has no
         # effect inside a transaction) and checked before each commit.
         await self.db.execute("PRAGMA foreign_keys=OFF")
         try:
-            for number in range(version, len(migrations)):
+            for number in range(version, len(known)):
 
                 def migrate(db: sqlite3.Connection, number: int = number) -> None:
                     # Statement by statement: executescript() would commit the open transaction.
-                    for statement in _statements(migrations[number].sql):
+                    for statement in _statements(known[number].sql):
                         db.execute(statement)
                     broken = db.execute("PRAGMA foreign_key_check").fetchall()
                     if broken:
                         raise RuntimeError(
-                            f"migration {migrations[number].name} broke references: {broken[:5]}"
+                            f"migration {known[number].name} broke references: {broken[:5]}"
                         )
                     # user_version is transactional: the bump commits with the migration, or neither.
                     db.execute(f"PRAGMA user_version = {number + 1}")
@@ -851,10 +853,85 @@ class SQLiteStore:
         """The scheduled reveal is over: sent, failed (the chat is gone) or skipped (too late)."""
         await self._changed("UPDATE posts SET reveal_status = ? WHERE id = ?", status, post_id)
 
+    # --- moving house: dailyq copy-db -----------------------------------------------------
+
+    async def row_counts(self) -> dict[str, int]:
+        return dict(zip(TABLES, await self._one(_COUNT_ROWS), strict=True))
+
+    async def bots_connected(self) -> int:
+        """Always 0: a bot on a SQLite file holds its instance lock, which copy-db takes first."""
+        return 0
+
+    async def export_rows(self, batch_size: int = EXPORT_BATCH) -> AsyncIterator[tuple[str, list[tuple]]]:
+        """Every row of every table, table by table (tables.py's order, its kinds as neutral
+        values), in batches. copy-db holds the file's instance lock, so nothing writes meanwhile."""
+        for table, columns in TABLES.items():
+            readers = [_FROM_SQLITE[kind] for kind in columns.values()]
+            query = f"SELECT {column_list(columns)} FROM {table} ORDER BY {ORDER[table]}"
+            async with self.db.execute(query) as cursor:
+                while rows := await cursor.fetchmany(batch_size):
+                    yield table, [tuple(read(value) for read, value in zip(readers, row, strict=True)) for row in rows]
+
+    async def import_rows(
+        self, batches: AsyncIterable[tuple[str, list[tuple]]], expected: Mapping[str, int], *, replace: bool
+    ) -> None:
+        """Add the rows `export_rows` gives (ids kept), in one transaction that commits only if
+        every table then holds `expected` rows. `replace` deletes what the tables held first.
+
+        The one transaction that spans several trips to the database thread (the batches arrive
+        from the other database in between): copy-db holds the instance lock, so no other
+        statement can fall inside it.
+        """
+        # A big page cache while the indexes grow (a copy of a large database), then the usual one.
+        (cache,) = await self._one("PRAGMA cache_size")
+        await self.db.execute(f"PRAGMA cache_size = {IMPORT_CACHE_KIB}")
+        await self.db.execute("BEGIN IMMEDIATE")
+        try:
+            if replace:
+                for table in reversed(TABLES):
+                    await self.db.execute(f"DELETE FROM {table}")
+            async for table, rows in batches:
+                columns = TABLES[table]
+                writers = [_TO_SQLITE[kind] for kind in columns.values()]
+                await self.db.executemany(
+                    f"INSERT INTO {table} ({column_list(columns)}) VALUES ({', '.join('?' * len(columns))})",
+                    [tuple(write(value) for write, value in zip(writers, row, strict=True)) for row in rows],
+                )
+            check_row_counts(dict(zip(TABLES, await self._one(_COUNT_ROWS), strict=True)), expected)
+            await self.db.execute("COMMIT")
+        except BaseException:
+            await self.db.execute("ROLLBACK")
+            raise
+        finally:
+            await self.db.execute(f"PRAGMA cache_size = {cache}")
+
     async def _changed(self, sql: str, *params: Any) -> bool:
         """One statement in its own transaction; whether it changed a row."""
         cursor = await self.write(lambda db: db.execute(sql, params))
         return cursor.rowcount > 0
+
+
+IMPORT_CACHE_KIB = -512 * 1024  # negative: KiB, so 512 MB at most, used only as the pages come
+
+_COUNT_ROWS = "SELECT " + ", ".join(f"(SELECT COUNT(*) FROM {table})" for table in TABLES)
+
+# A column's stored form and the neutral one copy-db moves (see tables.py); None stays None.
+_FROM_SQLITE: dict[Kind, Callable[[Any], Any]] = {
+    Kind.TEXT: lambda value: value,
+    Kind.INTEGER: lambda value: value,
+    Kind.JSON: lambda value: value,
+    Kind.FLAG: lambda value: None if value is None else bool(value),
+    Kind.INSTANT: from_iso,
+    Kind.DAY: lambda value: date.fromisoformat(value) if value else None,
+}
+_TO_SQLITE: dict[Kind, Callable[[Any], Any]] = {
+    Kind.TEXT: lambda value: value,
+    Kind.INTEGER: lambda value: value,
+    Kind.JSON: lambda value: value,
+    Kind.FLAG: lambda value: None if value is None else int(value),
+    Kind.INSTANT: lambda value: iso(value) if value else None,
+    Kind.DAY: lambda value: value.isoformat() if value else None,
+}
 
 
 def _in_transaction(db: sqlite3.Connection, work: Callable[[sqlite3.Connection], T]) -> T:
@@ -916,38 +993,6 @@ def _lookup_connection(path: Path) -> sqlite3.Connection:
     # A WAL reader waits only in rare moments (another process recovering the log): briefly.
     connection.execute("PRAGMA busy_timeout=1000")
     return connection
-
-
-@dataclass(frozen=True)
-class Migration:
-    name: str  # the file name: 0002_post_states.sql
-    description: str  # its first line, a comment
-    sql: str
-
-
-def sqlite_migrations() -> list[Migration]:
-    """The numbered files under migrations/sqlite, in order; file N brings user_version N-1 to N.
-
-    Append-only: a released migration is never edited; the next change is a new file.
-    """
-    files = sorted(
-        (
-            f
-            for f in resources.files(__package__).joinpath("migrations", "sqlite").iterdir()
-            if f.name.endswith(".sql")
-        ),
-        key=lambda f: f.name,
-    )
-    migrations = []
-    for number, file in enumerate(files, 1):
-        text = file.read_text(encoding="utf-8")
-        first = text.partition("\n")[0]
-        if not file.name.startswith(f"{number:04d}_") or not first.startswith("-- "):
-            raise RuntimeError(
-                f"migration {file.name}: expected {number:04d}_<what>.sql opening with a -- description"
-            )
-        migrations.append(Migration(file.name, first[3:].strip(), text))
-    return migrations
 
 
 def dailyq_schema_version(path: Path) -> int | None:
