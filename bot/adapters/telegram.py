@@ -199,9 +199,9 @@ class SteadyPacer(BaseRateLimiter[int]):
     check keeps the messages actually handed over to at most `per_second` (rounded up) in any
     second, so a stall costs time, never a 429.
 
-    A 429 holds back only its own message: it waits the `retry_after` it was given, takes a fresh
-    slot and tries again (`max_retries` times), while the others keep their slots (AIORateLimiter
-    held every send back, for the wait and 0.1 s more). Requests to no chat (answering a button
+    A 429 holds back only its own message: it waits the `retry_after` it was given and tries again
+    (`max_retries` times) without taking another slot, while the others keep theirs
+    (AIORateLimiter held every send back, for the wait and 0.1 s more). Requests to no chat (answering a button
     press, getUpdates) are not paced. `clock` and `sleep` are the event loop's unless injected.
     """
 
@@ -246,9 +246,9 @@ class SteadyPacer(BaseRateLimiter[int]):
     ) -> bool | dict[str, Any] | list[dict[str, Any]]:
         chat_id = data.get("chat_id")
         retries = self.max_retries if rate_limit_args is None else rate_limit_args
+        if chat_id is not None:
+            await self.turn(_group_of(chat_id))
         for attempt in range(retries + 1):
-            if chat_id is not None:
-                await self.turn(_group_of(chat_id))
             try:
                 return await callback(*args, **kwargs)
             except RetryAfter as error:
@@ -257,6 +257,10 @@ class SteadyPacer(BaseRateLimiter[int]):
                 wait = _retry_seconds(error)
                 log.info("telegram: %s refused with 429; retrying it in %.2f s", endpoint, wait)
                 await self._sleep(wait)
+                # Not a fresh slot at the back of the queue: Telegram said when its window has
+                # room, and the pace leaves a little under the limit for such retries.
+                if chat_id is not None:
+                    await self._hand_over()
         raise AssertionError("unreachable")  # the loop returns or raises
 
     async def turn(self, group: int | str | None) -> None:
@@ -274,6 +278,10 @@ class SteadyPacer(BaseRateLimiter[int]):
             self._forget_quiet_groups(now)
         if slot > now:
             await self._sleep(slot - now)
+        await self._hand_over()
+
+    async def _hand_over(self) -> None:
+        """At most `per_second` (rounded up) messages handed over in any second, whatever the wake-ups."""
         handed = self._handed_over
         while len(handed) == handed.maxlen and (room := handed[0] + 1.0 - self._now()) > 0:
             await self._sleep(room)
