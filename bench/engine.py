@@ -1,7 +1,7 @@
 """The engine under load: 1,000 users in 50 groups and their private chats, on a 10,000-question bank
 with 1,000,000 answers already in the database, doing quiz → answer → reveal → grade cycles.
 
-    python bench/engine.py [--users 1000] [--groups 50] [--attempts 1000000] [--cycles 2]
+    python -m bench.engine [--users 1000] [--groups 50] [--attempts 1000000] [--cycles 2]
 
 Commands run one after another through Core.handle, exactly as an adapter calls it, so the times
 are the core's own cost per command (SQLite included). Prints commands per second, the median and
