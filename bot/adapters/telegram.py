@@ -197,12 +197,13 @@ class SteadyPacer(BaseRateLimiter[int]):
     message first waits until its group had fewer than `per_group` slots in the last 60 s.
     Slots woken late together (the loop stalled) would go out closer than their spacing: a last
     check keeps the messages actually handed over to at most `per_second` (rounded up) in any
-    second, so a stall costs time, never a 429.
+    second, so a stall costs time rather than making a burst.
 
     A 429 holds back only its own message: it waits the `retry_after` it was given and tries again
     (`max_retries` times) without taking another slot, while the others keep theirs
-    (AIORateLimiter held every send back, for the wait and 0.1 s more). Requests to no chat (answering a button
-    press, getUpdates) are not paced. `clock` and `sleep` are the event loop's unless injected.
+    (AIORateLimiter held every send back, for the wait and 0.1 s more). Requests to no chat
+    (answering a button press, getUpdates) are not paced. `clock` and `sleep` are the event
+    loop's unless injected.
     """
 
     GROUP_WINDOW = 60.0  # seconds
