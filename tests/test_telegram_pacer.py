@@ -54,14 +54,26 @@ async def test_no_burst_after_an_idle_spell() -> None:
 
 async def test_a_stall_never_hands_over_more_than_the_rate_in_one_second() -> None:
     timeline = Timeline()
-    steady = pacer(timeline, per_second=10)
-    slots = [steady.turn(None) for _ in range(12)]
-    # The loop stalls: all twelve wake up at once, 1.5 s later, their slots long past.
-    timeline.now = 1.5
-    handed = []
-    for waiting in slots:
-        await waiting
+    stall_over = asyncio.Event()
+
+    async def sleep(seconds: float) -> None:
+        if stall_over.is_set():
+            await timeline.sleep(seconds)
+        else:  # the loop stalls: every message waiting for its slot wakes when the stall ends
+            await stall_over.wait()
+
+    steady = SteadyPacer(10, 3, clock=timeline.clock, sleep=sleep)
+    handed: list[float] = []
+
+    async def one_message() -> None:
+        await steady.turn(None)
         handed.append(timeline.now)
+
+    messages = [asyncio.ensure_future(one_message()) for _ in range(12)]
+    await asyncio.sleep(0)  # all twelve have their slots, 0.1 s apart from 0
+    timeline.now = 1.5  # their slots long past
+    stall_over.set()
+    await asyncio.gather(*messages)
     assert max(sum(1 for t in handed if start <= t < start + 1.0) for start in handed) == 10
 
 
