@@ -845,3 +845,22 @@ def test_every_gateway_parser_is_guarded_and_a_later_discord_py_is_named() -> No
             pass
 
     assert not guard_gateway_parsers(Elsewhere(), {})
+
+
+async def test_the_token_bucket_never_lets_more_than_its_rate_out_in_one_second() -> None:
+    now = 0.0
+    handed: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        nonlocal now
+        now += seconds
+
+    bucket = TokenBucket(10.0, 3, now=lambda: now, sleep=sleep)
+    for _ in range(10):
+        await bucket.acquire()
+        handed.append(now)
+    now += 0.25  # a late wake-up: the burst may catch up, but not past 10 in any second
+    for _ in range(5):
+        await bucket.acquire()
+        handed.append(now)
+    assert max(sum(1 for t in handed if start <= t < start + 1.0) for start in handed) == 10

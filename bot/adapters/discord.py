@@ -33,9 +33,10 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
+import math
 import re
 import time
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
@@ -91,7 +92,13 @@ NETWORK_ERRORS = (aiohttp.ClientError, OSError, asyncio.TimeoutError)
 
 
 class TokenBucket:
-    """An async token bucket: `acquire` waits until a request may go out at `rate` per second."""
+    """An async token bucket: `acquire` waits until a request may go out at `rate` per second.
+
+    The burst lets requests woken late (a busy event loop) catch up, but never past `rate`
+    (rounded up) in any one second: a catch-up on top of the steady pace would otherwise fill a
+    strict 50-per-second window, and each global 429 holds back every request in discord.py
+    (bench/fanout.py: 4 to 22 of them per 1,000 posts, 0.93 of the allowed rate).
+    """
 
     def __init__(
         self,
@@ -108,6 +115,7 @@ class TokenBucket:
         self._tokens = float(burst)
         self._updated = now()
         self._lock = asyncio.Lock()
+        self._handed_over: deque[float] = deque(maxlen=math.ceil(rate))
 
     async def acquire(self) -> None:
         async with self._lock:  # first come, first served
@@ -117,6 +125,10 @@ class TokenBucket:
                 self._refill()
             # Taken even if rounding left a hair less than a whole token: the next caller waits it out.
             self._tokens -= 1
+            handed = self._handed_over
+            while len(handed) == handed.maxlen and (room := handed[0] + 1.0 - self._now()) > 0:
+                await self._sleep(room)
+            handed.append(self._now())
 
     def _refill(self) -> None:
         now = self._now()
