@@ -515,5 +515,8 @@ def _notify_reload(url: str) -> int:
     if not listening:
         print(f"dailyq reload: no dailyq is running on {shown_database(url)}", file=sys.stderr)
         return 1
-    print(f"dailyq reload: asked {listening} process(es) on {shown_database(url)} to re-read their banks; their logs say how that went")
+    print(
+        f"dailyq reload: asked {listening} process(es) on {shown_database(url)} to re-read their banks;"
+        " their logs say how that went"
+    )
     return 0
