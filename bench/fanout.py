@@ -174,8 +174,15 @@ async def subscribe_all(store: Store, keys: list[tuple[str, bool]], settings: Se
     held: one bulk transaction (what copy-db does)."""
     stored = json.dumps(ChatSettings.default(settings).updated("time", "09:00").to_json())
     since = POST_DAY - timedelta(days=1)
+    unset = dict.fromkeys(TABLES["chats"]) | {"settings": stored, "subscribed": True, "revision": 0}
     chats = [
-        (key, key.partition(":")[0], key.partition(":")[2], None, is_group, stored, True, since, since, None)
+        tuple(
+            (
+                unset
+                | {"key": key, "platform": key.partition(":")[0], "chat_id": key.partition(":")[2]}
+                | {"is_group": is_group, "schedule_from": since, "created_at": since}
+            ).values()
+        )
         for key, is_group in keys
     ]
 
