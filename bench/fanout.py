@@ -1,7 +1,7 @@
 """Daily fan-outs to 1,000 chats at the platform's rate limit, through the real stack, five times.
 
     python -m bench.fanout [--chats 1000] [--scale 2.5] [--runs 5] [--platform telegram|discord|both]
-                           [--telegram-pace 29]
+                           [--telegram-pace 29] [--db URL]
 
 Telegram: the real Scheduler, Core and TelegramAdapter (python-telegram-bot with the adapter's
 SteadyPacer) against the fake Bot API enforcing Telegram's flood limits, 30 messages/s overall and 20/min per
@@ -15,10 +15,14 @@ To keep the run short, `--scale` multiplies the fakes' limits and the bot's limi
 the Telegram pacer's messages per second before scaling (production: 29), to measure how close
 to Telegram's 30 it can go.
 The schedule's instant comes from a FakeClock set to the post time; the fan-out itself runs in
-real time, since it is a rate measurement. The 5,000 subscriptions are bulk-inserted with SQL in
-one transaction (their settings JSON is what /subscribe stores). Each fake runs in a child
+real time, since it is a rate measurement. The subscriptions are bulk-loaded in one
+transaction (their settings JSON is what /subscribe stores). Each fake runs in a child
 process, as the real platform runs elsewhere, so the bot's process is measured alone; with
 `--platform both` the two fan-outs run at once, each bot in a process of its own.
+
+The database is a new SQLite file, or with `--db postgresql://…` a PostgreSQL database whose
+tables each run replaces (then the two platforms run one after the other). The sweep is run by
+the leader, as in `dailyq run`: on PostgreSQL the bot first wins the advisory-lock election.
 
 Achieved rate = messages (Telegram) or requests (Discord) the fake accepted during the fan-out,
 per second from the first to the last; the goal compares it with the allowed rate. The fan-out
@@ -40,7 +44,7 @@ import sys
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import suppress
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -51,11 +55,13 @@ from typing import Any
 from bench.synthetic import synthetic_bank
 from bot.adapters.discord import SEND_BURST, SENDS_PER_SECOND, DiscordAdapter, TokenBucket
 from bot.adapters.telegram import OVERALL_MESSAGES_PER_SECOND, TelegramAdapter, smooth_rate_limiter
-from bot.config import Settings
+from bot.app import leadership_for
+from bot.config import Settings, database_location
 from bot.core.commands import Core
 from bot.core.ports import Adapter
 from bot.core.scheduler import Scheduler
-from bot.core.store import SQLiteStore, Store, iso
+from bot.core.store import Store, open_store
+from bot.core.store.tables import TABLES
 from bot.core.timing import ChatSettings
 from tests.clock import FakeClock
 from tests.fakes.discord_api import FakeDiscord, RateLimits
@@ -164,19 +170,36 @@ async def _serve_discord(pipe: Connection, scale: float, channels: int) -> None:
 
 
 async def subscribe_all(store: Store, keys: list[tuple[str, bool]], settings: Settings) -> None:
-    """Every chat subscribed for 09:00 UTC since the day before: one bulk transaction."""
+    """Every chat subscribed for 09:00 UTC since the day before, in place of whatever the database
+    held: one bulk transaction (what copy-db does)."""
     stored = json.dumps(ChatSettings.default(settings).updated("time", "09:00").to_json())
-    since = iso(POST_DAY - timedelta(days=1))
-    await store.write(
-        lambda db: db.executemany(
-            "INSERT INTO chats (key, platform, chat_id, is_group, settings, subscribed, schedule_from, created_at)"
-            " VALUES (?, ?, ?, ?, ?, 1, ?, ?)",
-            [
-                (key, key.partition(":")[0], key.partition(":")[2], int(is_group), stored, since, since)
-                for key, is_group in keys
-            ],
+    since = POST_DAY - timedelta(days=1)
+    unset = dict.fromkeys(TABLES["chats"]) | {"settings": stored, "subscribed": True, "revision": 0}
+    chats = [
+        tuple(
+            (
+                unset
+                | {"key": key, "platform": key.partition(":")[0], "chat_id": key.partition(":")[2]}
+                | {"is_group": is_group, "schedule_from": since, "created_at": since}
+            ).values()
         )
-    )
+        for key, is_group in keys
+    ]
+
+    async def rows() -> AsyncIterator[tuple[str, list[tuple]]]:
+        yield "chats", chats
+
+    await store.import_rows(rows(), dict.fromkeys(TABLES, 0) | {"chats": len(chats)}, replace=True)
+
+
+async def unsent(store: Store) -> int:
+    """Subscribed chats without a post marked sent for the post day: none at all, or still pending."""
+    missing, after = 0, ""
+    while page := await store.subscribed_chats(after, 1000):
+        after = page[-1].key
+        missing += sum(1 for chat in page if chat.last_daily != POST_DAY.date())
+    pending = await store.stale_claims(POST_DAY + timedelta(days=1))
+    return missing + len(pending)
 
 
 class CountingHandler(logging.Handler):
@@ -193,6 +216,8 @@ class CountingHandler(logging.Handler):
 
 @dataclass
 class Sweep:
+    backend: str
+    elected_seconds: float  # from the start of the election to this process leading
     seconds: float
     cpu_seconds: float  # the bot's process
     fake_cpu_seconds: float  # the fake's process
@@ -201,18 +226,23 @@ class Sweep:
 
 
 async def fan_out(
-    platform: str, adapter: Adapter, keys: list[tuple[str, bool]], directory: Path, fake: Child
+    platform: str, adapter: Adapter, keys: list[tuple[str, bool]], db: Path | str, fake: Child
 ) -> Sweep:
-    """Subscribe the chats, run the adapter, sweep once at the post time."""
-    settings = Settings(db=directory / f"{platform}.sqlite3", timezone="UTC", post_time="09:00")
-    store = await SQLiteStore.open(settings.db)
+    """Subscribe the chats, run the adapter, win the election, sweep once at the post time."""
+    settings = Settings(db=db, timezone="UTC", post_time="09:00")
+    store = await open_store(settings.db)
+    leadership = leadership_for(settings)
     try:
         await subscribe_all(store, keys, settings)
         clock = FakeClock(POST_DAY + timedelta(seconds=30))
         core = Core(store, synthetic_bank(BANK_QUESTIONS, SEED), settings, clock, random.Random(SEED))
         scheduler = Scheduler(store, core, {platform: adapter}, clock)
         running = asyncio.create_task(adapter.run(core))
+        started = time.perf_counter()
+        campaign = asyncio.create_task(leadership.run())
         try:
+            await asyncio.wait_for(leadership.wait_for(True), 60)
+            elected = time.perf_counter() - started
             if isinstance(adapter, DiscordAdapter):
                 await asyncio.wait_for(adapter.client.wait_until_ready(), 60)
             fake_cpu = await fake.ask("cpu")
@@ -226,14 +256,11 @@ async def fan_out(
             seconds, cpu = time.perf_counter() - started, time.process_time() - cpu_started
             fake_cpu = await fake.ask("cpu") - fake_cpu
         finally:
-            running.cancel()
-            with suppress(asyncio.CancelledError):
-                await running
-        [(unsent,)] = await store.db.execute_fetchall(
-            "SELECT COUNT(*) FROM chats c LEFT JOIN posts p ON p.chat_key = c.key AND p.status = 'sent'"
-            " WHERE p.id IS NULL"
-        )
-        return Sweep(seconds, cpu, fake_cpu, unsent, dict(logged.counts))
+            for task in (running, campaign):
+                task.cancel()
+                with suppress(asyncio.CancelledError):
+                    await task
+        return Sweep(store.backend, elected, seconds, cpu, fake_cpu, await unsent(store), dict(logged.counts))
     finally:
         await store.close()
 
@@ -244,6 +271,8 @@ class Figures:
 
     platform: str
     scale: float
+    backend: str  # the database: sqlite or postgresql
+    elected_seconds: float  # until the bot led (won the election on PostgreSQL)
     limits: str  # what the fake enforces and how the bot paces, after scaling
     unit: str  # what the limit counts: messages or requests
     chats: int
@@ -276,6 +305,8 @@ class Figures:
         return cls(
             platform=platform,
             scale=scale,
+            backend=sweep.backend,
+            elected_seconds=sweep.elected_seconds,
             limits=limits,
             unit=unit,
             chats=chats,
@@ -295,6 +326,7 @@ class Figures:
     def describe(self) -> str:
         lines = [
             f"{self.platform}: {self.chats:,} chats, scale ×{self.scale:g}: {self.limits}",
+            f"  database           {self.backend}; this process led after {self.elected_seconds:.2f} s",
             f"  sweep              {self.sweep_seconds:8.1f} s; CPU {self.cpu_seconds:.1f} s in the bot's"
             f" process, {self.fake_cpu_seconds:.1f} s in the fake's",
             f"  {self.unit + ' accepted':<19}{self.accepted:8,}",
@@ -326,7 +358,7 @@ def goals(runs: list[Figures]) -> list[str]:
     ]
 
 
-async def telegram(chats: int, scale: float, directory: Path, pace: float) -> Figures:
+async def telegram(chats: int, scale: float, db: Path | str, pace: float) -> Figures:
     overall, per_group = 30 * scale, 20 * scale
     fake = Child(serve_telegram, scale)
     try:
@@ -336,7 +368,7 @@ async def telegram(chats: int, scale: float, directory: Path, pace: float) -> Fi
         groups = chats // 2
         keys = [(f"telegram:{FIRST_GROUP_ID - n}", True) for n in range(groups)]
         keys += [(f"telegram:{FIRST_USER_ID + n}", False) for n in range(chats - groups)]
-        sweep = await fan_out("telegram", adapter, keys, directory, fake)
+        sweep = await fan_out("telegram", adapter, keys, db, fake)
         report = await fake.ask("report")
     finally:
         fake.close()
@@ -347,7 +379,7 @@ async def telegram(chats: int, scale: float, directory: Path, pace: float) -> Fi
     return Figures.of("telegram", scale, limits, "messages", overall, chats, sweep, report)
 
 
-async def discord(chats: int, scale: float, directory: Path) -> Figures:
+async def discord(chats: int, scale: float, db: Path | str) -> Figures:
     pace, burst = SENDS_PER_SECOND * scale, round(SEND_BURST * scale)
     fake = Child(serve_discord, scale, chats)
     try:
@@ -356,7 +388,7 @@ async def discord(chats: int, scale: float, directory: Path) -> Figures:
         )
         adapter.pacer = TokenBucket(pace, burst)
         keys = [(f"discord:{channel}", True) for channel in fake.info["channels"]]
-        sweep = await fan_out("discord", adapter, keys, directory, fake)
+        sweep = await fan_out("discord", adapter, keys, db, fake)
         report = await fake.ask("report")
     finally:
         fake.close()
@@ -367,7 +399,7 @@ async def discord(chats: int, scale: float, directory: Path) -> Figures:
     return Figures.of("discord", scale, limits, "requests", 50 * scale, chats, sweep, report)
 
 
-async def in_own_process(platform: str, chats: int, scale: float, pace: float) -> Figures:
+async def in_own_process(platform: str, chats: int, scale: float, pace: float, db: str | None) -> Figures:
     """One platform's fan-out run by a fresh `python -m bench.fanout`, so the two run side by side
     on the two cores; it answers with its figures as JSON on its last line."""
     child = await asyncio.create_subprocess_exec(
@@ -385,6 +417,7 @@ async def in_own_process(platform: str, chats: int, scale: float, pace: float) -
         "--runs",
         "1",
         "--json",
+        *(["--db", db] if db else []),
         stdout=asyncio.subprocess.PIPE,
     )
     output, _ = await child.communicate()
@@ -394,19 +427,19 @@ async def in_own_process(platform: str, chats: int, scale: float, pace: float) -
 
 
 async def one_run(args: argparse.Namespace) -> list[Figures]:
+    given = str(args.db) if args.db else None
     if args.platform == "both":
-        return list(
-            await asyncio.gather(
-                *(
-                    in_own_process(platform, args.chats, args.scale, args.telegram_pace)
-                    for platform in ("telegram", "discord")
-                )
-            )
-        )
+        runs = [
+            in_own_process(platform, args.chats, args.scale, args.telegram_pace, given)
+            for platform in ("telegram", "discord")
+        ]
+        # On one database the two would replace each other's rows: one after the other there.
+        return [await run for run in runs] if given else list(await asyncio.gather(*runs))
     with tempfile.TemporaryDirectory() as directory:
+        db = args.db or Path(directory) / f"{args.platform}.sqlite3"
         if args.platform == "telegram":
-            return [await telegram(args.chats, args.scale, Path(directory), args.telegram_pace)]
-        return [await discord(args.chats, args.scale, Path(directory))]
+            return [await telegram(args.chats, args.scale, db, args.telegram_pace)]
+        return [await discord(args.chats, args.scale, db)]
 
 
 async def main() -> None:
@@ -427,6 +460,11 @@ async def main() -> None:
         type=float,
         default=OVERALL_MESSAGES_PER_SECOND,
         help="the Telegram pacer's messages/s before scaling (Telegram allows 30)",
+    )
+    parser.add_argument(
+        "--db",
+        type=database_location,
+        help="a scratch database, its tables replaced: a postgresql:// URL or a SQLite file (default: a new one)",
     )
     parser.add_argument("--json", action="store_true", help="one run, its figures only, as JSON")
     args = parser.parse_args()

@@ -22,11 +22,18 @@ from bot.core.clock import Clock, SystemClock
 from bot.core.commands import Core as QuizCore
 from bot.core.commands import commands_with
 from bot.core.commands.inbound import platform_language, split_command
+from bot.core.leader import Leadership, SoleProcess, while_leading
 from bot.core.messages import LANGUAGES
 from bot.core.model import ChatRef, Incoming, Reply, SentRef
 from bot.core.ports import Adapter, ChatGone, ChatMoved, Core, PlatformError, TransientError
 from bot.core.scheduler import Scheduler
 from bot.core.store import DatabaseUnavailable, PostgreSQLStore, Store, open_store
+from bot.core.store.coordination import (
+    CONNECTION_ERRORS,
+    AdvisoryLockElection,
+    ReloadChannel,
+    announce_reload,
+)
 from bot.core.timing import parse_duration
 from bot.feedback import available as feedback_available
 from bot.feedback import reviewer_from
@@ -82,11 +89,21 @@ async def reload_bank(core: QuizCore) -> LoadResult:
     return loaded
 
 
+def leadership_for(settings: Settings) -> Leadership:
+    """Who runs the scheduler (and the Telegram poller): on SQLite this process, the only one the
+    instance lock lets in; on PostgreSQL whichever process holds the database's advisory lock."""
+    if is_database_url(settings.db):
+        return AdvisoryLockElection(str(settings.db))
+    return SoleProcess()
+
+
 @dataclass
 class Running:
     store: Store
     core: QuizCore
     scheduler: Scheduler
+    leadership: Leadership = field(default_factory=SoleProcess)
+    reloads: ReloadChannel | None = None  # PostgreSQL: reloads reach every process on the database
 
 
 @asynccontextmanager
@@ -94,14 +111,17 @@ async def running(
     settings: Settings,
     adapters: dict[str, Adapter],
     clock: Clock | None = None,
+    leadership: Leadership | None = None,
     registry: CollectorRegistry | None = None,
 ) -> AsyncIterator[Running]:
-    """Open the bank and the database, start the scheduler; undo it all on the way out.
+    """Open the bank and the database, run the scheduler while this process leads; undo it all on
+    the way out.
 
     With a model configured (and the `feedback` extra installed) the core gets a reviewer, whose
     metrics go to `registry`.
     """
     clock = clock or SystemClock()
+    leadership = leadership or leadership_for(settings)
     grace = catch_up_grace(settings)
     loaded = load(settings.content)
     log_problems(loaded, settings.content)
@@ -113,13 +133,31 @@ async def running(
         raise StartupError(f"cannot open the database {shown_database(settings.db)}: {error}") from None
     reviewer = reviewer_from(settings, registry)
     try:
-        core = QuizCore(store, loaded.bank, settings, clock, reviewer=reviewer)
+        reloads = None
+        if is_database_url(settings.db):
+            reloads = ReloadChannel(str(settings.db), lambda: reload_bank(core))
+        core = QuizCore(
+            store,
+            loaded.bank,
+            settings,
+            clock,
+            reviewer=reviewer,
+            others_reload=reloads.announce_to_others if reloads else None,
+        )
         scheduler = Scheduler(store, core, adapters, clock, grace=grace)
-        scheduler.start()
+        roles = [
+            asyncio.create_task(leadership.run(), name="leader election"),
+            asyncio.create_task(while_leading(leadership, scheduler.lead, scheduler.stand_down), name="scheduler"),
+        ]
+        if reloads is not None:
+            roles.append(asyncio.create_task(reloads.run(), name="reload listener"))
         try:
-            yield Running(store, core, scheduler)
+            yield Running(store, core, scheduler, leadership, reloads)
         finally:
             await scheduler.shutdown()
+            for role in roles:
+                role.cancel()
+            await asyncio.gather(*roles, return_exceptions=True)
     finally:
         if reviewer is not None:
             await reviewer.close()
@@ -144,7 +182,7 @@ async def run_console(
         with instance_lock(settings.db):
             async with running(settings, {adapter.platform: adapter}) as app:
                 # The console holds the database's lock too, so `dailyq reload` signals it.
-                with reloading_on_sighup(app.core):
+                with reloading_on_sighup(app):
                     await adapter.run(app.core)
     except DatabaseInUse as in_use:
         print(console_refusal(settings.db, in_use.pid), file=sys.stderr)
@@ -165,18 +203,24 @@ def console_refusal(db: Path, pid: int | None) -> str:
 
 
 @contextmanager
-def reloading_on_sighup(core: QuizCore) -> Iterator[None]:
-    """While inside, SIGHUP (what `dailyq reload` sends) re-reads the bank."""
+def reloading_on_sighup(app: Running) -> Iterator[None]:
+    """While inside, SIGHUP (what `dailyq reload` sends on SQLite) re-reads the bank; on PostgreSQL
+    it asks every process on the database to, this one included."""
     loop = asyncio.get_running_loop()
-    reloads: set[asyncio.Task[LoadResult]] = set()  # the loop keeps only weak references to tasks
+    reloads: set[asyncio.Task[object]] = set()  # the loop keeps only weak references to tasks
 
-    def finished(task: asyncio.Task[LoadResult]) -> None:
+    def finished(task: asyncio.Task[object]) -> None:
         reloads.discard(task)
         if not task.cancelled() and (error := task.exception()) is not None:
             log.error("reload failed; the bank is unchanged", exc_info=error)
 
+    async def reload_everywhere(channel: ReloadChannel) -> None:
+        if not await channel.announce():  # this process hears its own announcement too
+            await reload_bank(app.core)
+
     def on_hangup() -> None:
-        task = loop.create_task(reload_bank(core))
+        work = reload_bank(app.core) if app.reloads is None else reload_everywhere(app.reloads)
+        task: asyncio.Task[object] = loop.create_task(work)
         reloads.add(task)
         task.add_done_callback(finished)
 
@@ -192,8 +236,12 @@ def reloading_on_sighup(core: QuizCore) -> Iterator[None]:
 TOKEN_VARIABLES = {"telegram": "TELEGRAM_BOT_TOKEN", "discord": "DISCORD_BOT_TOKEN"}
 
 
-def platform_adapters(settings: Settings, wanted: list[str] | None) -> dict[str, Adapter]:
-    """An adapter for every platform whose token is set (and that --platform names, if given)."""
+def platform_adapters(
+    settings: Settings, wanted: list[str] | None, leadership: Leadership | None = None
+) -> dict[str, Adapter]:
+    """An adapter for every platform whose token is set (and that --platform names, if given).
+    Telegram polls only while this process leads (`leadership`; see AdvisoryLockElection.polling):
+    Telegram takes one poller."""
     tokens = {"telegram": settings.telegram_token, "discord": settings.discord_token}
     for name in wanted or ():
         if not tokens[name]:
@@ -210,9 +258,10 @@ def platform_adapters(settings: Settings, wanted: list[str] | None) -> dict[str,
             webhook_listen=settings.telegram_webhook_listen,
             webhook_secret=settings.telegram_webhook_secret,
             commands=commands,
+            poll_while=leadership.polling if isinstance(leadership, AdvisoryLockElection) else leadership,
         )
     if settings.discord_token and (not wanted or "discord" in wanted):
-        from bot.adapters.discord import DiscordAdapter
+        from bot.adapters.discord import DiscordAdapter, Shards
 
         adapters["discord"] = DiscordAdapter(
             settings.discord_token,
@@ -221,6 +270,7 @@ def platform_adapters(settings: Settings, wanted: list[str] | None) -> dict[str,
             guild_ids=settings.discord_guild_ids,
             message_content=settings.discord_message_content,
             commands=commands,
+            shards=Shards(settings.discord_shard_count, settings.discord_shard_ids),
         )
     return adapters
 
@@ -328,14 +378,15 @@ async def run_platforms(settings: Settings, platforms: list[str] | None = None) 
     else:
         log.info("settings: from the environment (no %s in %s)", ENV_FILE, Path.cwd())
     try:
-        adapters = platform_adapters(settings, platforms)
+        leadership = leadership_for(settings)
+        adapters = platform_adapters(settings, platforms, leadership)
         if not adapters:
             print(NO_TOKEN, file=sys.stderr)
             return 2
         metrics = Metrics()
         measured = {name: MeasuredAdapter(adapter, metrics) for name, adapter in adapters.items()}
         with instance_lock(settings.db):
-            async with running(settings, dict(measured), registry=metrics.registry) as app:
+            async with running(settings, dict(measured), leadership=leadership, registry=metrics.registry) as app:
                 return await _serve(settings, app, adapters, metrics)
     except (StartupError, BackupError) as error:
         log.critical("cannot start: %s", error)  # the log is on stderr: said once, at every level
@@ -347,10 +398,11 @@ async def _serve(settings: Settings, app: Running, adapters: dict[str, Adapter],
     if isinstance(app.store, PostgreSQLStore):
         metrics.watch_pool(app.store.pool_figures)
     supervisors = {name: PlatformSupervisor(adapter, core) for name, adapter in adapters.items()}
+    metrics.scheduler_leader.set_function(lambda: int(app.leadership.is_leader))
     http = await _serve_http(settings.http_port, app_health(app, supervisors), metrics)
     stop = asyncio.Event()
     try:
-        with stopping_on_signals(stop), reloading_on_sighup(app.core):
+        with stopping_on_signals(stop), reloading_on_sighup(app):
             tasks = [asyncio.create_task(s.run(), name=f"platform:{n}") for n, s in supervisors.items()]
             try:
                 await stop.wait()
@@ -405,20 +457,21 @@ async def _serve_http(port: int | None, health: Health, metrics: Metrics) -> web
 
 
 def app_health(app: Running, supervisors: dict[str, PlatformSupervisor]) -> Health:
-    """What /healthz asks: the database answers, the scheduler sweeps, every platform runs; and
-    which database it is."""
+    """What /healthz asks: the database answers, the scheduler sweeps (if this process leads),
+    every platform runs; and which database it is, and whether this process leads."""
     health = Health()
     health.add_fact("database", lambda: app.store.backend)
     health.add_check("db", database_check(app.store))
-    health.add_check("scheduler", _scheduler_check(app.scheduler))
+    health.add_check("scheduler", _scheduler_check(app.scheduler, app.leadership))
+    health.add_fact("leader", lambda: app.leadership.is_leader)
     for name, supervisor in supervisors.items():
         health.add_check(f"platform:{name}", _connected_check(supervisor))
     return health
 
 
-def _scheduler_check(scheduler: Scheduler) -> Callable[[], Awaitable[bool]]:
+def _scheduler_check(scheduler: Scheduler, leadership: Leadership) -> Callable[[], Awaitable[bool]]:
     async def scheduler_alive() -> bool:
-        return scheduler.running
+        return scheduler.running or not leadership.is_leader  # a follower's scheduler waits its turn
 
     return scheduler_alive
 
@@ -431,13 +484,10 @@ def _connected_check(supervisor: PlatformSupervisor) -> Callable[[], Awaitable[b
 
 
 def signal_reload(settings: Settings) -> int:
-    """`dailyq reload`: ask the running bot on this database to re-read its bank (SIGHUP)."""
-    if is_database_url(settings.db):  # no instance lock names the processes sharing a server
-        print(
-            "dailyq reload: on PostgreSQL, send SIGHUP to each dailyq process (or an owner sends /reload)",
-            file=sys.stderr,
-        )
-        return 1
+    """`dailyq reload`: ask the running bot on this database to re-read its bank (SIGHUP; on
+    PostgreSQL a NOTIFY that every process on the database hears)."""
+    if is_database_url(settings.db):
+        return _notify_reload(str(settings.db))
     try:
         with hold_instance_lock(settings.db):
             print(f"dailyq reload: no dailyq is running on {settings.db}", file=sys.stderr)
@@ -453,4 +503,20 @@ def signal_reload(settings: Settings) -> int:
         return 1
     # The bot re-reads its own DAILYQ_CONTENT, which may differ from this command's.
     print(f"dailyq reload: asked pid {pid} to re-read its bank; its log says how that went")
+    return 0
+
+
+def _notify_reload(url: str) -> int:
+    try:
+        listening = asyncio.run(announce_reload(url))
+    except CONNECTION_ERRORS as error:
+        print(f"dailyq reload: cannot reach {shown_database(url)}: {error}", file=sys.stderr)
+        return 1
+    if not listening:
+        print(f"dailyq reload: no dailyq is running on {shown_database(url)}", file=sys.stderr)
+        return 1
+    print(
+        f"dailyq reload: asked {listening} process(es) on {shown_database(url)} to re-read their banks;"
+        " their logs say how that went"
+    )
     return 0

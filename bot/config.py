@@ -39,6 +39,24 @@ def _integers(name: str, value: str) -> tuple[int, ...]:
         raise ConfigError(f"{name} must be whole numbers separated by commas, got {value!r}") from None
 
 
+def _shards(count: str | None, ids: str | None) -> tuple[int | None, tuple[int, ...]]:
+    """DISCORD_SHARD_COUNT and DISCORD_SHARD_IDS, checked against each other."""
+    counts = _integers("DISCORD_SHARD_COUNT", count or "")
+    shard_ids = _integers("DISCORD_SHARD_IDS", ids or "")
+    if not counts:
+        if shard_ids:
+            raise ConfigError("DISCORD_SHARD_IDS needs DISCORD_SHARD_COUNT, the number of shards in all")
+        return None, ()
+    if len(counts) > 1 or counts[0] < 1:
+        raise ConfigError(f"DISCORD_SHARD_COUNT must be one whole number of at least 1, got {count!r}")
+    wrong = [shard for shard in shard_ids if not 0 <= shard < counts[0]]
+    if wrong or len(set(shard_ids)) != len(shard_ids):
+        raise ConfigError(
+            f"DISCORD_SHARD_IDS must be different shards from 0 to {counts[0] - 1} (DISCORD_SHARD_COUNT), got {ids!r}"
+        )
+    return counts[0], shard_ids
+
+
 def database_location(value: str) -> Path | str:
     """DAILYQ_DB (or --db): a `postgresql://` URL stays text; anything else is a SQLite file."""
     return value if is_database_url(value) else Path(value)
@@ -105,6 +123,8 @@ class Settings:
     discord_gateway_url: str | None = None
     discord_guild_ids: tuple[int, ...] = ()
     discord_message_content: bool = False  # the privileged intent: read answers typed in threads
+    discord_shard_count: int | None = None  # None: as many as Discord recommends, all in this process
+    discord_shard_ids: tuple[int, ...] = ()  # this process's shards of discord_shard_count; empty: all
     # Answer feedback (extra `feedback`): on when a URL and a model are set; the key may be empty (Ollama).
     llm_url: str | None = None
     llm_model: str | None = None
@@ -133,6 +153,7 @@ class Settings:
             return value or None
 
         port = _integers("DAILYQ_HTTP_PORT", get("DAILYQ_HTTP_PORT") or "")
+        shard_count, shard_ids = _shards(get("DISCORD_SHARD_COUNT"), get("DISCORD_SHARD_IDS"))
         llm_url, llm_model = get("DAILYQ_LLM_URL"), get("DAILYQ_LLM_MODEL")
         if bool(llm_url) != bool(llm_model):
             raise ConfigError("DAILYQ_LLM_URL and DAILYQ_LLM_MODEL turn feedback on together: set both or neither")
@@ -164,6 +185,8 @@ class Settings:
             llm_timeout=_positive("DAILYQ_LLM_TIMEOUT", get("DAILYQ_LLM_TIMEOUT"), defaults.llm_timeout),
             llm_user_daily=_positive("DAILYQ_LLM_USER_DAILY", get("DAILYQ_LLM_USER_DAILY"), defaults.llm_user_daily),
             llm_chat_daily=_positive("DAILYQ_LLM_CHAT_DAILY", get("DAILYQ_LLM_CHAT_DAILY"), defaults.llm_chat_daily),
+            discord_shard_count=shard_count,
+            discord_shard_ids=shard_ids,
         )
 
     @property

@@ -157,3 +157,19 @@ async def test_metrics_show_the_database_pool(postgres_database: str, server) ->
     assert 'dailyq_db_pool_connections{state="in_use"} 0.0' in body
     idle = next(line for line in body.splitlines() if line.startswith('dailyq_db_pool_connections{state="idle"}'))
     assert 1 <= float(idle.split()[-1]) <= 4
+
+
+async def test_healthz_reports_facts_beside_the_checks(server):
+    health, metrics, get = server
+    leading = False
+    health.add_check("db", constant(True))
+    health.add_fact("leader", lambda: leading)
+    metrics.scheduler_leader.set_function(lambda: int(leading))
+
+    status, _, body = await get("/healthz")
+    assert status == 200 and '"leader": false' in body, "a follower is healthy"
+    assert "dailyq_scheduler_leader 0.0" in (await get("/metrics"))[2]
+
+    leading = True
+    assert '"leader": true' in (await get("/healthz"))[2]
+    assert "dailyq_scheduler_leader 1.0" in (await get("/metrics"))[2]

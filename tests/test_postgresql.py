@@ -318,15 +318,23 @@ async def test_a_running_bot_answers_through_killed_connections_and_an_outage(
     assert len(away) == 2, bot.output
 
 
-def test_reload_on_postgresql_says_how_and_writes_nothing(
+def test_reload_on_postgresql_names_an_unreachable_server_and_writes_nothing(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
     monkeypatch.chdir(tmp_path)  # a lock file would land here, named after the URL and its password
-    monkeypatch.setenv("DAILYQ_DB", f"postgresql://dailyq:{SECRET}@db.example.org/dailyq")
-    assert cli_main(["reload"]) == 1
+    monkeypatch.setenv("DAILYQ_DB", f"postgresql://dailyq:{SECRET}@127.0.0.1:{free_port()}/dailyq")
+    assert cli_main(["reload"]) == 1  # it NOTIFYs the processes through the database: not there
     error = capsys.readouterr().err
-    assert "SIGHUP" in error and SECRET not in error
+    assert "dailyq reload: cannot reach postgresql://dailyq:***@127.0.0.1" in error and SECRET not in error
     assert not any(os.scandir(tmp_path))
+
+
+def test_reload_on_postgresql_says_when_no_bot_listens(
+    postgres_database: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("DAILYQ_DB", postgres_database)
+    assert cli_main(["reload"]) == 1
+    assert "dailyq reload: no dailyq is running on" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("command", [["backup", "backups/"], ["restore", "backups/old.sqlite3"]])

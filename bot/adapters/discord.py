@@ -81,8 +81,8 @@ DEFER_AFTER = 1.5  # seconds the core gets before the interaction is deferred (D
 # Discord's global limit is 50 requests per second per bot; the fan-out stays under it.
 SENDS_PER_SECOND = 48.0
 SEND_BURST = 2
+IDENTIFY_PAUSE = 5.0  # seconds between two shards' IDENTIFYs (discord.py's default)
 DRAIN_LIMIT = 10.0  # seconds input being handled gets to finish when the bot stops
-REMEMBERED_THREADS = 10_000  # post → thread, for reveals; older posts fall back to reply_to
 # Interactions whose payload had a channel_id but no channel object, until they are handled.
 REMEMBERED_INTERACTION_CHANNELS = 1_000
 ROLE_MENTION = re.compile(r"<@&(\d+)>")
@@ -208,6 +208,18 @@ def amortise_ratelimit_scan(http: Any) -> bool:
     return True
 
 
+@dataclass(frozen=True)
+class Shards:
+    """This process's share of the bot's Discord shards (DISCORD_SHARD_COUNT, DISCORD_SHARD_IDS).
+
+    Discord sends a server's events to shard `(guild_id >> 22) % count`, and direct messages to
+    shard 0. No count: as many as Discord recommends, all in this process.
+    """
+
+    count: int | None = None
+    ids: tuple[int, ...] = ()  # empty: every shard of `count`
+
+
 class GuardedParser:
     """One of discord.py's gateway parsers behind a guard: a payload it cannot read (a required
     field missing, a new shape) is logged, one line, and dropped, instead of raising out of the
@@ -295,19 +307,38 @@ class PayloadButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=PAY
         await cast(_Client, interaction.client).adapter.on_button(interaction, self.payload)
 
 
-class _Client(discord.Client):
-    """discord.py's client with the adapter's hooks; the adapter holds the behaviour."""
+class _Client(discord.AutoShardedClient):
+    """discord.py's client with the adapter's hooks; the adapter holds the behaviour.
 
-    def __init__(self, adapter: DiscordAdapter, *, intents: discord.Intents) -> None:
+    Auto-sharded: with no shard settings it runs every shard Discord recommends (one, below
+    2,500 servers); with them, only this process's shards of the given count, the other
+    processes on the same database holding the rest.
+    """
+
+    def __init__(self, adapter: DiscordAdapter, *, intents: discord.Intents, shards: Shards) -> None:
         # No member list (a privileged intent it does not need) and no message cache.
-        super().__init__(intents=intents, chunk_guilds_at_startup=False, max_messages=None)
+        super().__init__(
+            intents=intents,
+            chunk_guilds_at_startup=False,
+            max_messages=None,
+            shard_count=shards.count,
+            shard_ids=list(shards.ids) if shards.ids else None,
+        )
         amortise_ratelimit_scan(self.http)
         guard_gateway_parsers(self, {"INTERACTION_CREATE": adapter.note_interaction_channel})
         self.adapter = adapter
         self.tree = app_commands.CommandTree(self)
 
     async def setup_hook(self) -> None:
+        if self.shard_count is None and self.adapter.gateway_overridden:
+            # Without a count discord.py connects to the gateway Discord names, not the override:
+            # ask for the recommended count here, and it connects to DEFAULT_GATEWAY.
+            self.shard_count, _, _ = await self.http.get_bot_gateway()
         await self.adapter.setup()
+
+    async def before_identify_hook(self, shard_id: int | None, *, initial: bool = False) -> None:
+        if not initial:  # as discord.py's own: Discord takes one IDENTIFY per few seconds
+            await asyncio.sleep(self.adapter.identify_pause)
 
     async def on_interaction(self, interaction: discord.Interaction) -> None:
         if interaction.type is discord.InteractionType.modal_submit:
@@ -347,16 +378,18 @@ class DiscordAdapter:
         guild_ids: Iterable[int] = (),
         message_content: bool = False,
         commands: Sequence[Command] = COMMANDS,  # the core's (Core.commands): /feedback when a model is set
+        shards: Shards = Shards(),
     ) -> None:
         self._token = token
         self._commands = tuple(commands)
+        self._shards = shards
         self._api_url = api_url
         self._gateway_url = gateway_url
         self._guild_ids = tuple(guild_ids)
         self.defer_after = DEFER_AFTER
+        self.identify_pause = IDENTIFY_PAUSE
         self.pacer = TokenBucket(SENDS_PER_SECOND, SEND_BURST)
         self._core: Core | None = None
-        self._threads: OrderedDict[int, int] = OrderedDict()  # post id → its thread's id
         # interaction id → channel id, for interactions that came without a channel object
         self._interaction_channels: OrderedDict[int, int] = OrderedDict()
         self._logged_in = asyncio.Event()  # REST works from log-in, before the gateway is up
@@ -368,11 +401,15 @@ class DiscordAdapter:
         self.client = self._new_client()
 
     def _new_client(self) -> _Client:
-        client = _Client(self, intents=self._intents)
+        client = _Client(self, intents=self._intents, shards=self._shards)
         for command in self._commands:
             client.tree.add_command(self._slash_command(command))
         client.tree.error(self._on_command_error)
         return client
+
+    @property
+    def gateway_overridden(self) -> bool:
+        return self._gateway_url is not None
 
     # ---- running --------------------------------------------------------------------------------
 
@@ -735,23 +772,21 @@ class DiscordAdapter:
         name = to_plain(reply.question.title)[:THREAD_NAME_LIMIT].strip() or "…"
         try:
             await self.pacer.acquire()
-            thread = await post.create_thread(name=name, auto_archive_duration=THREAD_ARCHIVE_MINUTES)
+            await post.create_thread(name=name, auto_archive_duration=THREAD_ARCHIVE_MINUTES)
         except (discord.HTTPException, *NETWORK_ERRORS) as error:
             # The post itself went out; answers still come through the Answer button and /answer.
             log.warning("discord: no thread for post %s in %s: %r", post.id, post.channel.id, error)
-            return
-        if reply.post_id is not None:
-            self._threads[reply.post_id] = thread.id
-            while len(self._threads) > REMEMBERED_THREADS:
-                self._threads.popitem(last=False)
 
     async def _reveal_in_thread(self, reply: Reply, lang: str) -> None:
-        """The reveal also in the thread opened on its post (a thread has its post's message id)."""
-        thread_id = self._threads.get(reply.post_id) if reply.post_id is not None else None
-        if thread_id is None and reply.reply_to:
-            thread_id = int(reply.reply_to)
-        if thread_id is None:
+        """The reveal also in the thread opened on its post.
+
+        A thread started from a message has the message's id, and the reveal quotes its post
+        (`reply_to`, the post's message id from the database): so whichever process sends the
+        reveal finds the thread, with nothing kept in memory.
+        """
+        if not reply.reply_to:
             return
+        thread_id = int(reply.reply_to)
         try:
             thread = self.client.get_channel(thread_id)
             if thread is None:  # not cached: archived, or opened by an earlier run

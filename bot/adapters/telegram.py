@@ -27,7 +27,6 @@ import inspect
 import logging
 import math
 import re
-import secrets
 import ssl
 import time
 import warnings
@@ -83,6 +82,7 @@ from telegram.warnings import PTBDeprecationWarning, PTBUserWarning
 from bot.core import messages
 from bot.core.commands import COMMANDS, Command
 from bot.core.commands.inbound import platform_language
+from bot.core.leader import Leadership, SoleProcess, while_leading
 from bot.core.model import Button, ChatRef, Incoming, Reply, SentRef
 from bot.core.ports import ChatGone, ChatMoved, Core, PlatformError, TransientError
 from bot.core.render import to_telegram_html
@@ -107,8 +107,6 @@ OVERALL_MESSAGES_PER_SECOND = 29  # just under Telegram's 30, so timing jitter n
 GROUP_MESSAGES_PER_MINUTE = 20
 RATE_LIMIT_RETRIES = 3
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
-# Random bytes of a generated webhook secret: 43 characters of the A-Za-z0-9_- Telegram allows.
-WEBHOOK_SECRET_BYTES = 32
 # Bad Request descriptions that mean the chat (or the forum topic a subscription lives in) is gone.
 GONE_DESCRIPTIONS = ("chat not found", "message thread not found", "topic_deleted")
 COMMAND = re.compile(r"/([^\s@]+)(?:@(\S+))?")  # /name@bot_username
@@ -393,6 +391,14 @@ class AdminCache:
             self._entries.popitem(last=False)
 
 
+def webhook_secret_of(token: str) -> str:
+    """The webhook secret when none is configured: derived from the token, so every process of
+    the bot behind one load balancer registers and expects the same one (each registering a
+    random one of its own, the last would win and the others refuse every update); only who
+    holds the token can know it. 64 hex digits, of the A-Za-z0-9_- Telegram allows."""
+    return hmac.new(token.encode(), b"dailyq webhook secret", "sha256").hexdigest()
+
+
 def read_update(data: dict[str, Any], bot: Bot) -> Update:
     """The update, or a bare one with its id (logged) when python-telegram-bot cannot read it:
     either way it is acknowledged, so it is not delivered again and the updates after it flow."""
@@ -420,6 +426,7 @@ class TelegramAdapter:
         admin_cache_seconds: float = 60.0,
         admin_cache_size: int = ADMIN_CACHE_ENTRIES,
         commands: Sequence[Command] = COMMANDS,  # the core's (Core.commands): /feedback when a model is set
+        poll_while: Leadership | None = None,
     ) -> None:
         self._commands = tuple(commands)
         self._command_names = frozenset(command.name for command in self._commands)
@@ -428,9 +435,11 @@ class TelegramAdapter:
         self._webhook_listen = webhook_listen or "0.0.0.0:8443"
         # Always a secret: without one, anyone who finds the URL can post updates (a forged
         # "anonymous admin" message passes the admin check). Telegram sends it with every update.
-        self._webhook_secret = webhook_secret or secrets.token_urlsafe(WEBHOOK_SECRET_BYTES)
+        self._webhook_secret = webhook_secret or webhook_secret_of(token)
         _LIBRARY_REDACTION.keep_out(self, (token, self._webhook_secret) if webhook_url else (token,))
         self._poll_timeout = poll_timeout
+        # Telegram serves getUpdates to one consumer at a time: with several processes, the leader.
+        self._poll_while = poll_while or SoleProcess()
         self.admin_cache = AdminCache(admin_cache_seconds, admin_cache_size)
         self._core: Core | None = None
         self._init_lock = asyncio.Lock()
@@ -479,15 +488,11 @@ class TelegramAdapter:
             await self._app.start()
             if self._webhook_url:
                 webhook = await self._serve_webhook()
+                log.info("telegram: running as @%s (webhook)", self.bot.username)
+                await asyncio.Event().wait()
             else:
-                assert self._app.updater is not None
-                await self._app.updater.start_polling(
-                    timeout=self._poll_timeout,
-                    allowed_updates=ALLOWED_UPDATES,
-                    error_callback=_log_poll_error,
-                )
-            log.info("telegram: running as @%s (%s)", self.bot.username, "webhook" if webhook else "polling")
-            await asyncio.Event().wait()
+                log.info("telegram: running as @%s (polling)", self.bot.username)
+                await while_leading(self._poll_while, self._start_polling, self._stop_polling)
         finally:
             if webhook:
                 await webhook.cleanup()
@@ -496,6 +501,21 @@ class TelegramAdapter:
             if self._app.running:
                 await self._app.stop()
             await self._app.shutdown()
+
+    async def _start_polling(self) -> None:
+        assert self._app.updater is not None
+        await self._app.updater.start_polling(
+            timeout=self._poll_timeout, allowed_updates=ALLOWED_UPDATES, error_callback=_log_poll_error
+        )
+        if not isinstance(self._poll_while, SoleProcess):
+            log.info("telegram: this process takes the updates (getUpdates) now")
+
+    async def _stop_polling(self) -> None:
+        assert self._app.updater is not None
+        if self._app.updater.running:
+            await self._app.updater.stop()
+            if not self._poll_while.is_leader:  # deposed, rather than shutting down
+                log.info("telegram: this process stopped taking the updates; another process polls")
 
     async def _initialize(self) -> None:
         """Connect and learn the bot's username (getMe); `send` may come before `run` does it."""

@@ -14,6 +14,13 @@ the bookkeeping (its methods name each step; the states are PostStatus and Revea
   flight elsewhere and are left alone.
 - A reveal is claimed the same way (`due_reveals`, `claim_reveal`) and ended as sent, failed (the
   chat is gone) or skipped (`end_reveal`).
+- Only the leading process sweeps (bot.core.leader: on SQLite the only process; on PostgreSQL the
+  holder of an advisory lock). When it dies, its successor `lead`s: claims still pending from
+  before that moment are the predecessor's, and are taken over `TAKEOVER_WAIT` later instead of
+  after their lease, so a fan-out cut short by a crash finishes within a minute or so. A leader
+  that loses its election claims nothing more and gives its sends in flight `STAND_DOWN_WAIT`
+  (`stand_down`); it learns of the loss within two election checks. So the only message sent
+  twice is one the old leader had handed to the platform but not recorded when it died.
 - When the write that records a send fails (a full disk, an I/O error), it is retried, then kept
   in memory and retried by every later sweep, before anything else; meanwhile this process does
   not take the claim over, so what a platform accepted is never sent again.
@@ -42,12 +49,14 @@ from typing import Protocol, TypeVar
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.schedulers.base import STATE_RUNNING
 from apscheduler.triggers.cron import CronTrigger
+from apscheduler.triggers.date import DateTrigger
 
 from bot.config import Settings
 from bot.core.clock import Clock
 from bot.core.model import ChatRef, Question, Reply, SentRef
 from bot.core.ports import Adapter, ChatGone, ChatMoved, TransientError
 from bot.core.store import DatabaseBusy, DueReveal, RevealStatus, StaleClaim, Store
+from bot.core.store.coordination import CHECK_INTERVAL
 from bot.core.timing import (
     ChatSettings,
     due_post,
@@ -74,6 +83,11 @@ OVERDUE_AFTER = 90.0  # seconds without a sweep, none running, before the minute
 STALE_AFTER = 180.0  # seconds without progress (a chat served, a sweep finished): /healthz fails
 RECORD_ATTEMPTS = 5  # tries, within one sweep, at recording what a platform accepted
 RECORD_BACKOFF = 0.5  # seconds, doubled per try
+CONCURRENCY = 32  # chats a sweep serves at once
+STAND_DOWN_WAIT = 5.0  # seconds a deposed leader's sends in flight get to finish
+# How long after taking the lead the predecessor's pending claims become this leader's: by then
+# the predecessor, if alive, knows it lost (two election checks) and has stood down.
+TAKEOVER_WAIT = timedelta(seconds=2 * CHECK_INTERVAL + STAND_DOWN_WAIT)
 
 
 class DailyCore(Protocol):
@@ -161,7 +175,7 @@ class Scheduler:
         clock: Clock,
         *,
         grace: timedelta | None = None,
-        concurrency: int = 32,
+        concurrency: int = CONCURRENCY,
         max_attempts: int = 5,
         sleep: Sleep = asyncio.sleep,
         monotonic: Monotonic | None = None,
@@ -184,6 +198,8 @@ class Scheduler:
         # What a platform accepted and the database has not recorded yet, by ("post" or "reveal",
         # post id): the write, retried by every sweep until it succeeds.
         self._unrecorded: dict[tuple[str, int], Callable[[], Awaitable[object]]] = {}
+        self._leading_since: datetime | None = None  # see lead()
+        self._standing_down = False  # see stand_down()
 
     # --- running -------------------------------------------------------------------------
 
@@ -201,6 +217,28 @@ class Scheduler:
         self._apscheduler.start()
         self._watch_deadline = self.monotonic.now() + OVERDUE_AFTER
         self._watchdog = asyncio.get_running_loop().create_task(self._watch())
+
+    async def lead(self) -> None:
+        """Start sweeping as the leader: claims left pending by whoever led before are taken over
+        TAKEOVER_WAIT from now (one more sweep then), not after their lease."""
+        self._leading_since = self.clock.now()
+        self.start()
+        assert self._apscheduler is not None
+        self._apscheduler.add_job(
+            self._scheduled_sweep,
+            DateTrigger(datetime.now(UTC) + TAKEOVER_WAIT),
+            id="dailyq-takeover",
+            misfire_grace_time=None,
+        )
+
+    async def stand_down(self) -> None:
+        """Another process leads now: claim nothing more; the sends in flight get STAND_DOWN_WAIT
+        seconds, then the sweep is cancelled (what it left pending, the new leader takes over)."""
+        self._standing_down = True
+        try:
+            await self._stop(STAND_DOWN_WAIT)
+        finally:
+            self._standing_down = False
 
     @property
     def running(self) -> bool:
@@ -228,6 +266,9 @@ class Scheduler:
 
     async def shutdown(self) -> None:
         """Stop sweeping; a sweep in flight gets SHUTDOWN_WAIT seconds to finish, then is cancelled."""
+        await self._stop(SHUTDOWN_WAIT)
+
+    async def _stop(self, wait: float) -> None:
         if self._apscheduler is None:
             return
         if self._watchdog is not None:
@@ -235,11 +276,14 @@ class Scheduler:
             await asyncio.gather(self._watchdog, return_exceptions=True)
             self._watchdog = None
         self._apscheduler.pause()
+        # A sweep APScheduler has just handed to the loop starts now (it would be cancelled before
+        # its first step otherwise, and APScheduler would log that with a traceback).
+        await asyncio.sleep(0)
         sweep = self._sweep_task
         if sweep is not None and not sweep.done():
-            finished, _ = await asyncio.wait({sweep}, timeout=SHUTDOWN_WAIT)
+            finished, _ = await asyncio.wait({sweep}, timeout=wait)
             if not finished:
-                log.warning("the sweep in flight did not finish within %.0f s; cancelled", SHUTDOWN_WAIT)
+                log.warning("the sweep in flight did not finish within %.0f s; cancelled", wait)
                 sweep.cancel()
                 await asyncio.gather(sweep, return_exceptions=True)
         self._apscheduler.shutdown(wait=False)
@@ -303,7 +347,7 @@ class Scheduler:
                         work.due = due
                     else:
                         del by_chat[work.key]
-        stale = now - CLAIM_LEASE
+        stale = self._abandoned_before(now)
         for claim in await self.store.stale_claims(stale):
             if ("post", claim.post_id) in self._unrecorded:
                 continue  # sent: only its record is missing
@@ -318,8 +362,19 @@ class Scheduler:
                     work.reveals.append(reveal)
         return [work for work in by_chat.values() if work.due or work.claims or work.reveals]
 
+    def _abandoned_before(self, now: datetime) -> datetime:
+        """Claims made before this instant are nobody's any more: past their lease, or (once
+        TAKEOVER_WAIT has passed) made before this process took the lead."""
+        past_lease = now - CLAIM_LEASE
+        since = self._leading_since
+        if since is not None and now >= since + TAKEOVER_WAIT:
+            return max(past_lease, since)
+        return past_lease
+
     async def _chat(self, work: _ChatWork, now: datetime) -> None:
         async with self._slots:
+            if self._standing_down:
+                return  # another process leads now
             try:
                 for post in work.reveals:
                     await self._reveal(work, post, now)
@@ -484,7 +539,11 @@ class Scheduler:
                 work.key = moved.new_chat.key
             except TransientError as error:
                 wait = min(max(backoff, error.retry_after or 0.0), MAX_BACKOFF)
-                if attempt == self.max_attempts or self.clock.now() + timedelta(seconds=wait) > give_up_at:
+                if (
+                    attempt == self.max_attempts
+                    or self.clock.now() + timedelta(seconds=wait) > give_up_at
+                    or self._standing_down
+                ):
                     log.warning(
                         "chat %s: %s after %d attempts; a later sweep tries again", work.key, error, attempt
                     )

@@ -91,6 +91,11 @@ class Metrics:
             buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
             registry=self.registry,
         )
+        self.scheduler_leader = Gauge(
+            "dailyq_scheduler_leader",
+            "1 while this process leads: runs the scheduler's sweeps (and the Telegram poller)",
+            registry=self.registry,
+        )
 
     def watch_pool(self, figures: Callable[[], PoolFigures]) -> None:
         """Gauges of the database connection pool (PostgreSQL), read at each scrape."""

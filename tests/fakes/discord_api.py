@@ -145,6 +145,9 @@ class _Session:
     id: str
     intents: int = 0
     history: list[tuple[int, str, JSON]] = field(default_factory=list)  # (seq, event, data) for resume
+    shard: int = 0
+    seq: int = 0
+    socket: web.WebSocketResponse | None = None  # None while the client is disconnected
 
 
 class FakeDiscord:
@@ -158,6 +161,8 @@ class FakeDiscord:
         self.application_id = self.new_id()
         self.bot = FakeUser(self.new_id(), "dailyq", bot=True)
         self.guild_id = self.new_id()
+        self.guild_names: dict[int, str] = {self.guild_id: "Study Group"}  # every guild the bot is in
+        self.recommended_shards = 1  # what GET /gateway/bot recommends
         self.admin_role_id = self.new_id()
         self.quiz_role_id = self.new_id()
         self.roles: dict[int, JSON] = {
@@ -183,9 +188,8 @@ class FakeDiscord:
         self._unreachable: set[int] = set()  # channels where the bot lost access
         self._faults: list[_Fault] = []
         self._changed = asyncio.Condition()
-        self._session: _Session | None = None
-        self._seq = 0
-        self._socket: web.WebSocketResponse | None = None
+        self._sessions: dict[int, _Session] = {}  # shard id → its gateway session
+        self.shard_count = 1  # as the client identified: an event goes to (guild_id >> 22) % shard_count
         self._reconnect_allowed = asyncio.Event()
         self._reconnect_allowed.set()
         self._runner: web.AppRunner | None = None
@@ -193,6 +197,7 @@ class FakeDiscord:
         self.port = 0
         self._routes: list[tuple[str, re.Pattern[str], Callable[..., Awaitable[Any]]]] = [
             ("GET", re.compile(r"/users/@me"), self._get_me),
+            ("GET", re.compile(r"/gateway/bot"), self._get_gateway_bot),
             ("GET", re.compile(r"/oauth2/applications/@me"), self._get_application),
             ("PUT", re.compile(r"/applications/(?P<app>\d+)/commands"), self._put_commands),
             (
@@ -387,6 +392,13 @@ class FakeDiscord:
 
     async def _get_me(self, body: Any, query: Any) -> JSON:
         return {**self.bot.payload(), "flags": 0, "mfa_enabled": False, "verified": True, "locale": "en-US"}
+
+    async def _get_gateway_bot(self, body: Any, query: Any) -> JSON:
+        return {
+            "url": self.gateway_url,
+            "shards": self.recommended_shards,
+            "session_start_limit": {"total": 1000, "remaining": 1000, "reset_after": 0, "max_concurrency": 1},
+        }
 
     async def _get_application(self, body: Any, query: Any) -> JSON:
         return {
@@ -597,7 +609,6 @@ class FakeDiscord:
         self._sockets.add(socket)
         try:
             await self._reconnect_allowed.wait()
-            self._socket = socket
             await socket.send_json({"op": 10, "d": {"heartbeat_interval": self.heartbeat_interval_ms}})
             async for frame in socket:
                 if frame.type is not WSMsgType.TEXT:
@@ -605,8 +616,9 @@ class FakeDiscord:
                 await self._on_op(socket, json.loads(frame.data), request.path)
         finally:
             self._sockets.discard(socket)
-            if self._socket is socket:
-                self._socket = None
+            for session in self._sessions.values():
+                if session.socket is socket:
+                    session.socket = None
         return socket
 
     async def _on_op(self, socket: web.WebSocketResponse, message: JSON, path: str) -> None:
@@ -616,40 +628,55 @@ class FakeDiscord:
         if op == 1:
             await socket.send_json({"op": 11})
         elif op == 2:
-            self._session = _Session(id=f"session-{self.new_id()}", intents=data.get("intents", 0))
-            self._seq = 0
-            await self.dispatch("READY", self._ready_payload())
-            await self.dispatch("GUILD_CREATE", self._guild_payload())
+            shard, self.shard_count = data.get("shard") or (0, 1)
+            session = _Session(f"session-{self.new_id()}", data.get("intents", 0), shard=shard, socket=socket)
+            self._sessions[shard] = session
+            await self.dispatch("READY", self._ready_payload(session), shard=shard)
+            for guild_id in self.guilds_on(shard):
+                await self.dispatch("GUILD_CREATE", self._guild_payload(guild_id), shard=shard)
         elif op == 6:
-            session = self._session
-            if session is None or data["session_id"] != session.id:
+            resumed = [s for s in self._sessions.values() if s.id == data["session_id"]]
+            if not resumed:
                 await socket.send_json({"op": 9, "d": False})
                 return
+            [session] = resumed
+            session.socket = socket
             for seq, event, payload in session.history:
                 if seq > (data.get("seq") or 0):
                     await socket.send_json({"op": 0, "t": event, "s": seq, "d": payload})
                     await self._record(Call("REPLAY", event, {"seq": str(seq)}, payload))
-            await self.dispatch("RESUMED", {})
+            await self.dispatch("RESUMED", {}, shard=session.shard)
 
-    async def dispatch(self, event: str, data: JSON) -> None:
-        """Send a gateway event; while the client is disconnected it waits for the resume."""
-        if self._session is None:
-            raise RuntimeError("no gateway session: the client has not identified yet")
-        self._seq += 1
-        self._session.history.append((self._seq, event, data))
-        if self._socket is not None and not self._socket.closed:
-            await self._socket.send_json({"op": 0, "t": event, "s": self._seq, "d": data})
-        await self._record(Call("EVENT", event, {"seq": str(self._seq)}, data))
+    async def dispatch(self, event: str, data: JSON, *, shard: int | None = None) -> None:
+        """Send a gateway event to the shard of its guild (shard 0 without one, as Discord does
+        with direct messages); while that shard is disconnected it waits for the resume."""
+        if shard is None:
+            shard = self.shard_of(int(data["guild_id"])) if data.get("guild_id") else 0
+        session = self._sessions.get(shard)
+        if session is None:
+            raise RuntimeError(f"no gateway session for shard {shard}: no client has identified with it")
+        session.seq += 1
+        session.history.append((session.seq, event, data))
+        if session.socket is not None and not session.socket.closed:
+            await session.socket.send_json({"op": 0, "t": event, "s": session.seq, "d": data})
+        await self._record(Call("EVENT", event, {"seq": str(session.seq), "shard": str(shard)}, data))
+
+    def shard_of(self, guild_id: int) -> int:
+        return (guild_id >> 22) % self.shard_count
+
+    def guilds_on(self, shard: int) -> list[int]:
+        return [guild_id for guild_id in self.guild_names if self.shard_of(guild_id) == shard]
 
     @asynccontextmanager
     async def disconnected(self, code: int = 4000) -> AsyncIterator[None]:
         """The gateway connection drops, as on a server-side hiccup, and the client's reconnect is
         held until the block ends: events dispatched inside it are missed, and must come back
         when the client resumes its session."""
-        assert self._socket is not None, "no gateway connection to drop"
+        socket = self._sessions[0].socket if 0 in self._sessions else None
+        assert socket is not None, "no gateway connection to drop"
         self._reconnect_allowed.clear()
         try:
-            await self._socket.close(code=code, message=b"fake: connection dropped")
+            await socket.close(code=code, message=b"fake: connection dropped")
             yield
         finally:
             self._reconnect_allowed.set()
@@ -658,23 +685,23 @@ class FakeDiscord:
         """Wait until the `sessions`-th identified session got its GUILD_CREATE."""
         await self.wait_for_call("EVENT", "GUILD_CREATE", sessions)
 
-    def _ready_payload(self) -> JSON:
-        assert self._session is not None
+    def _ready_payload(self, session: _Session) -> JSON:
         return {
             "v": 10,
             "user": {**self.bot.payload(), "flags": 0, "mfa_enabled": False, "verified": True},
-            "guilds": [{"id": str(self.guild_id), "unavailable": True}],
-            "session_id": self._session.id,
+            "guilds": [{"id": str(g), "unavailable": True} for g in self.guilds_on(session.shard)],
+            "shard": [session.shard, self.shard_count],
+            "session_id": session.id,
             "resume_gateway_url": f"ws://127.0.0.1:{self.port}/gateway-resume",
             "application": {"id": str(self.application_id), "flags": 1 << 19},
             "private_channels": [],
             "relationships": [],
         }
 
-    def _guild_payload(self) -> JSON:
+    def _guild_payload(self, guild_id: int) -> JSON:
         return {
-            "id": str(self.guild_id),
-            "name": "Study Group",
+            "id": str(guild_id),
+            "name": self.guild_names[guild_id],
             "icon": None,
             "owner_id": str(self.owner.id),
             "unavailable": False,
@@ -684,9 +711,13 @@ class FakeDiscord:
             "features": [],
             "emojis": [],
             "stickers": [],
-            "roles": list(self.roles.values()),
-            "channels": [c for c in self.channels.values() if c["type"] != 11],
-            "threads": self.threads(),
+            "roles": list(self.roles.values())
+            if guild_id == self.guild_id
+            else [self._role(guild_id, "@everyone", EVERYONE_PERMISSIONS, 0)],
+            "channels": [
+                c for c in self.channels.values() if c["type"] != 11 and c["guild_id"] == str(guild_id)
+            ],
+            "threads": [t for t in self.threads() if t["guild_id"] == str(guild_id)],
             "members": [self._member_payload(u) for u in self.users.values()],
             "voice_states": [],
             "presences": [],
@@ -731,7 +762,7 @@ class FakeDiscord:
         return {
             "id": str(thread_id),
             "type": 11,  # PUBLIC_THREAD
-            "guild_id": str(self.guild_id),
+            "guild_id": self.channels[parent_id]["guild_id"],
             "parent_id": str(parent_id),
             "owner_id": str(owner.id),
             "name": name,
@@ -750,11 +781,11 @@ class FakeDiscord:
             },
         }
 
-    def _text_channel(self, channel_id: int, name: str) -> JSON:
+    def _text_channel(self, channel_id: int, name: str, guild_id: int | None = None) -> JSON:
         return {
             "id": str(channel_id),
             "type": 0,
-            "guild_id": str(self.guild_id),
+            "guild_id": str(guild_id or self.guild_id),
             "name": name,
             "position": 0,
             "permission_overwrites": [],
@@ -767,10 +798,20 @@ class FakeDiscord:
             "flags": 0,
         }
 
-    def add_text_channel(self, name: str) -> int:
+    def add_text_channel(self, name: str, guild_id: int | None = None) -> int:
         channel_id = self.new_id()
-        self.channels[channel_id] = self._text_channel(channel_id, name)
+        self.channels[channel_id] = self._text_channel(channel_id, name, guild_id)
         return channel_id
+
+    def add_guild(self, name: str, *, shard: int = 0, shard_count: int = 1) -> int:
+        """Another guild the bot is in, with an id that puts it on `shard` of `shard_count`
+        (the gateway sends its events to the client that identified with that shard)."""
+        guild_id = self.new_id()
+        while (guild_id >> 22) % shard_count != shard:
+            guild_id += 1 << 22
+        self._ids = itertools.count(guild_id + 1)  # ids stay unique and growing, as snowflakes do
+        self.guild_names[guild_id] = name
+        return guild_id
 
     def add_thread(self, parent_id: int, owner: FakeUser, name: str) -> int:
         """A thread a user started on their own (not from a message), already active."""
@@ -782,7 +823,7 @@ class FakeDiscord:
         """A role made by a server member, announced to a connected bot by GUILD_ROLE_CREATE."""
         role_id = self.new_id()
         self.roles[role_id] = self._role(role_id, name, permissions, len(self.roles))
-        if self._session is not None:
+        if self._sessions:
             await self.dispatch(
                 "GUILD_ROLE_CREATE", {"guild_id": str(self.guild_id), "role": self.roles[role_id]}
             )
@@ -851,13 +892,14 @@ class FakeDiscord:
             extra["message"] = self.messages[message_id]
         self._interaction_channels[interaction.token] = channel_id
         channel = self.channels[channel_id]
+        guild_id = channel["guild_id"]
         payload = {
             "id": str(interaction.id),
             "application_id": str(self.application_id),
             "type": kind,
             "data": data,
-            "guild_id": str(self.guild_id),
-            "guild": {"id": str(self.guild_id), "locale": "en-US", "features": []},
+            "guild_id": guild_id,
+            "guild": {"id": guild_id, "locale": "en-US", "features": []},
             "channel_id": str(channel_id),
             "channel": {**channel, "permissions": str(self.permissions_of(user))},
             "member": self._member_payload(user, with_permissions=True),
@@ -867,7 +909,7 @@ class FakeDiscord:
             "locale": extra.pop("locale", "en-US"),
             "guild_locale": "en-US",
             "entitlements": [],
-            "authorizing_integration_owners": {"0": str(self.guild_id)},
+            "authorizing_integration_owners": {"0": guild_id},
             "context": 0,
             "attachment_size_limit": ATTACHMENT_SIZE_LIMIT,
             **extra,
@@ -884,13 +926,15 @@ class FakeDiscord:
         **options: str,
     ) -> FakeInteraction:
         """A slash command as a user types it; the command must have been synced."""
-        return await self._interact(
-            user, channel_id or self.channel_id, 2, self.slash_data(name, **options), locale=locale
-        )
+        channel_id = channel_id or self.channel_id
+        guild_id = int(self.channels[channel_id]["guild_id"])
+        data = self.slash_data(name, guild_id=guild_id, **options)
+        return await self._interact(user, channel_id, 2, data, locale=locale)
 
-    def slash_data(self, name: str, **options: str) -> JSON:
-        """The `data` of a slash command's interaction, for a synced command."""
-        command = self._command(name)
+    def slash_data(self, name: str, *, guild_id: int | None = None, **options: str) -> JSON:
+        """The `data` of a slash command's interaction, for a command synced globally or to the
+        guild (the fake's own guild unless told)."""
+        command = self._command(name, guild_id or self.guild_id)
         declared = {o["name"] for o in command.get("options", [])}
         unknown = set(options) - declared
         assert not unknown, f"/{name} has no option(s) {unknown}; declared: {declared}"
@@ -904,8 +948,8 @@ class FakeDiscord:
             data["guild_id"] = command["guild_id"]
         return data
 
-    def _command(self, name: str) -> JSON:
-        for commands in (self.commands.get(self.guild_id, []), self.commands.get(None, [])):
+    def _command(self, name: str, guild_id: int) -> JSON:
+        for commands in (self.commands.get(guild_id, []), self.commands.get(None, [])):
             for command in commands:
                 if command["name"] == name:
                     return command
@@ -944,11 +988,11 @@ class FakeDiscord:
 
     async def say(self, user: FakeUser, channel_id: int, content: str) -> JSON:
         """A user posts a message; delivered as MESSAGE_CREATE with the intents the bot asked for."""
-        assert self._session is not None
         message = self.message_payload(user, channel_id, content)
-        if not self._session.intents & GUILD_MESSAGES_INTENT:
+        session = self._sessions[self.shard_of(int(message["guild_id"]))]
+        if not session.intents & GUILD_MESSAGES_INTENT:
             return message
-        seen = message if self._session.intents & MESSAGE_CONTENT_INTENT else {**message, "content": ""}
+        seen = message if session.intents & MESSAGE_CONTENT_INTENT else {**message, "content": ""}
         await self.dispatch("MESSAGE_CREATE", seen)
         return message
 
@@ -957,7 +1001,7 @@ class FakeDiscord:
         message = self._store_message(channel_id, {"content": content})
         message |= {
             "author": user.payload(),
-            "guild_id": str(self.guild_id),
+            "guild_id": self.channels[channel_id]["guild_id"],
             "member": self._member_payload(user),
         }
         del message["member"]["user"]  # MESSAGE_CREATE carries the member without its user

@@ -101,6 +101,7 @@ class Core:
         *,
         fuzz: bool = True,
         reviewer: Reviewer | None = None,
+        others_reload: Callable[[], Awaitable[object]] | None = None,
     ) -> None:
         self.store = store
         self.bank = bank
@@ -114,6 +115,8 @@ class Core:
         self.commands = commands_with(feedback=reviewer is not None)
         self.commands_by_name = {command.name: command for command in self.commands}
         self.setting_keys = tuple(key for key in SETTING_KEYS if reviewer is not None or key != "feedback")
+        # With several processes on one database (PostgreSQL): asks the others to re-read their banks.
+        self.others_reload = others_reload
         self.set_bank(bank)
 
     def set_bank(self, bank: Bank) -> None:
@@ -264,6 +267,8 @@ async def reload(core: Core, call: Call) -> list[Reply]:
     if call.user not in core.settings.owners:
         return [Reply(t(call.lang, "owners_only"))]
     loaded = await core.reload_bank()
+    if core.others_reload is not None:
+        await core.others_reload()  # each reports in its own log
     if core.bank is not loaded.bank:
         lines = [t(call.lang, "reload_kept", questions=len(core.bank))]
         lines += [
