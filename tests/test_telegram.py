@@ -615,6 +615,9 @@ async def test_send_maps_errors_for_the_scheduler(tg: FakeTelegram) -> None:
     with pytest.raises(PlatformError) as refused:
         await adapter.send(topic, Reply("refused"))
     assert type(refused.value) is PlatformError
+    tg.fail("sendMessage", Fault.error(401, "Unauthorized"))  # the token revoked while running
+    with pytest.raises(PlatformError, match="TELEGRAM_BOT_TOKEN"):
+        await adapter.send(topic, Reply("with a revoked token"))
     async with running(adapter, RecordingCore(), tg):  # run() starts on that connection, closes it
         await says(tg, private_chat(ALICE), ALICE, "/start")
 

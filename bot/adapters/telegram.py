@@ -61,6 +61,7 @@ from telegram.constants import ChatType, ParseMode
 from telegram.error import (
     BadRequest,
     ChatMigrated,
+    EndPointNotFound,
     Forbidden,
     InvalidToken,
     NetworkError,
@@ -852,7 +853,10 @@ async def send_message_id(bot: Bot, **fields: Any) -> int:
     The call goes through the public `do_api_request` (defaults, rate limiter and errors as for
     send_message); tests/test_telegram.py checks it stays quiet and builds no Message.
     """
-    answer = await bot.do_api_request("sendMessage", api_kwargs=fields)
+    try:
+        answer = await bot.do_api_request("sendMessage", api_kwargs=fields)
+    except EndPointNotFound as error:  # do_api_request's name for a refused token (401, 404)
+        raise InvalidToken("the Bot API refused the token") from error
     return int(answer["message_id"])
 
 
