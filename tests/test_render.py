@@ -422,3 +422,27 @@ def test_a_text_rendered_again_is_not_laid_out_again_and_each_caller_gets_its_ow
     to_discord(long)
     to_discord(long)
     assert laid_out.count(long) == 2
+
+
+def test_a_reveal_for_new_names_parses_only_the_paragraphs_that_changed(monkeypatch: pytest.MonkeyPatch) -> None:
+    parsed: list[str] = []
+    inline = render._parser().inline
+    parse = inline.parse
+    monkeypatch.setattr(inline, "parse", lambda src, *args: parsed.append(src) or parse(src, *args))
+    summary = "Keep the **keys** and `values` of earlier tokens ||so they are not computed again||."
+
+    def reveal(number: int, names: str) -> str:
+        return f"💡 **Why a KV cache?** · No. {number}\n\n{summary}\n\nAnswered by: {names}"
+
+    first = to_telegram_html(reveal(7, "alice"))
+    parsed.clear()
+    second = to_telegram_html(reveal(8, "bob, carol"))
+    assert parsed == ["💡 **Why a KV cache?** · No. 8", "Answered by: bob, carol"]
+    assert first[0].split("\n\n")[1] == second[0].split("\n\n")[1]  # the summary, rendered alike
+    # The remembered tokens are shared: a second rendering of a text is the same as its first.
+    render._remembered.cache_clear()
+    assert to_telegram_html(reveal(8, "bob, carol")) == second
+    # A text with link reference definitions is parsed with them, not from what is remembered.
+    assert to_telegram_html("[cache][kv]\n\n[kv]: https://example.com/kv") == [
+        '<a href="https://example.com/kv">cache</a>'
+    ]

@@ -29,8 +29,10 @@ from typing import Literal
 from markdown_it import MarkdownIt
 from markdown_it.common.utils import isMdAsciiPunct, isPunctChar, isWhiteSpace
 from markdown_it.rules_block import StateBlock
+from markdown_it.rules_core import StateCore, inline, text_join
 from markdown_it.rules_inline import StateInline, emphasis, strikethrough
 from markdown_it.rules_inline.state_inline import Delimiter
+from markdown_it.token import Token
 from markdown_it.tree import SyntaxTreeNode
 
 from bot.core.mathtext import to_unicode
@@ -183,7 +185,35 @@ def _parser() -> MarkdownIt:
     md.inline.ruler.at("strikethrough", _cjk_friendly(strikethrough.tokenize))
     md.inline.ruler2.before("emphasis", "spoiler", _spoiler_pairs)
     md.inline.add_terminator_char("|")
+    md.core.ruler.at("inline", _remembered_inlines)
     return md
+
+
+# A reply repeats paragraphs around the parts that change: a question's text and summary are the
+# same for every user and every reveal, only a number or the names of those who answered differ.
+# A paragraph's inline parse (emphasis, spoilers, math, code: most of a parse) is remembered by
+# its text, the INLINE_PARSES most recent, so only the changing paragraphs are parsed again.
+INLINE_PARSES = 4096
+
+
+def _remembered_inlines(state: StateCore) -> None:
+    if state.env:  # link reference definitions: the inline parse depends on them, not only the text
+        inline(state)
+        return
+    for token in state.tokens:
+        if token.type == "inline":
+            token.children = list(_inline_parse(token.content))
+
+
+@lru_cache(maxsize=INLINE_PARSES)
+def _inline_parse(text: str) -> tuple[Token, ...]:
+    """The inline tokens of `text`, their text already joined: the later text_join pass, which
+    would otherwise change tokens in place, finds nothing left to change in shared tokens."""
+    paragraph = Token("inline", "", 0, content=text, children=[])
+    state = StateCore(text, _parser(), {}, [paragraph])
+    inline(state)
+    text_join(state)
+    return tuple(paragraph.children or ())
 
 
 _MATH_DELIMITERS = (("$$", "$$"), ("\\[", "\\]"))
