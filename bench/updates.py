@@ -8,13 +8,16 @@ to the last one is in. The updates are injected into the fake Bot API's getUpdat
 real TelegramAdapter (python-telegram-bot polling, the real Core on a SQLite file) answers them.
 A minimal echo bot on the same stack (python-telegram-bot, the same concurrency of 64 updates)
 then gets the same script against the same fake in the same run; it echoes a message's text and
-answers a button press then echoes its data, so both bots make the same Bot API calls.
+answers a button press then echoes its data, so both bots make the same Bot API calls. It is
+the echo bot as python-telegram-bot builds it (its httpx transport): the goal line's. A second
+echo bot on dailyq's own transport (`bot/adapters/telegram_http.py`, aiohttp) runs beside it, so
+the figures also show dailyq's own work above the least a bot on that transport does.
 
 Latency: from the moment an update is queued to the moment the fake answered the bot's reply
 (sendMessage). The fake and its users run in a child process; the bot's process is measured
 alone. Neither bot has a rate limiter here: this measures what an update costs, not pacing.
 Cost per update: CPU seconds of the bot's process (its SQLite thread included) per update. The
-bots run `--repeat` times each (at least five), interleaved: dailyq, echo, dailyq, echo… Each
+bots run `--repeat` times each (at least five), interleaved: dailyq, echo, echo-aio, dailyq… Each
 dailyq run is compared with the echo run right after it (on a shared machine the CPU an update
 costs drifts by a third from minute to minute, alike for both bots), and the goal line is the
 median of those ratios: the typical run, not the lucky one. The table shows every run and ratio.
@@ -55,6 +58,7 @@ from telegram.ext import (
 from bench.fanout import Child, answer_requests
 from bench.synthetic import synthetic_bank
 from bot.adapters.telegram import CONCURRENT_UPDATES, TelegramAdapter
+from bot.adapters.telegram_http import AiohttpRequest, RequestTimeouts
 from bot.config import Settings, database_location
 from bot.core.clock import SystemClock
 from bot.core.commands import Core
@@ -68,6 +72,7 @@ STEP_LIMIT = 60.0  # seconds a user waits for one reply before the step counts a
 COST_GOAL = 1.3
 POSTGRESQL_COST_GOAL = 1.3  # dailyq on PostgreSQL ÷ dailyq on SQLite, cost per update
 BOT_NAMES = {"sqlite": "dailyq", "postgresql": "dailyq-pg"}
+ECHO_NAMES = {"httpx": "echo", "aiohttp": "echo-aio"}
 MIN_RUNS = 5  # a median of fewer runs is a lucky or an unlucky one
 ANSWER = "keys and values of the earlier tokens, kept so they are not computed again"
 
@@ -264,7 +269,7 @@ async def emptied(store: Store) -> None:
     await store.import_rows(no_rows(), dict.fromkeys(TABLES, 0), replace=True)
 
 
-def echo_bot(token: str, base_url: str) -> Application:
+def echo_bot(token: str, base_url: str, transport: str) -> Application:
     async def echo(update: Update, _context: ContextTypes.DEFAULT_TYPE) -> None:
         assert update.message is not None and update.message.text is not None
         await update.message.reply_text(update.message.text)
@@ -275,14 +280,19 @@ def echo_bot(token: str, base_url: str) -> Application:
         await query.answer()
         await context.bot.send_message(query.message.chat.id, query.data or "?")
 
-    app = ApplicationBuilder().token(token).base_url(base_url).concurrent_updates(CONCURRENT_UPDATES).build()
+    builder = ApplicationBuilder().token(token).base_url(base_url).concurrent_updates(CONCURRENT_UPDATES)
+    if transport == "aiohttp":  # dailyq's own transport, in place of python-telegram-bot's httpx
+        builder = builder.request(AiohttpRequest(RequestTimeouts(), pool_size=256)).get_updates_request(
+            AiohttpRequest(RequestTimeouts(), pool_size=1)
+        )
+    app = builder.build()
     app.add_handler(MessageHandler(filters.TEXT, echo))
     app.add_handler(CallbackQueryHandler(pressed))
     return app
 
 
-async def echo(fake: Child, users: int, rounds: int) -> Run:
-    app = echo_bot(fake.info["token"], fake.info["base_url"])
+async def echo(fake: Child, users: int, rounds: int, transport: str = "httpx") -> Run:
+    app = echo_bot(fake.info["token"], fake.info["base_url"], transport)
     async with app:
         assert app.updater is not None
         seen = await fake.ask("polls")
@@ -291,7 +301,7 @@ async def echo(fake: Child, users: int, rounds: int) -> Run:
         try:
             await fake.ask("wait_polling", seen)
             await fake.ask("drive", users // 10, 1)
-            return await measure("echo", fake, users, rounds)
+            return await measure(ECHO_NAMES[transport], fake, users, rounds)
         finally:
             await app.updater.stop()
             await app.stop()
@@ -323,6 +333,7 @@ async def main() -> None:
                 if args.db:
                     runs.append(await ours(fake, args.users, args.rounds, args.questions, args.db))
                 runs.append(await echo(fake, args.users, args.rounds))
+                runs.append(await echo(fake, args.users, args.rounds, "aiohttp"))
     finally:
         fake.close()
     print(
@@ -342,6 +353,15 @@ async def main() -> None:
     print(
         f"cost per update, dailyq ÷ echo, run by run (the goal line is their median of {len(ratios)}): "
         + ", ".join(f"{ratio:.2f}" for ratio in ratios)
+    )
+    own = [
+        mine.cpu_ms_per_update / theirs.cpu_ms_per_update
+        for mine, theirs in zip(of(BOT_NAMES["sqlite"]), of(ECHO_NAMES["aiohttp"]), strict=True)
+    ]
+    print(
+        "cost per update, dailyq ÷ the echo bot on dailyq's transport (aiohttp), run by run: "
+        + ", ".join(f"{ratio:.2f}" for ratio in own)
+        + f"; median {statistics.median(own):.2f} (dailyq's own work above the least a bot does)"
     )
     throughput = statistics.median(mine.per_second / theirs.per_second for mine, theirs in pairs)
     print(f"throughput dailyq ÷ echo, median: {throughput:.2f}")

@@ -21,26 +21,23 @@ Every behaviour lives in the core; this module only knows Telegram:
 from __future__ import annotations
 
 import asyncio
-import functools
 import hmac
 import inspect
 import logging
 import math
 import re
-import ssl
 import time
 import warnings
 import weakref
 from collections import OrderedDict, deque
 from collections.abc import Awaitable, Callable, Coroutine, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-import certifi
 from aiohttp import web
 from telegram import (
     Bot,
@@ -77,9 +74,9 @@ from telegram.ext import (
     MessageHandler,
     filters,
 )
-from telegram.request import HTTPXRequest
 from telegram.warnings import PTBDeprecationWarning, PTBUserWarning
 
+from bot.adapters.telegram_http import AiohttpRequest, RequestTimeouts
 from bot.core import messages
 from bot.core.commands import COMMANDS, Command
 from bot.core.commands.inbound import platform_language
@@ -119,35 +116,6 @@ START_PAYLOAD = re.compile(r"/start ([A-Za-z0-9_-]{1,64})")
 TYPED_SPOILER = re.compile(r"\|\|.+?\|\|", re.DOTALL)
 SPACE_UTF16 = " ".encode("utf-16-le")
 NO_PREVIEW = LinkPreviewOptions(is_disabled=True)
-
-
-@dataclass(frozen=True)
-class RequestTimeouts:
-    """Seconds per Bot API request (python-telegram-bot's defaults are 5 s for most)."""
-
-    connect: float = 10.0
-    read: float = 10.0
-    write: float = 10.0
-    media_write: float = 30.0
-    pool: float = 5.0
-
-
-@functools.cache
-def _tls() -> ssl.SSLContext:
-    """One TLS context for every HTTP client: loading the CA bundle takes a good part of a second."""
-    return ssl.create_default_context(cafile=certifi.where())
-
-
-def _http_client(timeouts: RequestTimeouts, pool_size: int) -> HTTPXRequest:
-    return HTTPXRequest(
-        connection_pool_size=pool_size,
-        connect_timeout=timeouts.connect,
-        read_timeout=timeouts.read,
-        write_timeout=timeouts.write,
-        media_write_timeout=timeouts.media_write,
-        pool_timeout=timeouts.pool,
-        httpx_kwargs={"verify": _tls()},
-    )
 
 
 async def _yes() -> bool:
@@ -463,8 +431,8 @@ class TelegramAdapter:
         bot = _TolerantBot(
             token,
             base_url=self._base_url,
-            request=_http_client(timeouts, pool_size=256),
-            get_updates_request=_http_client(timeouts, pool_size=1),  # adds its long-poll timeout
+            request=AiohttpRequest(timeouts, pool_size=256),
+            get_updates_request=AiohttpRequest(timeouts, pool_size=1),  # adds its long-poll timeout
             rate_limiter=rate_limiter or None,
         )
         builder = (

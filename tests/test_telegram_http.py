@@ -1,0 +1,125 @@
+"""The Bot API transport (`bot/adapters/telegram_http.py`): python-telegram-bot's requests over
+aiohttp, keeping the contract of the library's own httpx transport. Real python-telegram-bot,
+real aiohttp, servers on 127.0.0.1."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import pytest
+from aiohttp import web
+from telegram import Bot
+from telegram.error import NetworkError, TimedOut
+
+from bot.adapters.telegram_http import AiohttpRequest, RequestTimeouts
+from tests.fakes.telegram_api import HANG, FakeTelegram
+
+PATIENT = RequestTimeouts(connect=30.0, read=30.0, write=30.0, media_write=30.0, pool=30.0)
+
+
+@asynccontextmanager
+async def bot_for(base_url: str, token: str, timeouts: RequestTimeouts = PATIENT) -> AsyncIterator[Bot]:
+    """A bot on the transport, its session open, without python-telegram-bot's start-up getMe."""
+    request = AiohttpRequest(timeouts, pool_size=4)
+    await request.initialize()
+    try:
+        yield Bot(token, base_url=base_url, request=request)
+    finally:
+        await request.shutdown()
+
+
+@asynccontextmanager
+async def serving(app: web.Application) -> AsyncIterator[str]:
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = runner.addresses[0][1]
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        await runner.cleanup()
+
+
+async def test_calls_and_answers_go_through_as_with_the_library_transport() -> None:
+    async with FakeTelegram() as tg, bot_for(tg.base_url, tg.token) as bot:
+        me = await bot.get_me()
+        sent = await bot.send_message(1001, "<b>Hi</b> there", parse_mode="HTML")
+        photo = await bot.send_photo(1001, b"\x89PNG picture", filename="graph.png", has_spoiler=True)
+    assert me.username and sent.message_id and photo.message_id
+    [message] = tg.calls_to("sendMessage")
+    assert message.params["text"] == "<b>Hi</b> there" and message.params["parse_mode"] == "HTML"
+    [upload] = tg.calls_to("sendPhoto")  # a multipart form: the file beside the other fields
+    assert upload.files["photo"] == b"\x89PNG picture" and upload.params["has_spoiler"] in (True, "true")
+
+
+async def test_a_timeout_given_for_one_call_is_kept() -> None:
+    """The long poll passes its own read timeout; a call that gives one must not wait the default."""
+    async with FakeTelegram() as tg, bot_for(tg.base_url, tg.token) as bot:
+        tg.fail("getMe", HANG)
+        with pytest.raises(TimedOut):
+            async with asyncio.timeout(10):  # the default read timeout is 30 s
+                await bot.get_me(read_timeout=0.2)
+
+
+async def test_a_redirect_is_not_followed_with_the_token() -> None:
+    """A redirect from the Bot API's address would carry the token's URL to another host."""
+    elsewhere: list[str] = []
+
+    async def record(request: web.Request) -> web.Response:
+        elsewhere.append(request.path)
+        return web.json_response({"ok": True, "result": True})
+
+    other = web.Application()
+    other.router.add_route("*", "/{tail:.*}", record)
+    async with serving(other) as other_url:
+
+        async def redirect(request: web.Request) -> web.Response:
+            raise web.HTTPTemporaryRedirect(other_url + request.path)
+
+        api = web.Application()
+        api.router.add_route("*", "/{tail:.*}", redirect)
+        async with serving(api) as api_url, bot_for(api_url + "/bot", "123:redirected") as bot:
+            with pytest.raises(NetworkError, match="307"):
+                await bot.get_me()
+    assert elsewhere == []
+
+
+async def test_a_failed_connection_is_a_network_error_without_the_token() -> None:
+    token = "123456:do-not-print-me"
+    async with bot_for("http://127.0.0.1:99999/bot", token) as bot:  # no such port: aiohttp names the URL
+        with pytest.raises(NetworkError) as raised:
+            await bot.get_me()
+    assert "do-not-print-me" not in str(raised.value) and "getMe" in str(raised.value)
+
+
+async def test_a_proxy_from_the_environment_carries_the_requests(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Deployments behind an HTTP proxy set HTTP(S)_PROXY, which python-telegram-bot's httpx
+    transport honoured: the requests still go to the proxy."""
+    request_lines: list[bytes] = []
+
+    async def proxy(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        head = await reader.readuntil(b"\r\n\r\n")
+        request_lines.append(head.split(b"\r\n", 1)[0])
+        body = b'{"ok": true, "result": {"id": 1, "is_bot": true, "first_name": "Q", "username": "q_bot"}}'
+        writer.write(
+            b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body)
+        )
+        await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(proxy, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    for name in ("NO_PROXY", "no_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HTTP_PROXY", f"http://127.0.0.1:{port}")
+    try:
+        async with bot_for("http://bot-api.invalid/bot", "123:proxied") as bot:
+            me = await bot.get_me()
+    finally:
+        server.close()
+        await server.wait_closed()
+    assert me.username == "q_bot"
+    assert request_lines == [b"POST http://bot-api.invalid/bot123:proxied/getMe HTTP/1.1"]
