@@ -107,7 +107,7 @@ class AiohttpRequest(BaseRequest):
                 return response.status, await response.read()
         except TimeoutError as error:  # aiohttp's own timeouts are TimeoutErrors too
             raise TimedOut from error
-        except aiohttp.ClientError as error:
+        except (aiohttp.ClientError, OSError) as error:  # OSError: a socket error aiohttp left unwrapped
             # The URL holds the bot's token: keep it out of the message, which may be logged.
             detail = str(error).replace(url, f"the Bot API's {url.rsplit('/', 1)[-1]}")
             raise NetworkError(f"aiohttp.{type(error).__name__}: {detail}") from error
