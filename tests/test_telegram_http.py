@@ -95,31 +95,77 @@ async def test_a_failed_connection_is_a_network_error_without_the_token() -> Non
     assert "do-not-print-me" not in str(raised.value) and "getMe" in str(raised.value)
 
 
-async def test_a_proxy_from_the_environment_carries_the_requests(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Deployments behind an HTTP proxy set HTTP(S)_PROXY, which python-telegram-bot's httpx
-    transport honoured: the requests still go to the proxy."""
-    request_lines: list[bytes] = []
+@asynccontextmanager
+async def recording_proxy() -> AsyncIterator[tuple[str, list[bytes]]]:
+    """An HTTP proxy on 127.0.0.1 that records each request's head and answers getMe itself."""
+    heads: list[bytes] = []
 
     async def proxy(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        head = await reader.readuntil(b"\r\n\r\n")
-        request_lines.append(head.split(b"\r\n", 1)[0])
+        heads.append(await reader.readuntil(b"\r\n\r\n"))
+        if heads[-1].startswith(b"CONNECT "):  # an https request's tunnel: refused, seen is enough
+            writer.write(b"HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+            await writer.drain()
+            writer.close()
+            return
         body = b'{"ok": true, "result": {"id": 1, "is_bot": true, "first_name": "Q", "username": "q_bot"}}'
         writer.write(
-            b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body)
+            b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\nConnection: close\r\n\r\n"
+            % len(body)
         )
+        writer.write(body)
         await writer.drain()
         writer.close()
 
     server = await asyncio.start_server(proxy, "127.0.0.1", 0)
-    port = server.sockets[0].getsockname()[1]
-    for name in ("NO_PROXY", "no_proxy"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("HTTP_PROXY", f"http://127.0.0.1:{port}")
     try:
-        async with bot_for("http://bot-api.invalid/bot", "123:proxied") as bot:
-            me = await bot.get_me()
+        yield f"127.0.0.1:{server.sockets[0].getsockname()[1]}", heads
     finally:
         server.close()
         await server.wait_closed()
-    assert me.username == "q_bot"
-    assert request_lines == [b"POST http://bot-api.invalid/bot123:proxied/getMe HTTP/1.1"]
+
+
+@pytest.fixture
+def no_proxy_settings(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
+    for name in ("HTTP_PROXY", "http_proxy", "HTTPS_PROXY", "https_proxy", "NO_PROXY", "no_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    return monkeypatch
+
+
+async def test_a_proxy_from_the_environment_carries_the_requests(
+    no_proxy_settings: pytest.MonkeyPatch,
+) -> None:
+    """Deployments behind an HTTP proxy set HTTP(S)_PROXY, which python-telegram-bot's httpx
+    transport honoured: the requests still go to the proxy, with its credentials."""
+    async with recording_proxy() as (address, heads):
+        no_proxy_settings.setenv("HTTP_PROXY", f"http://dailyq:s3cret@{address}")
+        async with bot_for("http://bot-api.invalid/bot", "123:proxied") as bot:
+            me = await bot.get_me()
+            await bot.get_me()
+    assert me.username == "q_bot" and len(heads) == 2
+    for head in heads:
+        request_line, *fields = head.decode().split("\r\n")
+        assert request_line == "POST http://bot-api.invalid/bot123:proxied/getMe HTTP/1.1"
+        assert "Proxy-Authorization: Basic ZGFpbHlxOnMzY3JldA==" in fields  # dailyq:s3cret
+
+
+async def test_an_https_request_tunnels_through_the_proxy_with_its_credentials(
+    no_proxy_settings: pytest.MonkeyPatch,
+) -> None:
+    async with recording_proxy() as (address, heads):
+        no_proxy_settings.setenv("HTTPS_PROXY", f"http://dailyq:s3cret@{address}")
+        async with bot_for("https://api.telegram.invalid/bot", "123:tunnelled") as bot:
+            with pytest.raises(NetworkError):  # the test's proxy refuses the tunnel
+                await bot.get_me()
+    [head] = heads
+    request_line, *fields = head.decode().split("\r\n")
+    assert request_line == "CONNECT api.telegram.invalid:443 HTTP/1.1"  # the token stays inside TLS
+    assert "Proxy-Authorization: Basic ZGFpbHlxOnMzY3JldA==" in fields
+
+
+async def test_no_proxy_sends_directly(no_proxy_settings: pytest.MonkeyPatch) -> None:
+    async with recording_proxy() as (address, heads), FakeTelegram() as tg:
+        no_proxy_settings.setenv("HTTP_PROXY", f"http://{address}")
+        no_proxy_settings.setenv("NO_PROXY", "127.0.0.1")
+        async with bot_for(tg.base_url, tg.token) as bot:
+            await bot.get_me()
+    assert heads == [] and len(tg.calls_to("getMe")) == 1

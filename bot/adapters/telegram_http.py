@@ -7,23 +7,31 @@ parser in C, a connection pool that does not scan every connection for every req
 most of what an update cost. aiohttp already serves the webhook: no dependency is added.
 
 `AiohttpRequest` keeps `HTTPXRequest`'s contract: the same five timeouts, the same errors
-(`TimedOut`, `NetworkError`), the same forms on the wire, redirects not followed, HTTP/1.1,
-and a proxy set in the environment (HTTPS_PROXY, as httpx reads it) still used.
+(`TimedOut`, `NetworkError`), redirects not followed, HTTP/1.1, and a proxy set in the
+environment (HTTP(S)_PROXY and NO_PROXY, read when the session opens, as httpx reads them) still
+used. The body is JSON, which the Bot API takes for every method, rather than a form of JSON
+values; uploads go as the same multipart form as before.
 """
 
 from __future__ import annotations
 
 import functools
+import json
 import ssl
+import urllib.request
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 import aiohttp
 import certifi
 from telegram.error import NetworkError, TimedOut
 from telegram.request import BaseRequest, RequestData
+from yarl import URL
 
 # python-telegram-bot's marker for a timeout the caller did not give (its class is not public).
 DefaultValue = type(BaseRequest.DEFAULT_NONE)
+JSON = {"Content-Type": "application/json"}
+PROXY_AUTHORIZATION = "Proxy-Authorization"
 
 
 @dataclass(frozen=True)
@@ -50,6 +58,8 @@ class AiohttpRequest(BaseRequest):
         self._timeouts = timeouts
         self._pool_size = pool_size
         self._session: aiohttp.ClientSession | None = None
+        self._proxies: dict[str, str] = {}
+        self._proxy_for_origin: dict[tuple[str, str], tuple[URL | None, str | None]] = {}
 
     @property
     def read_timeout(self) -> float | None:
@@ -61,8 +71,11 @@ class AiohttpRequest(BaseRequest):
                 connector=aiohttp.TCPConnector(limit=self._pool_size, ssl=tls()),
                 headers={"User-Agent": self.USER_AGENT},
                 cookie_jar=aiohttp.DummyCookieJar(),  # the Bot API sets none
-                trust_env=True,
             )
+            # The environment's proxies, read once as httpx reads them when its client is made
+            # (aiohttp's own `trust_env` reads them, and ~/.netrc, in a thread for every request).
+            self._proxies = urllib.request.getproxies()
+            self._proxy_for_origin.clear()
 
     async def shutdown(self) -> None:
         if self._session is not None:
@@ -93,16 +106,35 @@ class AiohttpRequest(BaseRequest):
             sock_connect=connect,
             sock_read=read,
         )
-        # A form, as HTTPXRequest sends it: each value JSON-encoded, and multipart when files go along.
-        fields = request_data.json_parameters if request_data else {}
-        body: aiohttp.FormData | dict[str, str] = fields
-        if files:
-            body = aiohttp.FormData(fields)
+        headers = None
+        body: aiohttp.FormData | bytes | None = None
+        if files:  # a multipart form: each value JSON-encoded, as HTTPXRequest sends it
+            body = aiohttp.FormData(request_data.json_parameters)  # type: ignore[union-attr]
             for name, (filename, content, mimetype) in files.items():
                 body.add_field(name, content, filename=filename, content_type=mimetype)
+        elif request_data is not None:
+            # A JSON body, which the Bot API takes for everything but uploads: one encoding of the
+            # whole, where a form encodes each value as JSON and then the form.
+            body, headers = json.dumps(request_data.parameters).encode(), JSON
+        proxy, proxy_authorization = self._proxy(url)
+        proxy_headers = None
+        if proxy_authorization is not None:
+            # aiohttp sends `proxy_headers` with an https request's CONNECT only; a plain http
+            # request goes to the proxy itself, with the header among its own.
+            if url.startswith("https:"):
+                proxy_headers = {PROXY_AUTHORIZATION: proxy_authorization}
+            else:
+                headers = {**(headers or {}), PROXY_AUTHORIZATION: proxy_authorization}
         try:
             async with self._session.request(
-                method, url, data=body, timeout=timeout, allow_redirects=False
+                method,
+                url,
+                data=body,
+                headers=headers,
+                timeout=timeout,
+                allow_redirects=False,
+                proxy=proxy,
+                proxy_headers=proxy_headers,
             ) as response:
                 return response.status, await response.read()
         except TimeoutError as error:  # aiohttp's own timeouts are TimeoutErrors too
@@ -111,6 +143,22 @@ class AiohttpRequest(BaseRequest):
             # The URL holds the bot's token: keep it out of the message, which may be logged.
             detail = str(error).replace(url, f"the Bot API's {url.rsplit('/', 1)[-1]}")
             raise NetworkError(f"aiohttp.{type(error).__name__}: {detail}") from error
+
+    def _proxy(self, url: str) -> tuple[URL | None, str | None]:
+        """The proxy for a URL's origin and its Proxy-Authorization, or none (NO_PROXY, or none set)."""
+        parts = urlsplit(url)
+        origin = (parts.scheme, parts.netloc)
+        if origin not in self._proxy_for_origin:
+            address = self._proxies.get(parts.scheme)
+            if address is None or urllib.request.proxy_bypass_environment(
+                parts.hostname or "", self._proxies
+            ):
+                self._proxy_for_origin[origin] = (None, None)
+            else:
+                proxy = URL(address)
+                auth = aiohttp.BasicAuth.from_url(proxy)
+                self._proxy_for_origin[origin] = (proxy.with_user(None), auth.encode() if auth else None)
+        return self._proxy_for_origin[origin]
 
 
 def _chosen(value: object, default: float) -> float | None:
