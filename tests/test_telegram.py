@@ -641,6 +641,39 @@ async def test_a_send_reads_only_the_message_id_quietly(tg: FakeTelegram, monkey
     assert [str(w.message) for w in caught] == [], f"python-telegram-bot {version} warns"
 
 
+async def test_a_reply_s_bot_api_objects_go_as_plain_dicts(
+    tg: FakeTelegram, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The keyboard, reply parameters and link preview options were built as python-telegram-bot
+    # objects for each reply, only to be turned back into dicts (to_dict) when sent: over 0.1 ms a
+    # reply with five buttons. The Bot API gets the same objects either way.
+    adapter = TelegramAdapter(tg.token, base_url=tg.base_url, request_timeouts=FAST, rate_limiter=False)
+    chat = ChatRef("telegram", str(ALICE.id))
+    await adapter.send(chat, Reply("warm-up"))  # getMe and the first sendMessage
+    converted: list[str] = []
+    to_dict = telegram.TelegramObject.to_dict
+    monkeypatch.setattr(
+        telegram.TelegramObject,
+        "to_dict",
+        lambda self, recursive=True: converted.append(type(self).__name__) or to_dict(self, recursive),
+    )
+    buttons = (
+        (Button("Full", "/full 7"),),
+        (Button("Good", "/grade good 7"), Button("Open", url="https://x.org")),
+    )
+    await adapter.send(chat, Reply("reveal", buttons=buttons, reply_to="1"))
+    assert converted == []
+    params = tg.calls_to("sendMessage")[-1].params
+    assert params["reply_markup"] == {
+        "inline_keyboard": [
+            [{"text": "Full", "callback_data": "/full 7"}],
+            [{"text": "Good", "callback_data": "/grade good 7"}, {"text": "Open", "url": "https://x.org"}],
+        ]
+    }
+    assert params["reply_parameters"] == {"message_id": 1, "allow_sending_without_reply": True}
+    assert params["link_preview_options"] == {"is_disabled": True}
+
+
 async def test_a_wrong_token_is_a_clear_error_without_the_token(tg: FakeTelegram) -> None:
     wrong = "42:WrongTokenWrongTokenWrongToken"
     adapter = TelegramAdapter(wrong, base_url=tg.base_url, request_timeouts=FAST)

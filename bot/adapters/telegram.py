@@ -44,12 +44,8 @@ from telegram import (
     BotCommand,
     CallbackQuery,
     ChatMember,
-    InlineKeyboardButton,
-    InlineKeyboardMarkup,
-    LinkPreviewOptions,
     Message,
     MessageEntity,
-    ReplyParameters,
     Update,
 )
 from telegram import Chat as TgChat
@@ -115,7 +111,10 @@ TOPIC_SEPARATOR = "\n"  # never inside a payload: payloads are one-line commands
 START_PAYLOAD = re.compile(r"/start ([A-Za-z0-9_-]{1,64})")
 TYPED_SPOILER = re.compile(r"\|\|.+?\|\|", re.DOTALL)
 SPACE_UTF16 = " ".encode("utf-16-le")
-NO_PREVIEW = LinkPreviewOptions(is_disabled=True)
+# The Bot API's objects of a reply (keyboard, reply parameters, link preview options) go as plain
+# dicts, as the Bot API spells them: python-telegram-bot's InlineKeyboardMarkup, ReplyParameters…
+# would be built for each reply only to be turned back into these dicts (to_dict) when sent.
+NO_PREVIEW: dict[str, Any] = {"is_disabled": True}
 
 
 async def _yes() -> bool:
@@ -744,22 +743,20 @@ class TelegramAdapter:
             raise ValueError("a reply with no text to send")
         return SentRef(chat, str(first))
 
-    def _keyboard(
-        self, rows: tuple[tuple[Button, ...], ...], thread: int | None
-    ) -> InlineKeyboardMarkup | None:
+    def _keyboard(self, rows: tuple[tuple[Button, ...], ...], thread: int | None) -> dict[str, Any] | None:
+        """The Bot API's InlineKeyboardMarkup."""
         keyboard = [[self._inline_button(button, thread) for button in row] for row in rows if row]
-        return InlineKeyboardMarkup(keyboard) if keyboard else None
+        return {"inline_keyboard": keyboard} if keyboard else None
 
-    def _inline_button(self, button: Button, thread: int | None) -> InlineKeyboardButton:
+    def _inline_button(self, button: Button, thread: int | None) -> dict[str, str]:
+        """The Bot API's InlineKeyboardButton."""
         if button.url:
-            return InlineKeyboardButton(button.label, url=button.url)
+            return {"text": button.label, "url": button.url}
         # `/start <parameter>` is what a deep link makes the user send to the bot's private chat.
         start = START_PAYLOAD.fullmatch(button.payload)
         if start:
-            return InlineKeyboardButton(
-                button.label, url=f"https://t.me/{self.bot.username}?start={start[1]}"
-            )
-        return InlineKeyboardButton(button.label, callback_data=_callback_data(button.payload, thread))
+            return {"text": button.label, "url": f"https://t.me/{self.bot.username}?start={start[1]}"}
+        return {"text": button.label, "callback_data": _callback_data(button.payload, thread)}
 
     async def _send_images(self, chat_id: int, thread: int | None, images: Sequence[str]) -> None:
         for image in images:
@@ -848,10 +845,11 @@ async def send_message_id(bot: Bot, **fields: Any) -> int:
     return int(answer["message_id"])
 
 
-def _reply_parameters(message_id: str | None) -> ReplyParameters | None:
+def _reply_parameters(message_id: str | None) -> dict[str, Any] | None:
+    """The Bot API's ReplyParameters."""
     if not message_id:
         return None
-    return ReplyParameters(int(message_id), allow_sending_without_reply=True)
+    return {"message_id": int(message_id), "allow_sending_without_reply": True}
 
 
 def _callback_data(payload: str, thread: int | None) -> str:
