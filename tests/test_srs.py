@@ -19,6 +19,15 @@ def test_a_new_card_comes_back_after_whole_days(grade: str, days: int) -> None:
     assert due == NOW + timedelta(days=days)
 
 
+@pytest.mark.parametrize("grade", srs.GRADES)
+def test_a_first_review_starts_from_a_new_card_without_a_json_round_trip(
+    grade: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    through_json = srs.review(srs.new_card_json(NOW), grade, NOW, EXACT)
+    monkeypatch.setattr(srs.fsrs.Card, "from_json", None)  # a first grade of every user: no parse
+    assert srs.review(None, grade, NOW, EXACT) == through_json
+
+
 def test_good_reviews_space_out_and_the_card_round_trips_as_json() -> None:
     card, due = srs.review(srs.new_card_json(NOW), "good", NOW, EXACT)
     intervals = [due - NOW]

@@ -29,8 +29,12 @@ _DEFAULT = make_scheduler()
 
 
 def new_card_json(now: datetime) -> str:
+    return _new_card(now).to_json()
+
+
+def _new_card(now: datetime) -> fsrs.Card:
     # An explicit id: fsrs would otherwise derive one from the wall clock and sleep a millisecond.
-    return fsrs.Card(card_id=1, due=now.astimezone(UTC)).to_json()
+    return fsrs.Card(card_id=1, due=now.astimezone(UTC))
 
 
 def review(
@@ -40,6 +44,7 @@ def review(
     if grade not in _RATINGS:
         raise ValueError(f"grade must be one of {', '.join(GRADES)}, got {grade!r}")
     now = now.astimezone(UTC)
-    card = fsrs.Card.from_json(card_json or new_card_json(now))
+    # A first review starts from a new card as it is, not through its JSON and back.
+    card = fsrs.Card.from_json(card_json) if card_json else _new_card(now)
     reviewed, _log = scheduler.review_card(card, _RATINGS[grade], review_datetime=now)
     return reviewed.to_json(), reviewed.due
