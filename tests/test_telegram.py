@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ast
 import asyncio
+import gc
 import inspect
 import logging
 import random
@@ -622,7 +623,20 @@ async def test_send_maps_errors_for_the_scheduler(tg: FakeTelegram) -> None:
         await says(tg, private_chat(ALICE), ALICE, "/start")
 
 
-async def test_a_send_reads_only_the_message_id_quietly(tg: FakeTelegram, monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.fixture
+async def sending(tg: FakeTelegram) -> AsyncIterator[TelegramAdapter]:
+    """An adapter that sends without run() (as the scheduler may before run() has started); its
+    connections are closed at the end, as run() closes them when it stops."""
+    adapter = TelegramAdapter(tg.token, base_url=tg.base_url, request_timeouts=FAST, rate_limiter=False)
+    try:
+        yield adapter
+    finally:
+        await adapter.bot.shutdown()
+
+
+async def test_a_send_reads_only_the_message_id_quietly(
+    tg: FakeTelegram, sending: TelegramAdapter, monkeypatch: pytest.MonkeyPatch
+) -> None:
     # Building the whole Message from sendMessage's answer cost a third of a millisecond an update
     # (bench/README.md, issue 19) for an id; the public do_api_request returns the plain answer,
     # and the adapter silences the warning it gives for a method the library has.
@@ -630,7 +644,7 @@ async def test_a_send_reads_only_the_message_id_quietly(tg: FakeTelegram, monkey
     built: list[object] = []
     de_json = telegram.Message.de_json
     monkeypatch.setattr(telegram.Message, "de_json", lambda data, bot=None: built.append(data) or de_json(data, bot))
-    adapter = TelegramAdapter(tg.token, base_url=tg.base_url, request_timeouts=FAST, rate_limiter=False)
+    adapter = sending
     chat = ChatRef("telegram", str(ALICE.id))
     with warnings.catch_warnings(record=True) as caught:
         first = await adapter.send(chat, Reply("**question**", buttons=((Button("Reveal", "/reveal 1"),),)))
@@ -642,12 +656,12 @@ async def test_a_send_reads_only_the_message_id_quietly(tg: FakeTelegram, monkey
 
 
 async def test_a_reply_s_bot_api_objects_go_as_plain_dicts(
-    tg: FakeTelegram, monkeypatch: pytest.MonkeyPatch
+    tg: FakeTelegram, sending: TelegramAdapter, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # The keyboard, reply parameters and link preview options were built as python-telegram-bot
     # objects for each reply, only to be turned back into dicts (to_dict) when sent: over 0.1 ms a
     # reply with five buttons. The Bot API gets the same objects either way.
-    adapter = TelegramAdapter(tg.token, base_url=tg.base_url, request_timeouts=FAST, rate_limiter=False)
+    adapter = sending
     chat = ChatRef("telegram", str(ALICE.id))
     await adapter.send(chat, Reply("warm-up"))  # getMe and the first sendMessage
     converted: list[str] = []
@@ -680,6 +694,20 @@ async def test_a_wrong_token_is_a_clear_error_without_the_token(tg: FakeTelegram
     with pytest.raises(PlatformError, match="TELEGRAM_BOT_TOKEN") as error:
         await adapter.run(RecordingCore())
     assert wrong not in str(error.value)
+
+
+async def test_a_failed_start_leaves_no_connection_open(tg: FakeTelegram) -> None:
+    """python-telegram-bot closes its connections only once getMe has succeeded; the adapter
+    closes them itself when it fails (the app starts the adapter again and again meanwhile)."""
+    tg.fail("getMe", Fault.error(401, "Unauthorized"))
+    adapter = TelegramAdapter(tg.token, base_url=tg.base_url, request_timeouts=FAST)
+    with pytest.raises(PlatformError):
+        await adapter.run(RecordingCore())
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ResourceWarning)
+        del adapter
+        gc.collect()
+    assert [str(w.message) for w in caught if w.category is ResourceWarning] == []
 
 
 # ---- translation ---------------------------------------------------------------------------------

@@ -427,11 +427,15 @@ class TelegramAdapter:
         if rate_limiter is True:
             rate_limiter = smooth_rate_limiter()
         # A bot of our own means the builder takes none of the bot's settings: they go to the bot.
+        self._requests = (
+            AiohttpRequest(timeouts, pool_size=256),
+            AiohttpRequest(timeouts, pool_size=1),  # getUpdates: adds its long-poll timeout
+        )
         bot = _TolerantBot(
             token,
             base_url=self._base_url,
-            request=AiohttpRequest(timeouts, pool_size=256),
-            get_updates_request=AiohttpRequest(timeouts, pool_size=1),  # adds its long-poll timeout
+            request=self._requests[0],
+            get_updates_request=self._requests[1],
             rate_limiter=rate_limiter or None,
         )
         builder = (
@@ -494,10 +498,16 @@ class TelegramAdapter:
         async with self._init_lock:
             try:
                 await self._app.initialize()
-            except InvalidToken:  # its message quotes the token
-                raise PlatformError("telegram: the Bot API refused TELEGRAM_BOT_TOKEN") from None
-            except NetworkError as error:
-                raise TransientError(f"telegram: {self._base_url} is unreachable ({error})") from None
+            except BaseException as error:
+                # The library closes its connections only once it has initialised: a failed getMe
+                # would leave them open.
+                for request in self._requests:
+                    await request.shutdown()
+                if isinstance(error, InvalidToken):  # its message quotes the token
+                    raise PlatformError("telegram: the Bot API refused TELEGRAM_BOT_TOKEN") from None
+                if isinstance(error, NetworkError):
+                    raise TransientError(f"telegram: {self._base_url} is unreachable ({error})") from None
+                raise
 
     async def _register_commands(self) -> None:
         """The client's command menu, in English and (for Chinese-speaking users) in Chinese."""
