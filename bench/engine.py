@@ -35,6 +35,7 @@ from bot.core.bank import Bank  # noqa: E402
 from bot.core.commands import Core  # noqa: E402
 from bot.core.model import ChatRef, Incoming  # noqa: E402
 from bot.core.store import Store, open_store  # noqa: E402
+from bot.core.store.tables import TABLES  # noqa: E402
 from tests.clock import FakeClock  # noqa: E402
 
 NOW = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
@@ -65,7 +66,8 @@ async def preload(
     texts = ["x" * n for n in range(20, 121)]
     card = srs.new_card_json(NOW)
     due_dates = [NOW + timedelta(days=d) for d in range(-30, 61)]
-    # Rows as tables.py lists the columns: posts (id, chat_key, question_id, kind, user_key,
+    # Rows as tables.py lists the columns: chats (key, platform, chat_id, thread_id, is_group,
+    # settings, subscribed, schedule_from, created_at, platform_lang, revision), posts (id, chat_key, question_id, kind, user_key,
     # local_date, status, message_id, cycle, created_at, sent_at, reveal_due_at, revealed_at,
     # reveal_status), attempts (id, post_id, user_key, chat_key, question_id, text, hidden,
     # current, local_date, created_at, grade, graded_at), reviews (user_key, question_id, card,
@@ -117,8 +119,8 @@ async def preload(
 
     start = midnights[0]
     tables = {
-        "chats": [(f"bench:g{g}", "bench", f"g{g}", None, True, "{}", False, None, start, None) for g in range(groups)]
-        + [(f"bench:p{u}", "bench", f"p{u}", None, False, "{}", False, None, start, None) for u in range(users)],
+        "chats": [(f"bench:g{g}", "bench", f"g{g}", None, True, "{}", False, None, start, None, 0) for g in range(groups)]
+        + [(f"bench:p{u}", "bench", f"p{u}", None, False, "{}", False, None, start, None, 0) for u in range(users)],
         "users": [(f"bench:u{u}", f"user {u}", None, start) for u in range(users)],
         "posts": posts,
         "open_questions": [],
@@ -131,7 +133,8 @@ async def preload(
             for at in range(0, len(rows), LOAD_BATCH):
                 yield table, rows[at : at + LOAD_BATCH]
 
-    await store.import_rows(batches(), {table: len(rows) for table, rows in tables.items()}, replace=True)
+    expected = dict.fromkeys(TABLES, 0) | {table: len(rows) for table, rows in tables.items()}  # the rest empty
+    await store.import_rows(batches(), expected, replace=True)
     return len(attempt_rows)
 
 
