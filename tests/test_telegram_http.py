@@ -5,6 +5,7 @@ real aiohttp, servers on 127.0.0.1."""
 from __future__ import annotations
 
 import asyncio
+import traceback
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -25,7 +26,8 @@ async def bot_for(base_url: str, token: str, timeouts: RequestTimeouts = PATIENT
     request = AiohttpRequest(timeouts, pool_size=4)
     await request.initialize()
     try:
-        yield Bot(token, base_url=base_url, request=request)
+        # Both of the bot's requests, or python-telegram-bot makes an httpx one for getUpdates.
+        yield Bot(token, base_url=base_url, request=request, get_updates_request=request)
     finally:
         await request.shutdown()
 
@@ -87,12 +89,42 @@ async def test_a_redirect_is_not_followed_with_the_token() -> None:
     assert elsewhere == []
 
 
-async def test_a_failed_connection_is_a_network_error_without_the_token() -> None:
+async def test_an_unusable_bot_api_url_is_a_network_error_without_the_token() -> None:
     token = "123456:do-not-print-me"
     async with bot_for("http://127.0.0.1:99999/bot", token) as bot:  # no such port: aiohttp names the URL
         with pytest.raises(NetworkError) as raised:
             await bot.get_me()
     assert "do-not-print-me" not in str(raised.value) and "getMe" in str(raised.value)
+
+
+async def test_a_malformed_answer_is_a_network_error_whose_traceback_has_no_token() -> None:
+    """aiohttp names the URL as it spells it (the host lower-cased), not as it was given, and a
+    logged traceback shows the errors an error was raised from."""
+    token = "123456:do-not-print-me"
+
+    async def malformed(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: many\r\n\r\n")
+        await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(malformed, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        async with bot_for(f"http://LOCALHOST:{port}/bot", token) as bot:
+            with pytest.raises(NetworkError) as raised:
+                await bot.get_me()
+    finally:
+        server.close()
+        await server.wait_closed()
+    shown = "".join(traceback.format_exception(raised.value))
+    assert "Content-Length" in shown and "do-not-print-me" not in shown
+
+
+async def test_an_uploaded_file_keeps_its_name() -> None:
+    async with FakeTelegram() as tg, bot_for(tg.base_url, tg.token) as bot:
+        await bot.send_photo(1001, b"\x89PNG picture", filename="注意力 (attention).png")
+    assert tg.calls_to("sendPhoto")[0].filenames["photo"] == "注意力 (attention).png"
 
 
 @asynccontextmanager
@@ -160,6 +192,31 @@ async def test_an_https_request_tunnels_through_the_proxy_with_its_credentials(
     request_line, *fields = head.decode().split("\r\n")
     assert request_line == "CONNECT api.telegram.invalid:443 HTTP/1.1"  # the token stays inside TLS
     assert "Proxy-Authorization: Basic ZGFpbHlxOnMzY3JldA==" in fields
+
+
+@pytest.mark.parametrize(
+    ("variable", "address"),
+    [("ALL_PROXY", "http://{address}"), ("HTTP_PROXY", "{address}")],
+    ids=["all-proxy", "no-scheme"],
+)
+async def test_the_proxy_settings_httpx_took_still_work(
+    no_proxy_settings: pytest.MonkeyPatch, variable: str, address: str
+) -> None:
+    async with recording_proxy() as (proxy, heads):
+        no_proxy_settings.setenv(variable, address.format(address=proxy))
+        async with bot_for("http://bot-api.invalid/bot", "123:proxied") as bot:
+            await bot.get_me()
+    assert [head.split(b"\r\n", 1)[0] for head in heads] == [
+        b"POST http://bot-api.invalid/bot123:proxied/getMe HTTP/1.1"
+    ]
+
+
+async def test_a_proxy_that_is_not_http_is_refused_clearly(no_proxy_settings: pytest.MonkeyPatch) -> None:
+    no_proxy_settings.setenv("HTTPS_PROXY", "socks5://dailyq:s3cret@127.0.0.1:1080")
+    async with bot_for("https://api.telegram.invalid/bot", "123:socks") as bot:
+        with pytest.raises(NetworkError, match=r"socks5://…; use http\(s\)://") as raised:
+            await bot.get_me()
+    assert "s3cret" not in str(raised.value)
 
 
 async def test_no_proxy_sends_directly(no_proxy_settings: pytest.MonkeyPatch) -> None:

@@ -6,10 +6,11 @@ parser in C, a connection pool that does not scan every connection for every req
 0.26 to 0.32 (`bench/README.md`). An update costs one or two Bot API calls, so the transport was
 most of what an update cost. aiohttp already serves the webhook: no dependency is added.
 
-`AiohttpRequest` keeps `HTTPXRequest`'s contract: the same five timeouts, the same errors
+`AiohttpRequest` keeps `HTTPXRequest`'s contract: the same five timeouts (aiohttp counts the
+wait for a free connection with the connect time: pool + connect in all), the same errors
 (`TimedOut`, `NetworkError`), redirects not followed, HTTP/1.1, and a proxy set in the
-environment (HTTP(S)_PROXY and NO_PROXY, read when the session opens, as httpx reads them) still
-used. The body is JSON, which the Bot API takes for every method, rather than a form of JSON
+environment (HTTP(S)_PROXY, ALL_PROXY and NO_PROXY, read when the session opens, as httpx reads
+them) still used. The body is JSON, which the Bot API takes for every method, rather than a form of JSON
 values; uploads go as the same multipart form as before.
 """
 
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import functools
 import json
+import re
 import ssl
 import urllib.request
 from dataclasses import dataclass
@@ -32,6 +34,9 @@ from yarl import URL
 DefaultValue = type(BaseRequest.DEFAULT_NONE)
 JSON = {"Content-Type": "application/json"}
 PROXY_AUTHORIZATION = "Proxy-Authorization"
+# A bot token, as BotFather makes them (123456:ABC-def…): its secret is not all digits, as the
+# port in a host:port is.
+TOKEN = re.compile(r"\d+:[\w-]*[A-Za-z_-][\w-]*", re.ASCII)
 
 
 @dataclass(frozen=True)
@@ -109,7 +114,8 @@ class AiohttpRequest(BaseRequest):
         headers = None
         body: aiohttp.FormData | bytes | None = None
         if files:  # a multipart form: each value JSON-encoded, as HTTPXRequest sends it
-            body = aiohttp.FormData(request_data.json_parameters)  # type: ignore[union-attr]
+            # Field and file names as they are (UTF-8), as httpx sent them, not percent-encoded.
+            body = aiohttp.FormData(request_data.json_parameters, quote_fields=False)  # type: ignore[union-attr]
             for name, (filename, content, mimetype) in files.items():
                 body.add_field(name, content, filename=filename, content_type=mimetype)
         elif request_data is not None:
@@ -137,28 +143,37 @@ class AiohttpRequest(BaseRequest):
                 proxy_headers=proxy_headers,
             ) as response:
                 return response.status, await response.read()
+        # aiohttp's errors name the URL, which holds the bot's token (its own spelling of it: the
+        # host lower-cased, the path normalised): the token is taken out of the message, and the
+        # error is not chained, as a logged traceback would show the original.
         except TimeoutError as error:  # aiohttp's own timeouts are TimeoutErrors too
-            raise TimedOut from error
+            raise TimedOut(f"Timed out ({_described(error)})") from None
         except (aiohttp.ClientError, OSError) as error:  # OSError: a socket error aiohttp left unwrapped
-            # The URL holds the bot's token: keep it out of the message, which may be logged.
-            detail = str(error).replace(url, f"the Bot API's {url.rsplit('/', 1)[-1]}")
-            raise NetworkError(f"aiohttp.{type(error).__name__}: {detail}") from error
+            raise NetworkError(_described(error)) from None
 
     def _proxy(self, url: str) -> tuple[URL | None, str | None]:
         """The proxy for a URL's origin and its Proxy-Authorization, or none (NO_PROXY, or none set)."""
         parts = urlsplit(url)
         origin = (parts.scheme, parts.netloc)
         if origin not in self._proxy_for_origin:
-            address = self._proxies.get(parts.scheme)
+            address = self._proxies.get(parts.scheme) or self._proxies.get("all")  # ALL_PROXY
             if address is None or urllib.request.proxy_bypass_environment(
                 parts.hostname or "", self._proxies
             ):
                 self._proxy_for_origin[origin] = (None, None)
             else:
-                proxy = URL(address)
+                proxy = URL(address if "://" in address else f"http://{address}")  # as httpx reads it
+                if proxy.scheme not in ("http", "https"):  # its address may hold a password: not shown
+                    raise NetworkError(
+                        f"the proxy set in the environment is {proxy.scheme}://…; use http(s)://"
+                    )
                 auth = aiohttp.BasicAuth.from_url(proxy)
                 self._proxy_for_origin[origin] = (proxy.with_user(None), auth.encode() if auth else None)
         return self._proxy_for_origin[origin]
+
+
+def _described(error: BaseException) -> str:
+    return f"aiohttp.{type(error).__name__}: " + TOKEN.sub("<token>", str(error))
 
 
 def _chosen(value: object, default: float) -> float | None:

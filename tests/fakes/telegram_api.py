@@ -218,6 +218,7 @@ class Call:
     method: str
     params: dict[str, Any]
     files: dict[str, bytes] = field(default_factory=dict)
+    filenames: dict[str, str] = field(default_factory=dict)  # an uploaded file's name, by field
     status: int | None = None  # None until answered
     result: Any = None
     fault: Fault | None = None
@@ -538,8 +539,8 @@ class FakeTelegram:
         if request.match_info["bot_token"] != f"bot{self.token}":
             return _error(401, "Unauthorized")
         method = request.match_info["method"]
-        params, files = await _read_params(request)
-        call = Call(method, params, files)
+        params, files, filenames = await _read_params(request)
+        call = Call(method, params, files, filenames)
         self.calls.append(call)
         self._call_recorded.set()  # long polls and hung requests are seen while they wait
         response = await self._answer(call)
@@ -816,14 +817,15 @@ def _error(status: int, description: str, **parameters: Any) -> web.Response:
     return web.json_response(payload, status=status)
 
 
-async def _read_params(request: web.Request) -> tuple[dict[str, Any], dict[str, bytes]]:
+async def _read_params(request: web.Request) -> tuple[dict[str, Any], dict[str, bytes], dict[str, str]]:
     if request.content_type == "application/json":
-        return await request.json(), {}
+        return await request.json(), {}, {}
     params: dict[str, Any] = {}
     files: dict[str, bytes] = {}
+    filenames: dict[str, str] = {}
     for key, value in (await request.post()).items():
         if isinstance(value, web.FileField):
-            files[key] = value.file.read()
+            files[key], filenames[key] = value.file.read(), value.filename
         else:
             params[key] = json.loads(value) if key in JSON_FIELDS else value
-    return params, files
+    return params, files, filenames
