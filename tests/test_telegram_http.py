@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import traceback
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, suppress
 
 import pytest
 from aiohttp import web
@@ -21,9 +21,11 @@ PATIENT = RequestTimeouts(connect=30.0, read=30.0, write=30.0, media_write=30.0,
 
 
 @asynccontextmanager
-async def bot_for(base_url: str, token: str, timeouts: RequestTimeouts = PATIENT) -> AsyncIterator[Bot]:
+async def bot_for(
+    base_url: str, token: str, timeouts: RequestTimeouts = PATIENT, pool_size: int = 4
+) -> AsyncIterator[Bot]:
     """A bot on the transport, its session open, without python-telegram-bot's start-up getMe."""
-    request = AiohttpRequest(timeouts, pool_size=4)
+    request = AiohttpRequest(timeouts, pool_size=pool_size)
     await request.initialize()
     try:
         # Both of the bot's requests, or python-telegram-bot makes an httpx one for getUpdates.
@@ -64,6 +66,24 @@ async def test_a_timeout_given_for_one_call_is_kept() -> None:
         with pytest.raises(TimedOut):
             async with asyncio.timeout(10):  # the default read timeout is 30 s
                 await bot.get_me(read_timeout=0.2)
+
+
+async def test_a_full_pool_is_a_timeout_not_an_endless_wait() -> None:
+    """Every connection busy: a call waits the pool's and the connect's time, then times out."""
+    short_wait = RequestTimeouts(connect=0.2, read=30.0, write=30.0, media_write=30.0, pool=0.2)
+    async with FakeTelegram() as tg, bot_for(tg.base_url, tg.token, short_wait, pool_size=1) as bot:
+        tg.fail("getMe", HANG)
+        hung = asyncio.create_task(bot.get_me())  # holds the only connection
+        try:
+            await tg.wait_until(lambda: bool(tg.calls_to("getMe")))
+            with pytest.raises(TimedOut):
+                async with asyncio.timeout(10):  # the read timeout is 30 s
+                    await bot.send_message(1001, "waits for a connection")
+        finally:
+            hung.cancel()
+            with suppress(asyncio.CancelledError, TimedOut):
+                await hung
+    assert tg.calls_to("sendMessage") == []
 
 
 async def test_a_redirect_is_not_followed_with_the_token() -> None:
