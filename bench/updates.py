@@ -1,6 +1,6 @@
 """Input throughput: 200 users at once sending /quiz, answers and button presses to the real stack.
 
-    python -m bench.updates [--users 200] [--rounds 1] [--repeat 4] [--questions 1000] [--db URL]
+    python -m bench.updates [--users 200] [--rounds 1] [--repeat 5] [--questions 1000] [--db URL]
 
 Each user plays `rounds` times: /quiz, an answer (a spoiler reply to the question), a press on its
 Reveal button, a press on the Good grade button; the next step comes as soon as the bot's reply
@@ -347,23 +347,26 @@ async def main() -> None:
     def of(bot: str) -> list[Run]:
         return [run for run in runs if run.bot == bot]
 
-    # Each dailyq run is compared with the echo run right after it (and the PostgreSQL run between them).
-    pairs = list(zip(of(BOT_NAMES["sqlite"]), of("echo"), strict=True))
-    ratios = [mine.cpu_ms_per_update / theirs.cpu_ms_per_update for mine, theirs in pairs]
+    def ratios_to(echo: str) -> list[float]:
+        """Each dailyq run's cost per update ÷ that of the `echo` run after it (and after the
+        PostgreSQL run between them)."""
+        pairs = zip(of(BOT_NAMES["sqlite"]), of(echo), strict=True)
+        return [mine.cpu_ms_per_update / theirs.cpu_ms_per_update for mine, theirs in pairs]
+
+    ratios, own = ratios_to(ECHO_NAMES["httpx"]), ratios_to(ECHO_NAMES["aiohttp"])
     print(
         f"cost per update, dailyq ÷ echo, run by run (the goal line is their median of {len(ratios)}): "
         + ", ".join(f"{ratio:.2f}" for ratio in ratios)
     )
-    own = [
-        mine.cpu_ms_per_update / theirs.cpu_ms_per_update
-        for mine, theirs in zip(of(BOT_NAMES["sqlite"]), of(ECHO_NAMES["aiohttp"]), strict=True)
-    ]
     print(
         "cost per update, dailyq ÷ the echo bot on dailyq's transport (aiohttp), run by run: "
         + ", ".join(f"{ratio:.2f}" for ratio in own)
         + f"; median {statistics.median(own):.2f} (dailyq's own work above the least a bot does)"
     )
-    throughput = statistics.median(mine.per_second / theirs.per_second for mine, theirs in pairs)
+    throughput = statistics.median(
+        mine.per_second / theirs.per_second
+        for mine, theirs in zip(of(BOT_NAMES["sqlite"]), of(ECHO_NAMES["httpx"]), strict=True)
+    )
     print(f"throughput dailyq ÷ echo, median: {throughput:.2f}")
     print()
     print(f"unanswered_updates: {sum(run.unanswered for run in runs)} (goal: = 0)")
