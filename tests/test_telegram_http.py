@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import traceback
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager, suppress
 
 import pytest
@@ -32,6 +32,19 @@ async def bot_for(
         yield Bot(token, base_url=base_url, request=request, get_updates_request=request)
     finally:
         await request.shutdown()
+
+
+@asynccontextmanager
+async def tcp_server(
+    handle: Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]],
+) -> AsyncIterator[int]:
+    """A server on 127.0.0.1 speaking raw bytes (what aiohttp's would not send); its port."""
+    server = await asyncio.start_server(handle, "127.0.0.1", 0)
+    try:
+        yield server.sockets[0].getsockname()[1]
+    finally:
+        server.close()
+        await server.wait_closed()
 
 
 @asynccontextmanager
@@ -128,15 +141,9 @@ async def test_a_malformed_answer_is_a_network_error_whose_traceback_has_no_toke
         await writer.drain()
         writer.close()
 
-    server = await asyncio.start_server(malformed, "127.0.0.1", 0)
-    port = server.sockets[0].getsockname()[1]
-    try:
-        async with bot_for(f"http://LOCALHOST:{port}/bot", token) as bot:
-            with pytest.raises(NetworkError) as raised:
-                await bot.get_me()
-    finally:
-        server.close()
-        await server.wait_closed()
+    async with tcp_server(malformed) as port, bot_for(f"http://LOCALHOST:{port}/bot", token) as bot:
+        with pytest.raises(NetworkError) as raised:
+            await bot.get_me()
     shown = "".join(traceback.format_exception(raised.value))
     assert "Content-Length" in shown and "do-not-print-me" not in shown
 
@@ -168,12 +175,8 @@ async def recording_proxy() -> AsyncIterator[tuple[str, list[bytes]]]:
         await writer.drain()
         writer.close()
 
-    server = await asyncio.start_server(proxy, "127.0.0.1", 0)
-    try:
-        yield f"127.0.0.1:{server.sockets[0].getsockname()[1]}", heads
-    finally:
-        server.close()
-        await server.wait_closed()
+    async with tcp_server(proxy) as port:
+        yield f"127.0.0.1:{port}", heads
 
 
 @pytest.fixture
